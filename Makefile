@@ -1,0 +1,49 @@
+# Quick start:  make setup   (virtualenv + pinned dependencies + the whole pipeline on `local`)
+#               make test    (the test suite)
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP_VERSION := 25.3
+
+.DEFAULT_GOAL := help
+.PHONY: help setup install run test test-fast ui lock clean
+
+help:  ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+setup: install run  ## Install everything, then run the whole pipeline on the local environment
+
+install: $(VENV)/.installed  ## Create .venv and install the pinned dependencies
+
+$(VENV)/.installed: requirements.lock
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] >= (3, 11), "Python 3.11+ is needed, found " + sys.version.split()[0]'
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check pip==$(PIP_VERSION)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(PY) -m pip check
+	@touch $@
+
+run: install  ## Run the whole pipeline on the local environment
+	$(PY) src/main.py --environment local
+
+test: install  ## Run the test suite (unit + integration)
+	$(PY) -m pytest
+
+test-fast: install  ## Run only the fast unit tests
+	$(PY) -m pytest -m "not slow"
+
+ui: install  ## Start the MLflow UI on the local runs (http://127.0.0.1:5000)
+	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///mlflow.db
+
+lock:  ## Re-resolve requirements*.in into requirements.lock (then update conda.yaml to match)
+	rm -rf .lock-venv
+	$(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/pip install --quiet pip==$(PIP_VERSION)
+	.lock-venv/bin/pip install --quiet -r requirements.in -r requirements-dev.in
+	.lock-venv/bin/pip check
+	{ sed -n '1,2p' requirements.lock; .lock-venv/bin/pip freeze --exclude-editable; } > requirements.lock.new
+	mv requirements.lock.new requirements.lock
+	rm -rf .lock-venv
+
+clean:  ## Remove local run outputs (runs, models, data written by the pipeline); keeps data/raw
+	rm -rf mlflow.db mlruns data/interim/*/ data/processed/*/ data/snapshots/*/

@@ -1,0 +1,141 @@
+"""make_data transforms: raw DataFrame in, validated clean DataFrame out. No I/O, no tracking."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import pandas as pd
+
+from src.lib.config import MakeDataParams, SchemaConfig
+from src.lib.errors import DataValidationError
+
+logger = logging.getLogger(__name__)
+
+# pandas dtype each schema type is coerced to (nullable dtypes, so a missing value never changes a column's type).
+DTYPES = {"float": "float64", "int": "Int64", "bool": "boolean", "category": "category", "string": "string"}
+
+
+@dataclass(frozen=True)
+class CleanReport:
+    """What cleaning changed, in numbers (logged as metrics by the runner)."""
+
+    raw_rows: int
+    dropped_missing_target: int
+    dropped_duplicates: int
+    clean_rows: int
+    null_cells: int
+
+
+def build_raw_schema(schema: SchemaConfig, params: MakeDataParams):  # -> pandera.DataFrameSchema
+    """The pandera schema of the raw dataset, built from the config's ``schema`` section."""
+    import pandera.pandas as pa
+
+    columns: dict[str, pa.Column] = {}
+    if schema.id_column:
+        columns[schema.id_column] = pa.Column(nullable=False)
+    columns[schema.target] = pa.Column(nullable=True)
+    for name, spec in schema.columns.items():
+        checks = []
+        if spec.min is not None:
+            checks.append(pa.Check.ge(spec.min))
+        if spec.max is not None:
+            checks.append(pa.Check.le(spec.max))
+        if spec.allowed is not None:
+            checks.append(pa.Check.isin(spec.allowed))
+        checks.append(
+            pa.Check(
+                lambda s, limit=params.max_null_fraction: bool(s.notna().any()) and s.isna().mean() <= limit,
+                element_wise=False,
+                ignore_na=False,
+                name=f"null_share<={params.max_null_fraction:g}_and_not_all_null",
+            )
+        )
+        columns[name] = pa.Column(DTYPES[spec.type], checks=checks, nullable=spec.nullable, coerce=True)
+    return pa.DataFrameSchema(columns, strict=True, ordered=False, name="raw dataset")
+
+
+def validate_raw(raw: pd.DataFrame, schema: SchemaConfig, params: MakeDataParams) -> pd.DataFrame:
+    """Check the raw dataset against the schema, reporting every failing check at once.
+
+    Returns a copy with every feature coerced to its declared type.
+    Raises:
+        DataValidationError: with the full failure report in ``.report``.
+    """
+    import pandera.errors as pa_errors
+
+    if raw.empty:
+        raise DataValidationError(
+            f"the raw dataset has no rows (columns: {', '.join(map(str, raw.columns)) or 'none'}): "
+            "point data.raw at a file with data"
+        )
+    try:
+        return build_raw_schema(schema, params).validate(raw.copy(), lazy=True)
+    except pa_errors.SchemaErrors as exc:
+        report = _failure_report(exc.failure_cases, raw)
+        raise DataValidationError(
+            "the raw dataset does not match the schema in the config:\n"
+            + report
+            + "\nfix the data, or the 'schema' section of the config if the data is right",
+            report=report,
+        ) from None
+
+
+def clean_data(raw: pd.DataFrame, schema: SchemaConfig, params: MakeDataParams) -> tuple[pd.DataFrame, CleanReport]:
+    """Validate and clean: coerce types, drop rows without a target, drop exact duplicates.
+
+    Missing feature values are kept: the model's own imputer fills them, so serving handles them the same way.
+    """
+    typed = validate_raw(raw, schema, params)
+    raw_rows = len(typed)
+    with_target = typed[typed[schema.target].notna()]
+    dropped_target = raw_rows - len(with_target)
+    deduped = with_target.drop_duplicates() if params.drop_duplicates else with_target
+    dropped_dupes = len(with_target) - len(deduped)
+    ordered = ([schema.id_column] if schema.id_column else []) + schema.features + [schema.target]
+    clean = deduped.loc[:, ordered].reset_index(drop=True)
+    if clean.empty:
+        raise DataValidationError(
+            f"no rows are left after cleaning ({dropped_target} had no '{schema.target}', "
+            f"{dropped_dupes} were duplicates): the raw dataset has no usable rows"
+        )
+    report = CleanReport(
+        raw_rows=raw_rows,
+        dropped_missing_target=dropped_target,
+        dropped_duplicates=dropped_dupes,
+        clean_rows=len(clean),
+        null_cells=int(clean[schema.features].isna().sum().sum()),
+    )
+    return clean, report
+
+
+def _failure_report(failure_cases: pd.DataFrame, raw: pd.DataFrame) -> str:
+    """One line per problem, with a count and a few example values."""
+    lines: dict[str, None] = {}  # ordered set: pandera can report one problem twice
+    type_failures: set[str] = set()
+    for row in failure_cases.itertuples(index=False):
+        check = str(row.check)
+        if check in ("column_in_schema", "column_in_dataframe"):
+            what = "extra column not in the schema" if check == "column_in_schema" else "missing column"
+            lines[f"  - {what}: '{row.failure_case}'"] = None
+        elif check.startswith(("coerce_dtype", "dtype")):
+            type_failures.add(str(row.column))
+    for (column, check), group in failure_cases.groupby(["column", "check"], sort=False, dropna=False):
+        check = str(check)
+        if check in ("column_in_schema", "column_in_dataframe"):
+            continue
+        examples = ", ".join(repr(v) for v in group["failure_case"].drop_duplicates().head(3).tolist())
+        if check.startswith(("coerce_dtype", "dtype")):
+            wanted = check.split("(")[-1].rstrip(")").strip("'")
+            text = f"values that cannot be read as {wanted} ({len(group)} rows; e.g. {examples})"
+        elif check == "not_nullable":
+            text = f"nulls where none are allowed ({len(group)} rows)"
+        elif check.startswith("null_share"):
+            share = raw[column].isna().mean() if column in raw else float("nan")
+            text = "is entirely null" if share == 1 else f"is {share:.0%} null, more than {check.split('<=')[1].split('_')[0]} allowed"
+        elif column in type_failures:
+            continue  # a range check on values that failed to parse repeats the type failure
+        else:
+            text = f"fails {check} ({len(group)} rows; e.g. {examples})"
+        lines[f"  - column '{column}': {text}"] = None
+    return "\n".join(lines)

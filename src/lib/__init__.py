@@ -1,0 +1,1 @@
+"""Shared plumbing: config, storage, tracking, errors. Steps import from here; nothing here imports a step."""

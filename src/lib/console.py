@@ -1,0 +1,87 @@
+"""What the pipeline prints: progress per step while it runs, a summary at the end, one clear error."""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from typing import TYPE_CHECKING
+
+from rich.console import Console
+from rich.table import Table
+
+if TYPE_CHECKING:
+    from src.lib.config import Settings
+    from src.pipeline import PipelineResult, StepResult
+
+# Progress and errors go to stderr, the summary to stdout (so it can be captured on its own).
+# Piped or captured output gets a width that fits a run id and its metrics on one line.
+err = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 120)
+out = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
+
+HEADLINE_METRICS = {
+    "make_data": ("clean_rows", "dropped_duplicates", "dropped_missing_target"),
+    "feat_data": ("train_rows", "test_rows"),
+    "train_model": ("roc_auc", "f1_score", "accuracy_score"),
+    "predict": ("rows_scored", "positive_rate"),
+}
+
+
+class ConsoleReporter:
+    """Prints one line when a step starts and one when it ends."""
+
+    def step_started(self, step: str, index: int, total: int) -> None:
+        err.print(f"[bold cyan]>[/] [{index}/{total}] {step} ...")
+
+    def step_finished(self, result: StepResult) -> None:
+        err.print(f"[bold green]ok[/] {result.step} in {result.seconds:.1f}s  {_headline(result)}", soft_wrap=True)
+
+    def step_failed(self, step: str, error: BaseException) -> None:
+        err.print(f"[bold red]FAILED[/] {step}")
+
+
+def print_error(message: str, cause: BaseException | None = None, verbose: bool = False) -> None:
+    """One clear message; the traceback only when asked for (it is always logged on the failed run)."""
+    from src.lib.errors import PipelineError
+
+    if cause is not None and verbose:
+        err.print("".join(traceback.format_exception(cause)), markup=False)
+    err.print(f"[bold red]error:[/] {message}", markup=True, soft_wrap=True)
+    if cause is not None and not isinstance(cause, PipelineError):
+        err.print("  (an unexpected error: the full traceback is on the failed run as error/traceback.txt; "
+                  "re-run with --verbose to print it)")
+    if cause is not None:
+        err.print("  the step's run and the pipeline run are marked FAILED in MLflow")
+
+
+def print_summary(settings: Settings, result: PipelineResult) -> None:
+    table = Table(title=f"pipeline run {result.parent_run_id} ({settings.environment})", title_justify="left")
+    table.add_column("step", no_wrap=True)
+    table.add_column("seconds", justify="right", no_wrap=True)
+    table.add_column("run id", no_wrap=True, min_width=32)
+    table.add_column("headline metrics")
+    for step in result.steps:
+        table.add_row(step.step, f"{step.seconds:.1f}", step.run_id, _headline(step))
+    out.print(table)
+    lines = [f"total {result.seconds:.1f}s; experiment '{settings.tracking.experiment}' at {settings.tracking.uri}"]
+    for step in result.steps:
+        if step.step in ("train_model", "predict"):
+            lines += [f"  {name}: {uri}" for name, uri in step.outputs.items()]
+    lines.append(f"see the runs: {ui_command(settings.tracking.uri)}")
+    for line in lines:
+        out.print(line, soft_wrap=True)
+
+
+def ui_command(tracking_uri: str) -> str:
+    if tracking_uri.startswith(("http://", "https://")):
+        return f"open {tracking_uri}"
+    return f"mlflow ui --backend-store-uri {tracking_uri}"
+
+
+def _headline(result: StepResult) -> str:
+    wanted = HEADLINE_METRICS.get(result.step, ())
+    parts = [f"{k}={_fmt(result.metrics[k])}" for k in wanted if k in result.metrics]
+    return " ".join(parts)
+
+
+def _fmt(value: float) -> str:
+    return f"{int(value)}" if float(value).is_integer() else f"{value:.3f}"

@@ -1,0 +1,40 @@
+"""One exception family. Every message says what is wrong, where, and how to fix it."""
+
+from __future__ import annotations
+
+
+class PipelineError(Exception):
+    """Base class: the CLI turns any of these into one clear message and a non-zero exit."""
+
+    exit_code = 1
+
+
+class ConfigError(PipelineError):
+    """A config file, key, value or environment variable is invalid."""
+
+    exit_code = 2
+
+
+class DataValidationError(PipelineError):
+    """A dataset does not match its schema, or cannot be used by a step."""
+
+    def __init__(self, message: str, report: str | None = None) -> None:
+        super().__init__(message)
+        self.report = report
+
+
+class StorageError(PipelineError):
+    """A dataset cannot be read or written where the config says it lives."""
+
+
+class TrackingError(PipelineError):
+    """The MLflow tracking server, a run or a model cannot be reached or found."""
+
+
+class StepError(PipelineError):
+    """A step failed; wraps the step name around the underlying error."""
+
+    def __init__(self, step: str, cause: BaseException) -> None:
+        super().__init__(f"step '{step}' failed: {cause}")
+        self.step = step
+        self.cause = cause

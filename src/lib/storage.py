@@ -1,0 +1,224 @@
+"""The one I/O layer: read and write datasets by URI, local paths and ``s3://`` alike (through fsspec).
+
+Writes are atomic: the bytes go to a temporary file first and appear under the final name only when complete
+(a local rename, or a single S3 upload that S3 makes visible only once it has finished).
+Credentials come from the standard AWS chain; ``AWS_ENDPOINT_URL`` points at an S3-compatible store.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import tempfile
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from src.lib.errors import StorageError
+
+if TYPE_CHECKING:
+    import fsspec
+    import pandas as pd
+
+logger = logging.getLogger(__name__)
+
+TABLE_FORMATS = (".parquet", ".csv")
+_CHUNK = 8 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class WrittenFile:
+    """What a write produced: where, how many bytes, and their SHA-256."""
+
+    uri: str
+    sha256: str
+    size: int
+
+
+@dataclass
+class Storage:
+    """Reads and writes datasets by URI. One instance per environment (it carries the AWS profile/region)."""
+
+    profile: str | None = None
+    region: str | None = None
+    _filesystems: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    # -- filesystems -------------------------------------------------------------------------------------------
+    def filesystem(self, uri: str) -> tuple[fsspec.AbstractFileSystem, str]:
+        """The fsspec filesystem for a URI and the path inside it."""
+        protocol = uri.split("://", 1)[0] if "://" in uri else "file"
+        if protocol not in self._filesystems:
+            self._filesystems[protocol] = self._make_filesystem(protocol)
+        fs = self._filesystems[protocol]
+        return fs, fs._strip_protocol(uri) if protocol != "file" else os.path.abspath(_local_path(uri))
+
+    def _make_filesystem(self, protocol: str) -> fsspec.AbstractFileSystem:
+        import fsspec
+
+        if protocol == "s3":
+            options: dict[str, Any] = {
+                # Transient errors (throttling, 5xx, dropped connections) are retried with backoff by botocore.
+                "config_kwargs": {"retries": {"max_attempts": 8, "mode": "adaptive"}},
+            }
+            if self.profile:
+                options["profile"] = self.profile
+            if self.region:
+                options["client_kwargs"] = {"region_name": self.region}
+            endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+            if endpoint:
+                options["endpoint_url"] = endpoint
+            return fsspec.filesystem("s3", **options)
+        try:
+            return fsspec.filesystem(protocol)
+        except (ImportError, ValueError) as exc:
+            raise StorageError(f"no filesystem for '{protocol}://' URIs: {exc}") from exc
+
+    # -- reading -----------------------------------------------------------------------------------------------
+    def exists(self, uri: str) -> bool:
+        fs, path = self.filesystem(uri)
+        return self._call(uri, "check", fs.exists, path)
+
+    def read_table(self, uri: str, columns: list[str] | None = None) -> pd.DataFrame:
+        """Read a CSV or Parquet dataset (chosen by extension)."""
+        import pandas as pd
+
+        suffix = _suffix(uri)
+        fs, path = self.filesystem(uri)
+        if not self._call(uri, "check", fs.exists, path):
+            raise StorageError(f"dataset '{uri}' does not exist: check data.root and the dataset path in the config")
+        try:
+            with fs.open(path, "rb") as handle:
+                if suffix == ".parquet":
+                    return pd.read_parquet(handle, columns=columns)
+                return pd.read_csv(handle, usecols=columns)
+        except pd.errors.EmptyDataError as exc:
+            raise StorageError(f"dataset '{uri}' is empty: it has no header and no rows") from exc
+        except (pd.errors.ParserError, UnicodeDecodeError, OSError, ValueError) as exc:
+            if isinstance(exc, PermissionError | FileNotFoundError) or _is_auth_error(exc):
+                raise self._storage_error(uri, "read", exc) from exc
+            raise StorageError(f"dataset '{uri}' cannot be parsed as {suffix[1:]}: {exc}") from exc
+
+    def read_bytes(self, uri: str) -> bytes:
+        fs, path = self.filesystem(uri)
+        return self._call(uri, "read", fs.cat_file, path)
+
+    def sha256(self, uri: str) -> str:
+        """SHA-256 of an object's bytes, streamed."""
+        fs, path = self.filesystem(uri)
+        digest = hashlib.sha256()
+        try:
+            with fs.open(path, "rb") as handle:
+                while chunk := handle.read(_CHUNK):
+                    digest.update(chunk)
+        except Exception as exc:  # noqa: BLE001 - any filesystem error becomes a StorageError
+            raise self._storage_error(uri, "read", exc) from exc
+        return digest.hexdigest()
+
+    # -- writing -----------------------------------------------------------------------------------------------
+    def write_table(self, df: pd.DataFrame, uri: str) -> WrittenFile:
+        """Write a DataFrame as Parquet or CSV (by extension), atomically."""
+        if _suffix(uri) == ".parquet":
+            written = self._write_via(uri, lambda tmp: df.to_parquet(tmp, index=False))
+        else:
+            written = self._write_via(uri, lambda tmp: df.to_csv(tmp, index=False))
+        logger.info("wrote %s (%d rows, %d columns, %s bytes)", uri, len(df), df.shape[1], f"{written.size:,}")
+        return written
+
+    def write_bytes(self, data: bytes, uri: str) -> WrittenFile:
+        """Write raw bytes atomically."""
+        return self._write_via(uri, lambda tmp: Path(tmp).write_bytes(data))
+
+    def ensure_writable(self, uri: str) -> None:
+        """Fail early, with the reason, if nothing can be written under the folder ``uri``."""
+        probe = uri.rstrip("/") + f"/.write-probe-{uuid.uuid4().hex}"
+        self.write_bytes(b"", probe)
+        fs, path = self.filesystem(probe)
+        self._call(probe, "delete", fs.rm_file, path)
+
+    def _write_via(self, uri: str, writer: Callable[[str], object]) -> WrittenFile:
+        """Let ``writer`` fill a temp file, hash it, then move it to ``uri`` in one step (or upload it whole)."""
+        fs, path = self.filesystem(uri)
+        local = not _is_remote(uri)
+        tmp_dir = os.path.dirname(path) if local else None
+        try:
+            if tmp_dir:
+                os.makedirs(tmp_dir, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=_suffix_or_empty(uri), dir=tmp_dir)
+            os.close(fd)
+        except OSError as exc:
+            raise self._storage_error(uri, "write", exc) from exc
+        try:
+            writer(tmp)
+            sha, size = _hash_file(tmp)
+            if local:
+                os.replace(tmp, path)
+            else:
+                self._call(uri, "write", fs.put_file, tmp, path)
+        except OSError as exc:
+            raise self._storage_error(uri, "write", exc) from exc
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(tmp)
+        return WrittenFile(uri=uri, sha256=sha, size=size)
+
+    # -- errors ------------------------------------------------------------------------------------------------
+    def _call(self, uri: str, verb: str, func: Any, *args: Any) -> Any:
+        try:
+            return func(*args)
+        except StorageError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            raise self._storage_error(uri, verb, exc) from exc
+
+    def _storage_error(self, uri: str, verb: str, exc: BaseException) -> StorageError:
+        text = f"{type(exc).__name__}: {exc}"
+        if isinstance(exc, PermissionError) and not _is_remote(uri):
+            hint = "the location is not writable/readable by this user: fix its permissions or point data.root elsewhere"
+        elif _is_auth_error(exc):
+            hint = "no valid AWS credentials were found: set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY"
+        elif "NoSuchBucket" in text or "bucket does not exist" in text.lower():
+            hint = "the bucket does not exist: create it or set PIPELINE_DATA_ROOT to an existing bucket"
+        elif "Could not connect" in text or "ConnectionError" in text or "EndpointConnectionError" in text:
+            hint = "the S3 endpoint cannot be reached: check AWS_ENDPOINT_URL and the network"
+        else:
+            hint = "check the location in the config and your access to it"
+        return StorageError(f"cannot {verb} '{uri}': {text} -> {hint}")
+
+
+def _is_auth_error(exc: BaseException) -> bool:
+    text = f"{type(exc).__name__} {exc}"
+    return any(s in text for s in ("NoCredentialsError", "Unable to locate credentials", "InvalidAccessKeyId",
+                                   "SignatureDoesNotMatch", "ExpiredToken", "AccessDenied"))
+
+
+def _is_remote(uri: str) -> bool:
+    return "://" in uri and not uri.startswith("file://")
+
+
+def _local_path(uri: str) -> str:
+    return uri[len("file://") :] if uri.startswith("file://") else uri
+
+
+def _suffix(uri: str) -> str:
+    suffix = _suffix_or_empty(uri)
+    if suffix not in TABLE_FORMATS:
+        raise StorageError(f"'{uri}' is not a table file: use a name ending in {' or '.join(TABLE_FORMATS)}")
+    return suffix
+
+
+def _suffix_or_empty(uri: str) -> str:
+    return os.path.splitext(uri.rstrip("/"))[1].lower()
+
+
+def _hash_file(path: str) -> tuple[str, int]:
+    digest = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size

@@ -1,0 +1,191 @@
+"""Command line of the pipeline: parse options, load config, run, report. No business logic here.
+
+    python src/main.py                                   # every step, local environment
+    python src/main.py --step train_model --environment dev
+    cd src && python main.py --step make_data,feat_data
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+# Run from the source tree (python src/main.py or python main.py inside src/): make `src` importable.
+_REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(_REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(_REPO_ROOT))
+
+import click  # noqa: E402
+
+from src.lib.errors import PipelineError, StepError  # noqa: E402
+
+logger = logging.getLogger("src.main")
+
+STEP_NAMES = ("make_data", "feat_data", "train_model", "predict")
+
+
+class _Optional(click.ParamType):
+    """An int/float option where an empty string means "not given" (MLproject passes "" for unset)."""
+
+    def __init__(self, kind: type) -> None:
+        self.kind = kind
+        self.name = kind.__name__
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if value is None or value == "":
+            return None
+        try:
+            return self.kind(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a valid {self.name}", param, ctx)
+
+
+def _blank_to_none(_ctx: click.Context, _param: click.Parameter, value: Any) -> Any:
+    return None if value == "" else value
+
+
+def _parse_param(text: str) -> tuple[str, Any]:
+    import yaml
+
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise click.BadParameter(f"{text!r} is not KEY=VALUE (e.g. --param C=0.5)", param_hint="--param")
+    return key.strip(), yaml.safe_load(raw)
+
+
+@click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--step", "-s", "steps", default="all", show_default=True, callback=_blank_to_none,
+              help=f"Step(s) to run: all, or a comma list of {', '.join(STEP_NAMES)}.")
+@click.option("--environment", "-e", default="local", show_default=True,
+              help="Config environment: a file in config/ (local, dev, prd).")
+@click.option("--estimator", callback=_blank_to_none,
+              help="train_model: logistic_regression, random_forest or gradient_boosting.")
+@click.option("--param", "-p", "params", multiple=True, metavar="KEY=VALUE",
+              help="train_model: estimator hyperparameter (repeatable), e.g. -p C=0.5.")
+@click.option("--test-size", type=_Optional(float), help="feat_data: share of rows held out.")
+@click.option("--seed", type=_Optional(int), help="Seed of the split and the estimator.")
+@click.option("--model-uri", callback=_blank_to_none,
+              help="predict: runs:/<id>/model, models:/<name>/<version> or models:/<name>@<alias>.")
+@click.option("--input", "input_uri", callback=_blank_to_none, help="predict: dataset to score (path or s3:// URI).")
+@click.option("--verbose", "-v", is_flag=True, help="Show library logs and full tracebacks.")
+@click.pass_context
+def cli(
+    ctx: click.Context,
+    steps: str | None,
+    environment: str,
+    estimator: str | None,
+    params: tuple[str, ...],
+    test_size: float | None,
+    seed: int | None,
+    model_uri: str | None,
+    input_uri: str | None,
+    verbose: bool,
+) -> None:
+    """Run the MLflow pipeline: make_data -> feat_data -> train_model -> predict.
+
+    Each step is a nested MLflow run under one parent run. Without options it runs every step on the local
+    environment; `mlflow ui` from the repo root shows the runs.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    _configure_logging(verbose)
+    overrides = _overrides(estimator, params, test_size, seed, model_uri, input_uri)
+    sys.exit(_run(environment, steps or "all", overrides, verbose))
+
+
+def _overrides(
+    estimator: str | None,
+    params: tuple[str, ...],
+    test_size: float | None,
+    seed: int | None,
+    model_uri: str | None,
+    input_uri: str | None,
+) -> dict[str, Any]:
+    train: dict[str, Any] = {}
+    if estimator:
+        train["estimator"] = estimator
+    if seed is not None:
+        train["seed"] = seed
+    if params:
+        train["hyperparameters"] = {"__chosen__": dict(_parse_param(p) for p in params)}
+    overrides: dict[str, Any] = {}
+    if train:
+        overrides["train_model"] = train
+    if test_size is not None or seed is not None:
+        overrides["feat_data"] = {k: v for k, v in {"test_size": test_size, "seed": seed}.items() if v is not None}
+    if model_uri:
+        overrides["predict"] = {"model_uri": model_uri}
+    if input_uri:
+        overrides["data"] = {"predict_input": input_uri}
+    return overrides
+
+
+def _run(environment: str, steps_text: str, overrides: dict[str, Any], verbose: bool) -> int:
+    from src.lib.config import load_config
+    from src.lib.console import ConsoleReporter, print_error, print_summary
+    from src.pipeline import parse_steps, run_pipeline
+
+    # SIGTERM (docker stop, a scheduler's timeout) ends the runs as KILLED, like Ctrl-C.
+    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    try:
+        steps = parse_steps(steps_text)
+        settings = load_config(environment, overrides=_resolve_chosen_estimator(environment, overrides))
+        result = run_pipeline(settings, steps, reporter=ConsoleReporter())
+    except KeyboardInterrupt:
+        print_error("interrupted: the runs in progress are marked KILLED")
+        return 130
+    except PipelineError as exc:
+        print_error(str(exc), exc.cause if isinstance(exc, StepError) else None, verbose)
+        return exc.exit_code
+    print_summary(settings, result)
+    return 0
+
+
+def _resolve_chosen_estimator(environment: str, overrides: dict[str, Any]) -> dict[str, Any]:
+    """``--param`` applies to the estimator in use: the one given by --estimator, else the config's."""
+    train = overrides.get("train_model", {})
+    chosen = train.get("hyperparameters", {}).pop("__chosen__", None)
+    if chosen is None:
+        return overrides
+    estimator = train.get("estimator")
+    if estimator is None:
+        from src.lib.config import load_config
+
+        estimator = load_config(environment).train_model.estimator
+    train["hyperparameters"] = {estimator: chosen}
+    return overrides
+
+
+def _raise_keyboard_interrupt(_signum: int, _frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def _configure_logging(verbose: bool) -> None:
+    import os
+
+    from rich.logging import RichHandler
+
+    # MLflow configures its own loggers when imported; this is the setting it reads.
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "INFO" if verbose else "ERROR")
+
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(message)s",
+        datefmt="[%X]",
+        handlers=[RichHandler(show_path=False, rich_tracebacks=verbose)],
+        force=True,
+    )
+    logging.getLogger("src").setLevel(logging.INFO if verbose else logging.WARNING)
+    if not verbose:
+        for noisy in ("mlflow", "alembic", "urllib3", "botocore", "matplotlib"):
+            logging.getLogger(noisy).setLevel(logging.ERROR)
+        import warnings
+
+        warnings.filterwarnings("ignore")
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,105 @@
+"""make_data transforms on tiny inline frames."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from src.data.make_dataset import clean_data, validate_raw
+from src.lib.config import MakeDataParams, SchemaConfig
+from src.lib.errors import DataValidationError
+
+
+def test_clean_keeps_good_rows_and_types(dummy_raw: pd.DataFrame, schema: SchemaConfig, make_params) -> None:
+    clean, report = clean_data(dummy_raw, schema, make_params)
+
+    assert list(clean.columns) == ["id", "age", "visits", "plan", "outcome"]
+    assert len(clean) == 12
+    assert str(clean["visits"].dtype) == "Int64"
+    assert str(clean["plan"].dtype) == "category"
+    assert report.clean_rows == 12
+    assert report.dropped_duplicates == 0
+
+
+def test_clean_does_not_mutate_its_input(dummy_raw: pd.DataFrame, schema: SchemaConfig, make_params) -> None:
+    before = dummy_raw.copy(deep=True)
+
+    clean_data(dummy_raw.assign(age=dummy_raw["age"].astype(str)), schema, make_params)
+    clean_data(dummy_raw, schema, make_params)
+
+    pd.testing.assert_frame_equal(dummy_raw, before)
+
+
+def test_clean_drops_duplicates_and_missing_targets(dummy_raw: pd.DataFrame, schema: SchemaConfig, make_params) -> None:
+    raw = pd.concat([dummy_raw, dummy_raw.iloc[[0, 1]]], ignore_index=True)
+    raw.loc[2, "outcome"] = None
+
+    clean, report = clean_data(raw, schema, make_params)
+
+    assert report.raw_rows == 14
+    assert report.dropped_duplicates == 2
+    assert report.dropped_missing_target == 1
+    assert len(clean) == 11
+
+
+def test_missing_feature_values_are_kept_for_the_model_imputer(dummy_raw, schema, make_params) -> None:
+    raw = dummy_raw.assign(age=dummy_raw["age"].where(dummy_raw.index != 3))
+
+    clean, report = clean_data(raw, schema, make_params)
+
+    assert report.null_cells == 1
+    assert np.isnan(clean.loc[3, "age"])
+
+
+def test_numbers_given_as_text_are_coerced(dummy_raw: pd.DataFrame, schema: SchemaConfig, make_params) -> None:
+    clean, _ = clean_data(dummy_raw.assign(age=dummy_raw["age"].astype(str)), schema, make_params)
+
+    assert clean["age"].dtype == "float64"
+
+
+@pytest.mark.parametrize(
+    ("mutate", "expected"),
+    [
+        (lambda df: df.drop(columns=["visits"]), "missing column: 'visits'"),
+        (lambda df: df.assign(extra=1), "extra column not in the schema: 'extra'"),
+        (lambda df: df.assign(age=["old"] + df["age"].tolist()[1:]), "column 'age': values that cannot be read"),
+        (lambda df: df.assign(age=np.nan), "column 'age': is entirely null"),
+        (lambda df: df.assign(age=[np.nan] * 7 + df["age"].tolist()[7:]), "column 'age': is 58% null"),
+        (lambda df: df.assign(age=[-5.0] + df["age"].tolist()[1:]), "greater_than_or_equal_to(0"),
+        (lambda df: df.assign(plan=["gold"] + df["plan"].tolist()[1:]), "column 'plan': fails isin"),
+        (lambda df: df.iloc[0:0], "has no rows"),
+    ],
+)
+def test_each_bad_input_is_reported(dummy_raw, schema, make_params, mutate, expected: str) -> None:
+    with pytest.raises(DataValidationError) as caught:
+        clean_data(mutate(dummy_raw), schema, make_params)
+
+    assert expected in str(caught.value)
+
+
+def test_every_failing_check_is_reported_at_once(dummy_raw: pd.DataFrame, schema: SchemaConfig, make_params) -> None:
+    bad = dummy_raw.drop(columns=["visits"]).assign(extra=1, age=np.nan)
+
+    with pytest.raises(DataValidationError) as caught:
+        validate_raw(bad, schema, make_params)
+
+    report = caught.value.report or ""
+    assert "missing column: 'visits'" in report
+    assert "extra column not in the schema: 'extra'" in report
+    assert "column 'age': is entirely null" in report
+
+
+def test_null_share_limit_is_configurable(dummy_raw: pd.DataFrame, schema: SchemaConfig) -> None:
+    raw = dummy_raw.assign(age=[np.nan] * 7 + dummy_raw["age"].tolist()[7:])
+
+    clean, _ = clean_data(raw, schema, MakeDataParams(max_null_fraction=0.9))
+
+    assert clean["age"].isna().sum() == 7
+
+
+def test_all_rows_without_target_is_an_error(dummy_raw: pd.DataFrame, schema: SchemaConfig, make_params) -> None:
+    with pytest.raises(DataValidationError) as caught:
+        clean_data(dummy_raw.assign(outcome=None), schema, make_params)
+
+    assert "no rows are left after cleaning" in str(caught.value)

@@ -1,0 +1,150 @@
+"""load_config: merging, overrides, resolution, and one YAML fixture per failure mode."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from src.lib.config import REPO_ROOT, deep_merge, load_config
+from src.lib.errors import ConfigError
+
+CASES = Path(__file__).parent / "config_cases"
+
+
+def _config_dir(tmp_path: Path, local_overlay: Path | str | None = None) -> Path:
+    """The repo's base.yaml plus one overlay file as the `local` environment."""
+    folder = tmp_path / "config"
+    folder.mkdir()
+    shutil.copy(REPO_ROOT / "config" / "base.yaml", folder / "base.yaml")
+    if isinstance(local_overlay, Path):
+        shutil.copy(local_overlay, folder / "local.yaml")
+    else:
+        (folder / "local.yaml").write_text(local_overlay or "")
+    return folder
+
+
+@pytest.mark.parametrize("environment", ["local", "dev", "prd"])
+def test_every_shipped_environment_loads(environment: str) -> None:
+    settings = load_config(environment, env={})
+
+    assert settings.environment == environment
+    assert settings.tracking.experiment.endswith(environment)
+    assert settings.dataset_schema.target == "diagnosis"
+
+
+def test_local_resolves_inside_the_repo_whatever_the_cwd(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(REPO_ROOT / "src")
+    settings = load_config("local", env={})
+
+    assert settings.data.uri("raw") == str(REPO_ROOT / "data" / "raw" / "breast_cancer.csv")
+    assert settings.tracking.uri == f"sqlite:///{REPO_ROOT / 'mlflow.db'}"
+    assert settings.tracking.artifact_location == (REPO_ROOT / "mlruns" / "breast-cancer-local").as_uri()
+
+
+def test_dev_and_prd_point_at_s3() -> None:
+    for environment in ("dev", "prd"):
+        settings = load_config(environment, env={})
+        assert settings.data.uri("raw").startswith("s3://")
+        assert settings.tracking.uri.startswith("http")
+        assert settings.tracking.artifact_location is None
+
+
+def test_deep_merge_merges_mappings_and_replaces_the_rest() -> None:
+    base = {"a": {"x": 1, "y": [1, 2]}, "b": 1}
+    merged = deep_merge(base, {"a": {"y": [3]}, "c": 2})
+
+    assert merged == {"a": {"x": 1, "y": [3]}, "b": 1, "c": 2}
+    assert base == {"a": {"x": 1, "y": [1, 2]}, "b": 1}
+
+
+def test_environment_variables_override_yaml(tmp_path: Path) -> None:
+    env = {
+        "PIPELINE_TRACKING_URI": f"sqlite:///{tmp_path}/t.db",
+        "PIPELINE_DATA_ROOT": str(tmp_path / "d"),
+        "PIPELINE__TRAIN_MODEL__SEED": "7",
+        "PIPELINE__FEAT_DATA__TEST_SIZE": "0.3",
+    }
+    settings = load_config("local", env=env)
+
+    assert settings.tracking.uri == f"sqlite:///{tmp_path}/t.db"
+    assert settings.tracking.artifact_location == (tmp_path / "mlruns" / "breast-cancer-local").as_uri()
+    assert settings.data.uri("raw") == str(tmp_path / "d" / "raw" / "breast_cancer.csv")
+    assert settings.train_model.seed == 7
+    assert settings.feat_data.test_size == 0.3
+
+
+def test_pipeline_tracking_uri_wins_over_mlflow_tracking_uri() -> None:
+    env = {"PIPELINE_TRACKING_URI": "http://127.0.0.1:1", "MLFLOW_TRACKING_URI": "http://127.0.0.1:2"}
+    assert load_config("local", env=env).tracking.uri == "http://127.0.0.1:1"
+    assert load_config("local", env={"MLFLOW_TRACKING_URI": "http://127.0.0.1:2"}).tracking.uri == "http://127.0.0.1:2"
+
+
+def test_overrides_win_over_everything() -> None:
+    settings = load_config(
+        "local",
+        env={"PIPELINE__TRAIN_MODEL__SEED": "7"},
+        overrides={"train_model": {"seed": 11, "hyperparameters": {"logistic_regression": {"C": 0.5}}}},
+    )
+
+    assert settings.train_model.seed == 11
+    assert settings.train_model.estimator_params == {"C": 0.5, "max_iter": 2000}
+
+
+def test_unknown_environment_lists_the_choices() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config("staging", env={})
+
+    message = str(caught.value)
+    assert "unknown environment 'staging'" in message
+    assert "dev, local, prd" in message
+
+
+@pytest.mark.parametrize(
+    ("case", "expected"),
+    [
+        ("unknown_key", ["unknown key 'feat_data.test_sise'", "local.yaml"]),
+        ("wrong_type", ["train_model.seed", "forty-two"]),
+        ("malformed", ["not valid YAML", "local.yaml"]),
+        ("not_a_mapping", ["must hold a mapping", "local.yaml"]),
+        ("unknown_estimator", ["train_model.estimator", "xgboost_turbo"]),
+        ("test_size_out_of_range", ["feat_data.test_size", "1.5"]),
+        ("unknown_column_type", ["schema.columns.mean_radius.type", "decimal"]),
+        ("target_is_a_feature", ["target 'mean_radius' must not also be listed"]),
+    ],
+)
+def test_each_bad_config_names_file_and_key(tmp_path: Path, case: str, expected: list[str]) -> None:
+    folder = _config_dir(tmp_path, CASES / f"{case}.yaml")
+
+    with pytest.raises(ConfigError) as caught:
+        load_config("local", config_dir=folder, env={})
+
+    for fragment in expected:
+        assert fragment in str(caught.value)
+
+
+def test_bad_environment_variable_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config("local", env={"PIPELINE__TRAIN_MODEL__SEEED": "3"})
+
+    assert "train_model.seeed" in str(caught.value)
+    assert "PIPELINE__TRAIN_MODEL__SEEED" in str(caught.value)
+
+
+def test_missing_base_file_is_reported(tmp_path: Path) -> None:
+    folder = tmp_path / "config"
+    folder.mkdir()
+    (folder / "local.yaml").write_text("")
+
+    with pytest.raises(ConfigError) as caught:
+        load_config("local", config_dir=folder, env={})
+
+    assert "base.yaml" in str(caught.value)
+    assert "missing" in str(caught.value)
+
+
+def test_empty_overlay_is_allowed(tmp_path: Path) -> None:
+    settings = load_config("local", config_dir=_config_dir(tmp_path, ""), env={})
+
+    assert settings.tracking.experiment == "breast-cancer"

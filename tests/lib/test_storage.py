@@ -1,0 +1,96 @@
+"""Storage on the local filesystem (S3 is exercised against a real S3-speaking server in the S3 tests)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from src.lib.errors import StorageError
+from src.lib.storage import Storage
+
+
+@pytest.fixture
+def frame() -> pd.DataFrame:
+    return pd.DataFrame({"a": [1.0, 2.0, None], "b": ["x", "y", "z"]})
+
+
+@pytest.mark.parametrize("name", ["t.parquet", "t.csv"])
+def test_round_trip_and_digest(tmp_path: Path, frame: pd.DataFrame, name: str) -> None:
+    uri = str(tmp_path / "nested" / "folder" / name)
+
+    written = Storage().write_table(frame, uri)
+    back = Storage().read_table(uri)
+
+    assert written.sha256 == hashlib.sha256(Path(uri).read_bytes()).hexdigest()
+    assert written.size == Path(uri).stat().st_size
+    assert Storage().sha256(uri) == written.sha256
+    assert back["a"].tolist()[:2] == [1.0, 2.0]
+    assert back["b"].tolist() == ["x", "y", "z"]
+
+
+def test_write_leaves_no_temp_file(tmp_path: Path, frame: pd.DataFrame) -> None:
+    Storage().write_table(frame, str(tmp_path / "t.parquet"))
+
+    assert sorted(os.listdir(tmp_path)) == ["t.parquet"]
+
+
+def test_failed_write_keeps_the_previous_file_whole(tmp_path: Path, frame: pd.DataFrame) -> None:
+    uri = str(tmp_path / "t.parquet")
+    Storage().write_table(frame, uri)
+    before = Path(uri).read_bytes()
+    unwritable = pd.DataFrame({"a": [object()]})  # pyarrow cannot serialise a bare object
+
+    with pytest.raises(Exception):  # noqa: B017 - any error: what matters is what is left on disk
+        Storage().write_table(unwritable, uri)
+
+    assert Path(uri).read_bytes() == before
+    assert sorted(os.listdir(tmp_path)) == ["t.parquet"]
+
+
+def test_missing_file_names_the_uri(tmp_path: Path) -> None:
+    with pytest.raises(StorageError) as caught:
+        Storage().read_table(str(tmp_path / "nope.csv"))
+
+    assert "nope.csv" in str(caught.value)
+    assert "does not exist" in str(caught.value)
+
+
+def test_empty_file_is_reported_as_empty(tmp_path: Path) -> None:
+    (tmp_path / "empty.csv").write_text("")
+
+    with pytest.raises(StorageError) as caught:
+        Storage().read_table(str(tmp_path / "empty.csv"))
+
+    assert "is empty" in str(caught.value)
+
+
+def test_unknown_extension_is_refused(tmp_path: Path, frame: pd.DataFrame) -> None:
+    with pytest.raises(StorageError) as caught:
+        Storage().write_table(frame, str(tmp_path / "t.xlsx"))
+
+    assert ".parquet or .csv" in str(caught.value)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can write anywhere, so permissions cannot be tested as root")
+def test_unwritable_folder_is_reported(tmp_path: Path, frame: pd.DataFrame) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+
+    with pytest.raises(StorageError) as caught:
+        Storage().write_table(frame, str(locked / "t.parquet"))
+
+    assert "cannot write" in str(caught.value)
+
+
+def test_write_below_a_file_is_reported(tmp_path: Path, frame: pd.DataFrame) -> None:
+    (tmp_path / "a_file").write_text("x")
+
+    with pytest.raises(StorageError) as caught:
+        Storage().write_table(frame, str(tmp_path / "a_file" / "t.parquet"))
+
+    assert "cannot write" in str(caught.value)
+    assert "a_file" in str(caught.value)

@@ -1,0 +1,54 @@
+"""predict transforms, with a stub classifier (the real model is exercised by the pipeline tests)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from src.lib.errors import DataValidationError
+from src.models.predict_model import ModelRef, predict_frame
+
+REF = ModelRef(uri="models:/m/3", name="m", version="3", run_id="abc")
+WHEN = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+
+
+class Threshold:
+    """Predicts 1 when x > 0.5; its probability is x."""
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        return (X["x"] > 0.5).astype(int).to_numpy()
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        return np.column_stack([1 - X["x"], X["x"]])
+
+
+def test_predictions_sit_next_to_the_input_columns() -> None:
+    batch = pd.DataFrame({"id": [1, 2], "x": [0.2, 0.9]})
+
+    scored = predict_frame(Threshold(), batch, ["x"], REF, WHEN)
+
+    assert list(scored.columns[:2]) == ["id", "x"]
+    assert scored["prediction"].tolist() == [0, 1]
+    assert scored["probability"].tolist() == [0.2, 0.9]
+    assert set(scored["model_version"]) == {"3"}
+    assert set(scored["model_name"]) == {"m"}
+    assert set(scored["model_run_id"]) == {"abc"}
+    assert scored["scored_at"].iloc[0] == pd.Timestamp(WHEN)
+    assert list(batch.columns) == ["id", "x"]
+
+
+def test_missing_model_columns_are_named() -> None:
+    with pytest.raises(DataValidationError) as caught:
+        predict_frame(Threshold(), pd.DataFrame({"id": [1]}), ["x", "y"], REF, WHEN)
+
+    assert "['x', 'y']" in str(caught.value)
+
+
+def test_empty_batch_is_refused() -> None:
+    with pytest.raises(DataValidationError) as caught:
+        predict_frame(Threshold(), pd.DataFrame({"x": []}), ["x"], REF, WHEN)
+
+    assert "no rows" in str(caught.value)

@@ -1,0 +1,98 @@
+"""The command line, run as a user runs it: a subprocess from the repo root or from src/."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from src.lib.config import REPO_ROOT
+
+
+def _run(args: list[str], env: dict[str, str] | None = None, cwd: Path = REPO_ROOT) -> subprocess.CompletedProcess:
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "PIPELINE_"))}
+    full_env.update(env or {})
+    return subprocess.run(
+        [sys.executable, *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=300
+    )
+
+
+def test_help_lists_steps_and_environment() -> None:
+    result = _run(["src/main.py", "--help"])
+
+    assert result.returncode == 0
+    assert "--step" in result.stdout
+    assert "--environment" in result.stdout
+    assert all(step in result.stdout for step in ("make_data", "feat_data", "train_model", "predict"))
+
+
+def test_help_does_not_import_heavy_libraries() -> None:
+    code = (
+        "import sys, runpy; sys.argv = ['main.py', '--help']\n"
+        "try:\n    runpy.run_path('src/main.py', run_name='__main__')\nexcept SystemExit:\n    pass\n"
+        "heavy = [m for m in ('mlflow', 'pandas', 'sklearn', 'pandera') if m in sys.modules]\n"
+        "print('HEAVY', heavy)\n"
+    )
+    result = _run(["-c", code])
+
+    assert "HEAVY []" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "expected", "code"),
+    [
+        (["--environment", "staging"], "unknown environment 'staging'", 2),
+        (["--step", "train"], "unknown step(s) ['train']", 1),
+        (["--estimator", "xgb"], "train_model.estimator", 2),
+        (["--seed", "abc"], "'abc' is not a valid int", 2),
+        (["--param", "C"], "is not KEY=VALUE", 2),
+        (["--param", "Cee=1"], "['Cee'] not accepted by LogisticRegression", 2),
+    ],
+)
+def test_bad_options_fail_with_one_clear_message(tmp_path: Path, args: list[str], expected: str, code: int) -> None:
+    env = {"PIPELINE_DATA_ROOT": str(tmp_path / "data"), "PIPELINE_TRACKING_URI": f"sqlite:///{tmp_path}/m.db"}
+
+    result = _run(["src/main.py", *args], env)
+
+    assert result.returncode == code
+    assert expected in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+def test_runs_from_src_folder_and_prints_a_summary(workspace) -> None:
+    result = _run(["main.py", "--step", "make_data,feat_data"], workspace.env(), cwd=REPO_ROOT / "src")
+
+    assert result.returncode == 0, result.stderr
+    assert "[1/2] make_data" in result.stderr
+    assert "ok feat_data" in result.stderr
+    assert "make_data" in result.stdout and "feat_data" in result.stdout
+    assert f"mlflow ui --backend-store-uri {workspace.tracking_uri}" in result.stdout
+    assert list(workspace.data_root.glob("processed/*/train.parquet"))
+
+
+@pytest.mark.slow
+def test_missing_raw_file_fails_cleanly(workspace) -> None:
+    (workspace.data_root / "raw" / "breast_cancer.csv").unlink()
+
+    result = _run(["src/main.py", "--step", "make_data"], workspace.env())
+
+    assert result.returncode == 1
+    assert "breast_cancer.csv' does not exist" in result.stderr
+    assert "marked FAILED" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+def test_unknown_model_uri_fails_cleanly(workspace) -> None:
+    setup = _run(["src/main.py", "--step", "make_data,feat_data"], workspace.env())
+    assert setup.returncode == 0, setup.stderr
+
+    result = _run(["src/main.py", "--step", "predict", "--model-uri", "models:/nope@champion"], workspace.env())
+
+    assert result.returncode == 1
+    assert "model 'models:/nope@champion' does not exist" in result.stderr
+    assert not list(workspace.data_root.glob("processed/predictions/**/*.parquet"))
