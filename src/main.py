@@ -66,10 +66,13 @@ def _parse_param(text: str) -> tuple[str, Any]:
 @click.option("--param", "-p", "params", multiple=True, metavar="KEY=VALUE",
               help="train_model: estimator hyperparameter (repeatable), e.g. -p C=0.5.")
 @click.option("--test-size", type=_Optional(float), help="feat_data: share of rows held out.")
-@click.option("--seed", type=_Optional(int), help="Seed of the split and the estimator.")
+@click.option("--seed", type=_Optional(int), help="Seed of both the train/test split and the estimator.")
 @click.option("--model-uri", callback=_blank_to_none,
               help="predict: runs:/<id>/model, models:/<name>/<version> or models:/<name>@<alias>.")
 @click.option("--input", "input_uri", callback=_blank_to_none, help="predict: dataset to score (path or s3:// URI).")
+@click.option("--force", "force", is_flag=False, flag_value="all", default=None, metavar="[STEPS]",
+              help="Re-run steps even when a cached run matches: all (no value) or a comma list.")
+@click.option("--dry-run", is_flag=True, help="Print, per step, whether it would run or be reused, and why.")
 @click.option("--verbose", "-v", is_flag=True, help="Show library logs and full tracebacks.")
 @click.pass_context
 def cli(
@@ -82,6 +85,8 @@ def cli(
     seed: int | None,
     model_uri: str | None,
     input_uri: str | None,
+    force: str | None,
+    dry_run: bool,
     verbose: bool,
 ) -> None:
     """Run the MLflow pipeline: make_data -> feat_data -> train_model -> predict.
@@ -93,7 +98,7 @@ def cli(
         return
     _configure_logging(verbose)
     overrides = _overrides(estimator, params, test_size, seed, model_uri, input_uri)
-    sys.exit(_run(environment, steps or "all", overrides, verbose))
+    sys.exit(_run(environment, steps or "all", overrides, force or "", dry_run, verbose))
 
 
 def _overrides(
@@ -123,20 +128,25 @@ def _overrides(
     return overrides
 
 
-def _run(environment: str, steps_text: str, overrides: dict[str, Any], verbose: bool) -> int:
+def _run(environment: str, steps_text: str, overrides: dict[str, Any], force_text: str, dry_run: bool,
+         verbose: bool) -> int:
     from src.lib.config import load_config
-    from src.lib.console import ConsoleReporter, print_error, print_summary
-    from src.pipeline import parse_steps, run_pipeline
+    from src.lib.console import ConsoleReporter, print_error, print_plan, print_summary
+    from src.pipeline import parse_steps, plan_pipeline, run_pipeline
 
     # SIGTERM (docker stop, a scheduler's timeout) ends the runs as KILLED, like Ctrl-C.
     signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     try:
         steps = parse_steps(steps_text)
+        force = parse_steps(force_text) if force_text else []
         settings = load_config(environment, overrides=_resolve_chosen_estimator(environment, overrides))
-        result = run_pipeline(settings, steps, reporter=ConsoleReporter())
-    except KeyboardInterrupt:
+        if dry_run:
+            print_plan(plan_pipeline(settings, steps, force))
+            return 0
+        result = run_pipeline(settings, steps, reporter=ConsoleReporter(), force=force)
+    except KeyboardInterrupt as exc:
         print_error("interrupted: the runs in progress are marked KILLED")
-        return 130
+        return 143 if isinstance(exc, Terminated) else 130
     except PipelineError as exc:
         print_error(str(exc), exc.cause if isinstance(exc, StepError) else None, verbose)
         return exc.exit_code
@@ -159,8 +169,12 @@ def _resolve_chosen_estimator(environment: str, overrides: dict[str, Any]) -> di
     return overrides
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled like Ctrl-C so that the runs end as KILLED."""
+
+
 def _raise_keyboard_interrupt(_signum: int, _frame: Any) -> None:
-    raise KeyboardInterrupt
+    raise Terminated
 
 
 def _configure_logging(verbose: bool) -> None:

@@ -62,4 +62,9 @@ def test_mlflow_run_nests_steps_under_the_project_run(workspace) -> None:
                        if r.data.tags.get("mlflow.parentRunId") == projects[1].info.run_id]
     assert first_children == list(STEPS)
     assert second_children == ["train_model"]
-    assert len(client.search_model_versions("name = 'breast-cancer-classifier'")) == 2
+    # Nothing changed, so the lone train_model reuses the first one's run instead of training again.
+    first_train = next(r for r in runs if r.data.tags.get("pipeline.step") == "train_model"
+                       and r.data.tags.get("mlflow.parentRunId") == projects[0].info.run_id)
+    second_train = next(r for r in runs if r.data.tags.get("mlflow.parentRunId") == projects[1].info.run_id)
+    assert second_train.data.tags["pipeline.reused_from"] == first_train.info.run_id
+    assert len(client.search_model_versions("name = 'breast-cancer-classifier'")) == 1

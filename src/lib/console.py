@@ -11,7 +11,7 @@ from rich.table import Table
 
 if TYPE_CHECKING:
     from src.lib.config import Settings
-    from src.pipeline import PipelineResult, StepResult
+    from src.pipeline import Decision, PipelineResult, StepResult
 
 # Progress and errors go to stderr, the summary to stdout (so it can be captured on its own).
 # Piped or captured output gets a width that fits a run id and its metrics on one line.
@@ -29,11 +29,15 @@ HEADLINE_METRICS = {
 class ConsoleReporter:
     """Prints one line when a step starts and one when it ends."""
 
-    def step_started(self, step: str, index: int, total: int) -> None:
-        err.print(f"[bold cyan]>[/] [{index}/{total}] {step} ...")
+    def step_started(self, step: str, index: int, total: int, reason: str) -> None:
+        if reason != "reusing":
+            err.print(f"[bold cyan]>[/] [{index}/{total}] {step} ... ({reason})", soft_wrap=True)
 
     def step_finished(self, result: StepResult) -> None:
-        err.print(f"[bold green]ok[/] {result.step} in {result.seconds:.1f}s  {_headline(result)}", soft_wrap=True)
+        if result.reused_from:
+            err.print(f"[bold green]=[/] {result.step} reused run {result.reused_from} ({result.reason})", soft_wrap=True)
+        else:
+            err.print(f"[bold green]ok[/] {result.step} in {result.seconds:.1f}s  {_headline(result)}", soft_wrap=True)
 
     def step_failed(self, step: str, error: BaseException) -> None:
         err.print(f"[bold red]FAILED[/] {step}")
@@ -56,11 +60,13 @@ def print_error(message: str, cause: BaseException | None = None, verbose: bool 
 def print_summary(settings: Settings, result: PipelineResult) -> None:
     table = Table(title=f"pipeline run {result.parent_run_id} ({settings.environment})", title_justify="left")
     table.add_column("step", no_wrap=True)
+    table.add_column("status", no_wrap=True)
     table.add_column("seconds", justify="right", no_wrap=True)
     table.add_column("run id", no_wrap=True, min_width=32)
     table.add_column("headline metrics")
     for step in result.steps:
-        table.add_row(step.step, f"{step.seconds:.1f}", step.run_id, _headline(step))
+        status = "reused" if step.reused_from else "ran"
+        table.add_row(step.step, status, f"{step.seconds:.1f}", step.run_id, _headline(step))
     out.print(table)
     lines = [f"total {result.seconds:.1f}s; experiment '{settings.tracking.experiment}' at {settings.tracking.uri}"]
     for step in result.steps:
@@ -69,6 +75,17 @@ def print_summary(settings: Settings, result: PipelineResult) -> None:
     lines.append(f"see the runs: {ui_command(settings.tracking.uri)}")
     for line in lines:
         out.print(line, soft_wrap=True)
+
+
+def print_plan(decisions: list[Decision]) -> None:
+    """The dry run: per step, run or reuse, and why."""
+    table = Table(title="dry run: nothing is run or written", title_justify="left")
+    for column in ("step", "action", "why"):
+        table.add_column(column)
+    for d in decisions:
+        action = f"reuse {d.cached_run_id}" if d.action == "reuse" else "run"
+        table.add_row(d.step, action, d.reason)
+    out.print(table)
 
 
 def ui_command(tracking_uri: str) -> str:

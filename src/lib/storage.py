@@ -106,10 +106,23 @@ class Storage:
         fs, path = self.filesystem(uri)
         return self._call(uri, "read", fs.cat_file, path)
 
+    def fingerprint(self, uri: str) -> str:
+        """A digest of an object's content: SHA-256 of local files; for S3, the ETag and size (no download)."""
+        if not _is_remote(uri):
+            return "sha256:" + self.sha256(uri)
+        fs, path = self.filesystem(uri)
+        info = self._call(uri, "read", fs.info, path)
+        etag = str(info.get("ETag") or info.get("etag") or "").strip('"')
+        if not etag:
+            return "sha256:" + self.sha256(uri)
+        return f"etag:{etag}:{info.get('size')}"
+
     def sha256(self, uri: str) -> str:
         """SHA-256 of an object's bytes, streamed."""
         fs, path = self.filesystem(uri)
         digest = hashlib.sha256()
+        if not self._call(uri, "check", fs.exists, path):
+            raise StorageError(f"dataset '{uri}' does not exist: check data.root and the dataset path in the config")
         try:
             with fs.open(path, "rb") as handle:
                 while chunk := handle.read(_CHUNK):

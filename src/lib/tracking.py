@@ -9,6 +9,7 @@ import contextlib
 import functools
 import logging
 import os
+import socket
 import subprocess
 import time
 import traceback
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from src.lib.config import REPO_ROOT, Settings
 from src.lib.errors import TrackingError
+from src.lib.refs import ModelRef
 
 if TYPE_CHECKING:
     from mlflow.entities import Run
@@ -28,6 +30,10 @@ TAG_ENVIRONMENT = "pipeline.environment"
 TAG_KIND = "pipeline.kind"  # "pipeline" on parent runs, "step" on step runs
 TAG_ERROR = "pipeline.error"
 TAG_OUTPUT_PREFIX = "pipeline.output."
+TAG_DIGEST_PREFIX = "pipeline.digest."
+TAG_REUSED_FROM = "pipeline.reused_from"
+TAG_HOST = "pipeline.host"
+TAG_PID = "pipeline.pid"
 TAG_GIT_COMMIT = "git.commit"
 TAG_GIT_DIRTY = "git.dirty"
 
@@ -63,11 +69,14 @@ class Tracker:
         tracking = self.settings.tracking
         mlflow.set_tracking_uri(tracking.uri)
         try:
-            experiment = mlflow.get_experiment_by_name(tracking.experiment)
-            if experiment is None:
-                experiment_id = mlflow.create_experiment(tracking.experiment, artifact_location=tracking.artifact_location)
-            else:
-                experiment_id = experiment.experiment_id
+            with _sqlite_setup_lock(tracking.uri):
+                experiment = mlflow.get_experiment_by_name(tracking.experiment)
+                if experiment is None:
+                    experiment_id = mlflow.create_experiment(
+                        tracking.experiment, artifact_location=tracking.artifact_location
+                    )
+                else:
+                    experiment_id = experiment.experiment_id
         except Exception as exc:  # noqa: BLE001 - any failure to talk to the store is a TrackingError
             raise TrackingError(
                 f"cannot use the MLflow tracking store '{tracking.uri}': {type(exc).__name__}: {exc}; "
@@ -116,11 +125,86 @@ class Tracker:
             )
             yield run
 
-    def log_outputs(self, outputs: Mapping[str, str]) -> None:
-        """Record a step's output URIs on its run, for the next step (and people) to find."""
+    def log_outputs(self, outputs: Mapping[str, str], digests: Mapping[str, str]) -> None:
+        """Record a step's output URIs and their digests on its run, for the next step (and people) to find."""
         import mlflow
 
-        mlflow.set_tags({TAG_OUTPUT_PREFIX + name: uri for name, uri in outputs.items()})
+        tags = {TAG_OUTPUT_PREFIX + name: uri for name, uri in outputs.items()}
+        tags |= {TAG_DIGEST_PREFIX + name: digest for name, digest in digests.items()}
+        mlflow.set_tags(tags)
+
+    # -- what runners log --------------------------------------------------------------------------------------
+    @staticmethod
+    def log_params(params: Mapping[str, Any]) -> None:
+        import mlflow
+
+        mlflow.log_params(dict(params))
+
+    @staticmethod
+    def log_metrics(metrics: Mapping[str, float]) -> None:
+        import mlflow
+
+        if metrics:
+            mlflow.log_metrics(dict(metrics))
+
+    @staticmethod
+    def log_text(text: str, artifact_file: str) -> None:
+        import mlflow
+
+        mlflow.log_text(text, artifact_file)
+
+    @staticmethod
+    def set_tags(tags: Mapping[str, str]) -> None:
+        import mlflow
+
+        mlflow.set_tags(dict(tags))
+
+    def log_and_register_model(self, model: Any, example: Any, registered_name: str, evaluation_data: Any,
+                               label: str) -> tuple[str, str, dict[str, float]]:
+        """Log a scikit-learn model with signature and example, evaluate it, then register it.
+
+        Returns the logged model URI, the registered version URI and the evaluation metrics. The model is
+        registered only after its evaluation succeeded, so a failure leaves no new version behind.
+        """
+        import mlflow
+        import mlflow.sklearn
+        from mlflow.models import infer_signature
+
+        signature = infer_signature(example, model.predict(example))
+        info = mlflow.sklearn.log_model(
+            model,
+            name="model",
+            signature=signature,
+            input_example=example,
+            pip_requirements=_model_requirements(),
+            # skops (MLflow's safe default format) loads only the types listed here: the ones this model holds.
+            skops_trusted_types=_skops_types(model),
+        )
+        evaluation = mlflow.models.evaluate(
+            model=info.model_uri,
+            data=evaluation_data,
+            targets=label,
+            model_type="classifier",
+            evaluators=["default"],
+            # SHAP explanations are slow and need the optional shap package; metrics and plots are enough here.
+            evaluator_config={"default": {"log_model_explainability": False}},
+        )
+        version = mlflow.register_model(info.model_uri, registered_name).version
+        metrics = {k: float(v) for k, v in evaluation.metrics.items() if isinstance(v, int | float)}
+        return info.model_uri, f"models:/{registered_name}/{version}", metrics
+
+    @staticmethod
+    def load_model(model_uri: str) -> tuple[Any, list[str]]:
+        """The scikit-learn model behind a URI and the input columns of its signature."""
+        import mlflow
+        import mlflow.sklearn
+
+        try:
+            model = mlflow.sklearn.load_model(model_uri)
+            columns = mlflow.models.get_model_info(model_uri).signature.inputs.input_names()
+        except Exception as exc:  # noqa: BLE001
+            raise TrackingError(f"cannot load model '{model_uri}': {exc}") from exc
+        return model, columns
 
     def log_parent_metrics(self, parent_run_id: str, step: str, metrics: Mapping[str, float]) -> None:
         """Copy a step's headline metrics onto the parent run as ``<step>/<metric>``."""
@@ -137,9 +221,8 @@ class Tracker:
         """The newest FINISHED run of ``step`` in this environment (resolved through MLflow, not storage)."""
         import mlflow
 
-        experiments = [e for e in {self.experiment_id, _active_experiment_id()} if e]
         runs = mlflow.search_runs(
-            experiment_ids=experiments,
+            experiment_ids=self._search_experiments(),
             filter_string=(
                 f"tags.`{TAG_STEP}` = '{step}' and tags.`{TAG_ENVIRONMENT}` = '{self.settings.environment}' "
                 "and attributes.status = 'FINISHED'"
@@ -150,17 +233,164 @@ class Tracker:
         )
         return runs[0] if runs else None
 
-    def step_outputs(self, run: Run) -> dict[str, str]:
-        return {
-            key[len(TAG_OUTPUT_PREFIX) :]: value
-            for key, value in run.data.tags.items()
-            if key.startswith(TAG_OUTPUT_PREFIX)
-        }
+    def find_cached_run(self, key: str) -> list[Run]:
+        """FINISHED runs with this cache key, newest first."""
+        import mlflow
+
+        from src.lib.cache import TAG_KEY
+
+        return mlflow.search_runs(
+            experiment_ids=self._search_experiments(),
+            filter_string=f"tags.`{TAG_KEY}` = '{key}' and attributes.status = 'FINISHED'",
+            order_by=["attributes.start_time DESC"],
+            max_results=5,
+            output_format="list",
+        )
+
+    @staticmethod
+    def step_outputs(run: Run) -> dict[str, str]:
+        return _tags_with_prefix(run, TAG_OUTPUT_PREFIX)
+
+    @staticmethod
+    def step_digests(run: Run) -> dict[str, str]:
+        return _tags_with_prefix(run, TAG_DIGEST_PREFIX)
+
+    def close_orphaned_runs(self) -> list[str]:
+        """End as KILLED the RUNNING runs of this environment whose process on this host is gone (kill -9)."""
+        from mlflow import MlflowClient
+
+        client = MlflowClient()
+        host = socket.gethostname()
+        runs = client.search_runs(
+            self._search_experiments(),
+            filter_string=(
+                f"attributes.status = 'RUNNING' and tags.`{TAG_HOST}` = '{host}' "
+                f"and tags.`{TAG_ENVIRONMENT}` = '{self.settings.environment}'"
+            ),
+            max_results=200,
+        )
+        closed = []
+        for run in runs:
+            pid = run.data.tags.get(TAG_PID, "")
+            if pid.isdigit() and int(pid) != os.getpid() and not _process_alive(int(pid)):
+                client.set_tag(run.info.run_id, TAG_ERROR, f"process {pid} ended without closing the run")
+                client.set_terminated(run.info.run_id, "KILLED")
+                closed.append(run.info.run_id)
+        if closed:
+            logger.warning("closed %d run(s) left RUNNING by a process that no longer exists: %s", len(closed), closed)
+        return closed
+
+    def _search_experiments(self) -> list[str]:
+        return sorted(e for e in {self.experiment_id, _active_experiment_id()} if e)
+
+    # -- models ------------------------------------------------------------------------------------------------
+    @staticmethod
+    def newest_registered_version(name: str) -> str:
+        """``models:/<name>/<newest version>``, or a TrackingError saying how to get one."""
+        from mlflow import MlflowClient
+
+        versions = MlflowClient().search_model_versions(f"name = '{name}'")
+        if not versions:
+            raise TrackingError(
+                f"no registered model '{name}' in this tracking store: run train_model first, or pass --model-uri"
+            )
+        newest = max(versions, key=lambda v: int(v.version))
+        return f"models:/{name}/{newest.version}"
+
+    def describe_model(self, model_uri: str) -> ModelRef:
+        """Resolve a model URI to its registered name, version and source run; a clear error if it does not exist."""
+        from mlflow import MlflowClient
+        from mlflow.exceptions import MlflowException
+
+        client = MlflowClient()
+        try:
+            if model_uri.startswith("models:/"):
+                ref = model_uri[len("models:/") :]
+                if "@" in ref:
+                    name, alias = ref.split("@", 1)
+                    mv = client.get_model_version_by_alias(name, alias)
+                    return ModelRef(model_uri, name, str(mv.version), mv.run_id)
+                if "/" in ref:
+                    name, version = ref.split("/", 1)
+                    if version == "latest":
+                        return self.describe_model(self.newest_registered_version(name))
+                    mv = client.get_model_version(name, version)
+                    return ModelRef(model_uri, name, str(mv.version), mv.run_id)
+                logged = client.get_logged_model(ref)
+                return ModelRef(model_uri, None, None, logged.source_run_id)
+            if model_uri.startswith("runs:/"):
+                run_id = model_uri[len("runs:/") :].split("/", 1)[0]
+                client.get_run(run_id)
+                return ModelRef(model_uri, None, None, run_id)
+        except MlflowException as exc:
+            raise TrackingError(
+                f"model '{model_uri}' does not exist in this tracking store ({exc.message.splitlines()[0]}); "
+                "check the name, version or alias (mlflow ui lists registered models)"
+            ) from exc
+        raise TrackingError(
+            f"model URI '{model_uri}' is not understood: use runs:/<run_id>/model, models:/<name>/<version> "
+            "or models:/<name>@<alias>"
+        )
 
     @staticmethod
     def _git_tags() -> dict[str, str]:
         commit, dirty = git_state()
-        return {TAG_GIT_COMMIT: commit, TAG_GIT_DIRTY: "unknown" if dirty is None else str(dirty).lower()}
+        return {
+            TAG_GIT_COMMIT: commit,
+            TAG_GIT_DIRTY: "unknown" if dirty is None else str(dirty).lower(),
+            # Which process owns the run: lets a later pipeline close runs left RUNNING by a killed one.
+            TAG_HOST: socket.gethostname(),
+            TAG_PID: str(os.getpid()),
+        }
+
+
+@contextlib.contextmanager
+def _sqlite_setup_lock(uri: str) -> Iterator[None]:
+    """Serialise the first use of a SQLite store: two processes creating its tables at once break its migration."""
+    try:
+        import fcntl
+    except ImportError:  # not on POSIX: no lock, as before
+        fcntl = None  # type: ignore[assignment]
+    if fcntl is None or not uri.startswith("sqlite:///"):
+        yield
+        return
+
+    db_path = uri[len("sqlite:///") :]
+    os.makedirs(os.path.dirname(db_path) or ".", exist_ok=True)
+    with open(db_path + ".lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _tags_with_prefix(run: Run, prefix: str) -> dict[str, str]:
+    return {key[len(prefix) :]: value for key, value in run.data.tags.items() if key.startswith(prefix)}
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _skops_types(model: Any) -> list[str]:
+    """The non-default types skops would refuse to load in a model this pipeline itself just trained."""
+    import skops.io
+
+    return skops.io.get_untrusted_types(data=skops.io.dumps(model))
+
+
+def _model_requirements() -> list[str]:
+    """Pin the logged model's environment to what trained it (skips MLflow's slow requirement inference)."""
+    from importlib.metadata import version
+
+    return [f"{pkg}=={version(pkg)}" for pkg in ("mlflow", "scikit-learn", "pandas", "numpy", "scipy", "skops")]
 
 
 def _active_experiment_id() -> str | None:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
 import pandas as pd
 
 from src.lib.errors import DataValidationError
+from src.lib.refs import ModelRef
 
 PREDICTION = "prediction"
 PROBABILITY = "probability"
@@ -16,16 +16,6 @@ PROBABILITY = "probability"
 
 class Classifier(Protocol):
     def predict(self, X: Any) -> Any: ...
-
-
-@dataclass(frozen=True)
-class ModelRef:
-    """Which model scored a batch: written next to every prediction (the inference log)."""
-
-    uri: str
-    name: str | None
-    version: str | None
-    run_id: str | None
 
 
 def predict_frame(

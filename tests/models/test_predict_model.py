@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from src.lib.errors import DataValidationError
-from src.models.predict_model import ModelRef, predict_frame
+from src.lib.refs import ModelRef
+from src.models.predict_model import predict_frame
 
 REF = ModelRef(uri="models:/m/3", name="m", version="3", run_id="abc")
 WHEN = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)

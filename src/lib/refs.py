@@ -1,0 +1,20 @@
+"""Small value types shared by the step transforms and the plumbing."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """Which model scored a batch: written next to every prediction (the inference log)."""
+
+    uri: str
+    name: str | None
+    version: str | None
+    run_id: str | None
+
+    @property
+    def identity(self) -> str:
+        """What makes this model unique: a registered version and its run, or the URI of an immutable model."""
+        return f"{self.name}/{self.version}@{self.run_id}" if self.version else f"{self.uri}@{self.run_id}"

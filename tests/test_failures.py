@@ -1,0 +1,200 @@
+"""Failure handling: killed and terminated runs, two pipelines at once, and every bad input end to end."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from src.lib.config import REPO_ROOT, load_config
+from src.lib.errors import StepError
+from src.pipeline import STEPS, run_pipeline
+
+pytestmark = pytest.mark.slow
+
+
+def _start(workspace, *args: str, log: Path) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "PIPELINE_"))}
+    env.update(workspace.env())
+    return subprocess.Popen([sys.executable, "src/main.py", *args], cwd=REPO_ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=log.open("w"))
+
+
+def _wait_for_running_step(workspace, step: str, proc: subprocess.Popen, timeout: float = 120) -> None:
+    """Wait until ``step`` has a RUNNING run in MLflow, i.e. the process is inside that step."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"process ended before {step} started")
+        try:
+            if any(r.data.tags.get("pipeline.step") == step and r.info.status == "RUNNING" for r in _runs(workspace)):
+                return
+        except Exception:  # noqa: BLE001 - the database or experiment may not exist yet
+            pass
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for a RUNNING {step} run")
+
+
+def _runs(workspace):
+    from mlflow import MlflowClient
+
+    client = MlflowClient(workspace.tracking_uri)
+    experiment = client.get_experiment_by_name("breast-cancer-local")
+    return client.search_runs([experiment.experiment_id], order_by=["attributes.start_time ASC"])
+
+
+def test_rerun_after_kill_9_mid_step_completes(workspace, tmp_path: Path) -> None:
+    log = tmp_path / "first.log"
+    proc = _start(workspace, log=log)
+    _wait_for_running_step(workspace, "train_model", proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+
+    second = _start(workspace, log=tmp_path / "second.log")
+    assert second.wait(timeout=300) == 0, (tmp_path / "second.log").read_text()
+
+    text = (tmp_path / "second.log").read_text()
+    assert "= make_data reused run" in text
+    assert "= feat_data reused run" in text
+    assert "ok train_model" in text
+    statuses = [(r.data.tags.get("pipeline.step", "pipeline"), r.info.status) for r in _runs(workspace)]
+    # The killed process's parent and train_model runs were closed as KILLED by the re-run.
+    assert ("pipeline", "KILLED") in statuses
+    assert ("train_model", "KILLED") in statuses
+    assert not [s for s in statuses if s[1] == "RUNNING"]
+
+
+def test_sigterm_ends_runs_as_killed(workspace, tmp_path: Path) -> None:
+    log = tmp_path / "run.log"
+    proc = _start(workspace, log=log)
+    _wait_for_running_step(workspace, "train_model", proc)
+    proc.send_signal(signal.SIGTERM)
+
+    assert proc.wait(timeout=60) == 143
+    assert "interrupted" in log.read_text()
+    statuses = {(r.data.tags.get("pipeline.step", "pipeline"), r.info.status) for r in _runs(workspace)}
+    assert ("pipeline", "KILLED") in statuses
+    assert ("train_model", "KILLED") in statuses
+    assert ("make_data", "FINISHED") in statuses
+
+
+def test_two_pipelines_at_once_keep_their_own_outputs(workspace, tmp_path: Path) -> None:
+    logs = [tmp_path / "a.log", tmp_path / "b.log"]
+    procs = [_start(workspace, "--force", log=log) for log in logs]
+
+    codes = [p.wait(timeout=300) for p in procs]
+
+    assert codes == [0, 0], [log.read_text() for log in logs]
+    runs = _runs(workspace)
+    assert all(r.info.status == "FINISHED" for r in runs)
+    predictions = sorted(workspace.data_root.glob("processed/predictions/*/predictions.parquet"))
+    cleans = sorted(workspace.data_root.glob("interim/*/clean.parquet"))
+    assert len(predictions) == 2
+    assert len(cleans) == 2
+    for path in predictions:
+        assert len(pd.read_parquet(path)) == 114
+    from mlflow import MlflowClient
+
+    assert len(MlflowClient(workspace.tracking_uri).search_model_versions("name='breast-cancer-classifier'")) == 2
+
+
+# -- bad input: one clear error, nothing under a final name --------------------------------------------------------
+def _raw(workspace) -> Path:
+    return workspace.data_root / "raw" / "breast_cancer.csv"
+
+
+def _rewrite_raw(workspace, change) -> None:
+    df = pd.read_csv(_raw(workspace))
+    change(df).to_csv(_raw(workspace), index=False)
+
+
+BAD_RAW = {
+    "missing raw file": (lambda ws: _raw(ws).unlink(), "breast_cancer.csv' does not exist"),
+    "empty file": (lambda ws: _raw(ws).write_text(""), "is empty"),
+    "header only": (lambda ws: _raw(ws).write_text(_raw(ws).read_text().splitlines()[0] + "\n"), "has no rows"),
+    "missing column": (lambda ws: _rewrite_raw(ws, lambda d: d.drop(columns=["mean_area"])),
+                       "missing column: 'mean_area'"),
+    "extra column": (lambda ws: _rewrite_raw(ws, lambda d: d.assign(notes="x")),
+                     "extra column not in the schema: 'notes'"),
+    "wrong dtype": (lambda ws: _rewrite_raw(ws, lambda d: d.assign(mean_area="big")),
+                    "column 'mean_area': values that cannot be read as float64"),
+    "all-null column": (lambda ws: _rewrite_raw(ws, lambda d: d.assign(mean_area=None)),
+                        "column 'mean_area': is entirely null"),
+    "one class": (lambda ws: _rewrite_raw(ws, lambda d: d.assign(diagnosis="B")), "the label has one class only"),
+    "too few rows": (lambda ws: _rewrite_raw(ws, lambda d: d.groupby("diagnosis").head(2)), "too few rows to split"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_RAW))
+def test_bad_raw_data_fails_cleanly_and_writes_nothing(workspace, case: str) -> None:
+    breaks, expected = BAD_RAW[case]
+    breaks(workspace)
+
+    with pytest.raises(StepError) as caught:
+        run_pipeline(load_config("local"), list(STEPS))
+
+    assert expected in str(caught.value)
+    final_names = [p for p in workspace.data_root.rglob("*.parquet")]
+    # make_data may have written its clean output when feat_data is the step that fails.
+    assert all(p.name == "clean.parquet" for p in final_names), final_names
+    assert not list(workspace.data_root.rglob(".tmp-*"))
+
+
+def test_validation_report_lists_every_failure_and_is_logged(workspace) -> None:
+    from mlflow import MlflowClient
+
+    _rewrite_raw(workspace, lambda d: d.drop(columns=["mean_area"]).assign(notes="x", worst_area=-1.0))
+
+    with pytest.raises(StepError):
+        run_pipeline(load_config("local"), ["make_data"])
+
+    child = next(r for r in _runs(workspace) if r.data.tags.get("pipeline.step") == "make_data")
+    path = MlflowClient(workspace.tracking_uri).download_artifacts(child.info.run_id, "validation/report.txt")
+    report = Path(path).read_text()
+    assert "missing column: 'mean_area'" in report
+    assert "extra column not in the schema: 'notes'" in report
+    assert "column 'worst_area'" in report
+
+
+def test_predict_input_missing_model_columns(workspace) -> None:
+    first = run_pipeline(load_config("local"), list(STEPS))
+    batch = workspace.root / "batch.csv"
+    pd.read_parquet(first.steps[1].outputs["test"]).drop(columns=["mean_area", "worst_area"]).to_csv(batch)
+
+    with pytest.raises(StepError) as caught:
+        run_pipeline(load_config("local", overrides={"data": {"predict_input": str(batch)}}), ["predict"])
+
+    assert "lacks 2 column(s) the model needs: ['mean_area', 'worst_area']" in str(caught.value)
+    assert len(list(workspace.data_root.glob("processed/predictions/*/predictions.parquet"))) == 1
+
+
+@pytest.mark.parametrize("uri", ["models:/breast-cancer-classifier@champion", "models:/nope/1",
+                                 "runs:/0123456789abcdef0123456789abcdef/model"])
+def test_model_that_does_not_exist(workspace, uri: str) -> None:
+    run_pipeline(load_config("local"), list(STEPS))
+
+    with pytest.raises(StepError) as caught:
+        run_pipeline(load_config("local", overrides={"predict": {"model_uri": uri}}), ["predict"])
+
+    assert f"model '{uri}' does not exist" in str(caught.value)
+
+
+def test_unwritable_output_location_fails_before_any_run(workspace) -> None:
+    from mlflow import MlflowClient
+
+    blocker = workspace.root / "not_a_folder"
+    blocker.write_text("a file where a folder should be")
+    settings = load_config("local", overrides={"data": {"interim": str(blocker / "interim")}})
+
+    with pytest.raises(Exception) as caught:
+        run_pipeline(settings, list(STEPS))
+
+    assert "cannot write" in str(caught.value)
+    assert "not_a_folder" in str(caught.value)
+    assert _runs(workspace) == []
