@@ -70,6 +70,9 @@ def _parse_param(text: str) -> tuple[str, Any]:
 @click.option("--model-uri", callback=_blank_to_none,
               help="predict: runs:/<id>/model, models:/<name>/<version> or models:/<name>@<alias>.")
 @click.option("--input", "input_uri", callback=_blank_to_none, help="predict: dataset to score (path or s3:// URI).")
+@click.option("--from-run", callback=_blank_to_none, metavar="RUN_ID",
+              help="train_model: retrain on the data snapshot of this train_model run (runs train_model only, "
+                   "unless --step says train_model,predict).")
 @click.option("--force", "force", is_flag=False, flag_value="all", default=None, metavar="[STEPS]",
               help="Re-run steps even when a cached run matches: all (no value) or a comma list.")
 @click.option("--dry-run", is_flag=True, help="Print, per step, whether it would run or be reused, and why.")
@@ -85,6 +88,7 @@ def cli(
     seed: int | None,
     model_uri: str | None,
     input_uri: str | None,
+    from_run: str | None,
     force: str | None,
     dry_run: bool,
     verbose: bool,
@@ -98,7 +102,27 @@ def cli(
         return
     _configure_logging(verbose)
     overrides = _overrides(estimator, params, test_size, seed, model_uri, input_uri)
-    sys.exit(_run(environment, steps or "all", overrides, force or "", dry_run, verbose))
+    steps = steps or "all"
+    if from_run:
+        # Retraining from a snapshot replaces make_data and feat_data.
+        steps = "train_model" if steps == "all" else steps
+        overrides.setdefault("train_model", {})["from_run"] = from_run
+    sys.exit(_run(environment, steps, overrides, force or "", dry_run, verbose))
+
+
+@cli.command()
+@click.option("--environment", "-e", default=None, help="Environment to check (default: the one given before).")
+@click.pass_context
+def check(ctx: click.Context, environment: str | None) -> None:
+    """Check an environment: config, AWS credentials, storage, tracking server."""
+    from src.check import run_checks
+    from src.lib.console import print_checks
+
+    _configure_logging(False)
+    environment = environment or ctx.parent.params["environment"]  # type: ignore[union-attr]
+    results = run_checks(environment)
+    print_checks(environment, results)
+    sys.exit(0 if all(c.ok for c in results) else 1)
 
 
 def _overrides(
@@ -139,6 +163,12 @@ def _run(environment: str, steps_text: str, overrides: dict[str, Any], force_tex
     try:
         steps = parse_steps(steps_text)
         force = parse_steps(force_text) if force_text else []
+        from_run = overrides.get("train_model", {}).get("from_run")
+        if from_run and {"make_data", "feat_data"} & set(steps):
+            raise PipelineError(
+                "--from-run trains on a snapshot instead of make_data and feat_data's output: "
+                "use it with --step train_model or --step train_model,predict"
+            )
         settings = load_config(environment, overrides=_resolve_chosen_estimator(environment, overrides))
         if dry_run:
             print_plan(plan_pipeline(settings, steps, force))

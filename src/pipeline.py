@@ -108,7 +108,11 @@ class _Cache:
 
     def __init__(self, ctx: StepContext, force: set[str]) -> None:
         self.ctx = ctx
-        self.force = force
+        self.force = {step: "forced with --force" for step in force}
+        from_run = ctx.settings.train_model.from_run
+        if from_run:
+            # Retraining from a snapshot is asked for explicitly: it always trains, never reuses a run.
+            self.force["train_model"] = f"retraining on the data snapshot of run {from_run} (--from-run)"
 
     def key(self, spec: Step, inputs: dict[str, Input]) -> CacheKey:
         settings = self.ctx.settings
@@ -122,7 +126,7 @@ class _Cache:
 
     def decide(self, spec: Step, key: CacheKey) -> Decision:
         if spec.name in self.force:
-            return Decision(spec.name, "run", "forced with --force")
+            return Decision(spec.name, "run", self.force[spec.name])
         for run in self.ctx.tracker.find_cached_run(key.value):
             outputs = self.ctx.tracker.step_outputs(run)
             if all(self._exists(uri) for uri in outputs.values()):
@@ -150,7 +154,7 @@ def _plan(ctx: StepContext, cache: _Cache, steps: list[str]) -> list[Decision]:
     decisions: list[Decision] = []
     will_run: set[str] = set()
     planned = StepContext(ctx.settings, ctx.storage, ctx.tracker, done=dict(ctx.done))
-    planning_cache = _Cache(planned, cache.force)
+    planning_cache = _Cache(planned, set(cache.force))
     for step in steps:
         spec = STEP_SPECS[step]
         upstream_runs = sorted(will_run & _reads_from(step))
@@ -200,6 +204,8 @@ def run_pipeline(
     tracker = Tracker(settings)
     experiment_id = tracker.connect()
     tracker.close_orphaned_runs()
+    if settings.train_model.from_run and "train_model" in steps:
+        tracker.load_snapshot_manifest(settings.train_model.from_run)  # a wrong run id fails before any run starts
     ctx = StepContext(settings=settings, storage=storage, tracker=tracker)
     cache = _Cache(ctx, set(force))
     # Check what the steps that will (or may) run need before any run starts; a fully reused pipeline skips this.

@@ -6,6 +6,7 @@ folder of its own run, logs through ``src.lib.tracking``, and returns what it wr
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -14,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from src.lib.config import Settings, join_uri
 from src.lib.errors import DataValidationError, PipelineError
 from src.lib.storage import Storage
-from src.lib.tracking import Tracker
+from src.lib.tracking import SNAPSHOT_MANIFEST, Tracker
 
 if TYPE_CHECKING:
     from mlflow.entities import Run
@@ -147,6 +148,10 @@ def run_feat_data(ctx: StepContext, run: Run, inputs: dict[str, Input]) -> StepO
 
 # -- train_model ---------------------------------------------------------------------------------------------------
 def _train_model_inputs(ctx: StepContext) -> dict[str, Input]:
+    from_run = ctx.settings.train_model.from_run
+    if from_run:
+        files = ctx.tracker.load_snapshot_manifest(from_run)["files"]
+        return {name: Input(files[name]["uri"], files[name]["sha256"]) for name in ("train", "test")}
     return {"train": ctx.upstream("feat_data", "train"), "test": ctx.upstream("feat_data", "test")}
 
 
@@ -159,6 +164,23 @@ def _train_model_params(settings: Settings) -> dict[str, Any]:
     }
 
 
+def _read_exact(ctx: StepContext, name: str, source: Input) -> tuple[bytes, Any]:
+    """The bytes of a training input and the frame parsed from those very bytes (what is trained on is what
+    is snapshotted). Bytes that no longer match the digest recorded when they were written are refused."""
+    import io
+
+    import pandas as pd
+
+    data = ctx.storage.read_bytes(source.uri)
+    expected = source.digest.removeprefix("sha256:")
+    if len(expected) == 64 and hashlib.sha256(data).hexdigest() != expected:
+        raise DataValidationError(
+            f"the {name} data at '{source.uri}' changed after it was written (its SHA-256 no longer matches "
+            f"{expected}): re-run feat_data, or retrain from an intact snapshot"
+        )
+    return data, pd.read_parquet(io.BytesIO(data))
+
+
 def run_train_model(ctx: StepContext, run: Run, inputs: dict[str, Input]) -> StepOutput:
     from src.features.build_features import LABEL
     from src.models.train_model import feature_frame, train_model
@@ -166,12 +188,38 @@ def run_train_model(ctx: StepContext, run: Run, inputs: dict[str, Input]) -> Ste
     settings = ctx.settings
     params = settings.train_model
     schema = settings.dataset_schema
-    train = ctx.storage.read_table(inputs["train"].uri)
-    test = ctx.storage.read_table(inputs["test"].uri)
+    (train_bytes, train), (test_bytes, test) = (_read_exact(ctx, n, inputs[n]) for n in ("train", "test"))
+
+    # The exact bytes trained and evaluated on, stored once per content in the environment's storage.
+    folder = settings.data.uri("snapshots")
+    snapshots = {name: ctx.storage.snapshot(data, folder) for name, data in (("train", train_bytes),
+                                                                              ("test", test_bytes))}
+    frames = {"train": train, "test": test}
+    manifest = {
+        "run_id": run.info.run_id,
+        "from_run": params.from_run,
+        "files": {
+            name: {
+                "uri": snap.uri,
+                "sha256": snap.sha256,
+                "bytes": snap.size,
+                "rows": len(frames[name]),
+                "columns": len(frames[name].columns),
+                "schema": {c: str(t) for c, t in frames[name].dtypes.items()},
+                "source": inputs[name].uri,
+            }
+            for name, snap in snapshots.items()
+        },
+    }
+    ctx.tracker.log_dict(manifest, SNAPSHOT_MANIFEST)
+    for name, context in (("train", "training"), ("test", "evaluation")):
+        ctx.tracker.log_dataset(frames[name], name, snapshots[name].uri, snapshots[name].sha256, context, LABEL)
+
     ctx.tracker.log_params(
         {
-            "train_uri": inputs["train"].uri,
-            "test_uri": inputs["test"].uri,
+            "train_uri": snapshots["train"].uri,
+            "test_uri": snapshots["test"].uri,
+            "from_run": params.from_run or "",
             "estimator": params.estimator,
             "seed": params.seed,
             **{f"hp.{k}": v for k, v in params.estimator_params.items()},
@@ -243,7 +291,7 @@ STEPS: dict[str, Step] = {
     "train_model": Step(
         "train_model",
         ("src/models/train_model.py", "src/features/build_features.py", "src/lib/tracking.py"),
-        (),
+        ("snapshots",),
         _train_model_inputs,
         _train_model_params,
         run_train_model,

@@ -14,9 +14,12 @@ import pytest
 
 from src.lib.config import REPO_ROOT, ColumnSpec, MakeDataParams, SchemaConfig
 
-# Variables that would point a test at the developer's own runs or data.
+# Variables that would point a test at the developer's own runs, data or cloud account.
 _LEAKY_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME",
-              "PIPELINE_TRACKING_URI", "PIPELINE_DATA_ROOT", "PIPELINE_EXPERIMENT", "PIPELINE_CONFIG_DIR")
+              "MLFLOW_S3_ENDPOINT_URL", "PIPELINE_TRACKING_URI", "PIPELINE_DATA_ROOT", "PIPELINE_EXPERIMENT",
+              "PIPELINE_CONFIG_DIR", "PIPELINE_BUCKET", "PIPELINE_AWS_PROFILE", "PIPELINE_AWS_REGION",
+              "AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+              "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3")
 
 
 @pytest.fixture(autouse=True)
@@ -26,6 +29,10 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     for name in list(os.environ):
         if name.startswith("PIPELINE__"):
             monkeypatch.delenv(name)
+    # No credentials from the developer's files, and no instance-metadata calls off this machine.
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
     yield
     if "mlflow" in sys.modules:
         import mlflow
@@ -90,3 +97,45 @@ def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Workspace:
     for key, value in ws.env().items():
         monkeypatch.setenv(key, value)
     return ws
+
+
+# -- real servers (session-wide: started once, stopped by PID at the end) ----------------------------------------
+@pytest.fixture(scope="session")
+def servers_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("servers")
+
+
+@pytest.fixture(scope="session")
+def s3_server(servers_dir: Path) -> Iterator[str]:
+    """The URL of an S3-speaking server (moto_server over HTTP on 127.0.0.1)."""
+    from tests.servers import start_s3_server
+
+    server = start_s3_server(servers_dir)
+    yield server.url
+    server.stop()
+
+
+TEAM_BUCKET = "team-ml-dev"
+
+
+@pytest.fixture(scope="session")
+def team_server(servers_dir: Path, s3_server: str) -> Iterator[str]:
+    """The URL of an MLflow tracking server on PostgreSQL with artifacts proxied to s3://team-ml-dev/mlartifacts."""
+    import boto3
+
+    from tests.servers import AWS_TEST_ENV, find_postgres_bin, start_mlflow_server, start_postgres
+
+    if find_postgres_bin() is None:
+        pytest.skip("PostgreSQL server binaries are not installed (apt-get install postgresql); .ci/run installs them")
+    s3 = boto3.client("s3", endpoint_url=s3_server, aws_access_key_id="testing", aws_secret_access_key="testing",
+                      region_name=AWS_TEST_ENV["AWS_DEFAULT_REGION"])
+    s3.create_bucket(Bucket=TEAM_BUCKET)
+    postgres = start_postgres(servers_dir)
+    try:
+        mlflow_server = start_mlflow_server(servers_dir, postgres.url, f"s3://{TEAM_BUCKET}/mlartifacts", s3_server)
+    except Exception:
+        postgres.stop()
+        raise
+    yield mlflow_server.url
+    mlflow_server.stop()
+    postgres.stop()

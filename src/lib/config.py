@@ -123,6 +123,8 @@ class TrainModelParams(_Strict):
     hyperparameters: dict[EstimatorName, dict[str, Any]] = Field(default_factory=dict)
     seed: int = 42
     registered_model_name: str
+    # Train on the data snapshot of this earlier train_model run instead of feat_data's output (--from-run).
+    from_run: str | None = None
 
     @property
     def estimator_params(self) -> dict[str, Any]:
@@ -209,6 +211,9 @@ def load_config(
     merged = deep_merge(_read_yaml(base_file), _read_yaml(env_file))
     merged["environment"] = environment
     sources = _apply_env_overrides(merged, env)
+    if env.get("PIPELINE_BUCKET"):
+        _replace_bucket(merged, env["PIPELINE_BUCKET"])
+        sources[("data", "root")] = "PIPELINE_BUCKET"
     for key, value in _flatten(overrides or {}):
         _set_key(merged, key, value)
         sources[key] = "command-line option"
@@ -273,6 +278,16 @@ def _apply_env_overrides(config: dict[str, Any], env: Mapping[str, str]) -> dict
         _set_key(config, key, value)
         sources[key] = name
     return sources
+
+
+def _replace_bucket(config: dict[str, Any], bucket: str) -> None:
+    """PIPELINE_BUCKET: keep the data root's prefix, swap its bucket (one image, any account)."""
+    root = str(config.get("data", {}).get("root", ""))
+    if not root.startswith("s3://"):
+        raise ConfigError(f"PIPELINE_BUCKET is set but data.root '{root}' is not an s3:// URI; unset it or use "
+                          "PIPELINE_DATA_ROOT")
+    prefix = root[len("s3://") :].partition("/")[2]
+    config["data"]["root"] = f"s3://{bucket}/{prefix}".rstrip("/")
 
 
 def _flatten(tree: Mapping[str, Any], prefix: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], Any]]:

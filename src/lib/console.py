@@ -88,6 +88,17 @@ def print_plan(decisions: list[Decision]) -> None:
     out.print(table)
 
 
+def print_checks(environment: str, checks: list) -> None:
+    out.print(f"checking environment '{environment}'")
+    for c in checks:
+        mark = "[bold green]ok[/]  " if c.ok else "[bold red]FAIL[/]"
+        out.print(f"  {mark} {c.name}: {c.detail}", soft_wrap=True)
+        if not c.ok and c.hint:
+            out.print(f"         fix: {c.hint}", soft_wrap=True)
+    failed = [c.name for c in checks if not c.ok]
+    out.print("all checks passed" if not failed else f"{len(failed)} check(s) failed: {', '.join(failed)}")
+
+
 def ui_command(tracking_uri: str) -> str:
     if tracking_uri.startswith(("http://", "https://")):
         return f"open {tracking_uri}"

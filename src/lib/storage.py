@@ -61,6 +61,8 @@ class Storage:
 
         if protocol == "s3":
             options: dict[str, Any] = {
+                # One filesystem per Storage: credentials are looked up afresh, not taken from another instance.
+                "skip_instance_cache": True,
                 # Transient errors (throttling, 5xx, dropped connections) are retried with backoff by botocore.
                 "config_kwargs": {"retries": {"max_attempts": 8, "mode": "adaptive"}},
             }
@@ -145,6 +147,17 @@ class Storage:
         """Write raw bytes atomically."""
         return self._write_via(uri, lambda tmp: Path(tmp).write_bytes(data))
 
+    def snapshot(self, data: bytes, folder: str, suffix: str = ".parquet") -> WrittenFile:
+        """Store ``data`` content-addressed under ``folder`` (``<sha256><suffix>``), once: never overwritten."""
+        sha = hashlib.sha256(data).hexdigest()
+        uri = folder.rstrip("/") + f"/{sha}{suffix}"
+        if self.exists(uri):
+            logger.info("snapshot %s already stored", uri)
+            return WrittenFile(uri=uri, sha256=sha, size=len(data))
+        written = self.write_bytes(data, uri)
+        logger.info("stored snapshot %s (%s bytes)", uri, f"{written.size:,}")
+        return written
+
     def ensure_writable(self, uri: str) -> None:
         """Fail early, with the reason, if nothing can be written under the folder ``uri``."""
         probe = uri.rstrip("/") + f"/.write-probe-{uuid.uuid4().hex}"
@@ -205,6 +218,7 @@ class Storage:
 def _is_auth_error(exc: BaseException) -> bool:
     text = f"{type(exc).__name__} {exc}"
     return any(s in text for s in ("NoCredentialsError", "Unable to locate credentials", "InvalidAccessKeyId",
+                                   "PartialCredentialsError", "Partial credentials",
                                    "SignatureDoesNotMatch", "ExpiredToken", "AccessDenied"))
 
 

@@ -34,6 +34,7 @@ TAG_DIGEST_PREFIX = "pipeline.digest."
 TAG_REUSED_FROM = "pipeline.reused_from"
 TAG_HOST = "pipeline.host"
 TAG_PID = "pipeline.pid"
+SNAPSHOT_MANIFEST = "snapshot/manifest.json"
 TAG_GIT_COMMIT = "git.commit"
 TAG_GIT_DIRTY = "git.dirty"
 
@@ -67,6 +68,7 @@ class Tracker:
         import mlflow
 
         tracking = self.settings.tracking
+        probe_server(tracking.uri)
         mlflow.set_tracking_uri(tracking.uri)
         try:
             with _sqlite_setup_lock(tracking.uri):
@@ -192,6 +194,43 @@ class Tracker:
         version = mlflow.register_model(info.model_uri, registered_name).version
         metrics = {k: float(v) for k, v in evaluation.metrics.items() if isinstance(v, int | float)}
         return info.model_uri, f"models:/{registered_name}/{version}", metrics
+
+    @staticmethod
+    def log_dataset(df: Any, name: str, source: str, sha256: str, context: str, targets: str) -> None:
+        """Record a dataset as an input of the active run, with its content digest and where its bytes are."""
+        import mlflow
+        import mlflow.data
+
+        # MLflow caps a dataset digest at 36 characters: the full SHA-256 is in the (content-addressed) source URI
+        # and in the run's pipeline.data.<name>.sha256 tag.
+        dataset = mlflow.data.from_pandas(df, source=source, name=name, targets=targets, digest=sha256[:36])
+        mlflow.log_input(dataset, context=context)
+        mlflow.set_tag(f"pipeline.data.{name}.sha256", sha256)
+
+    @staticmethod
+    def load_snapshot_manifest(run_id: str) -> dict[str, Any]:
+        """The training-data manifest of a train_model run (``snapshot/manifest.json``)."""
+        import mlflow
+        from mlflow.exceptions import MlflowException
+
+        try:
+            mlflow.MlflowClient().get_run(run_id)
+        except MlflowException as exc:
+            raise TrackingError(f"run '{run_id}' does not exist in '{mlflow.get_tracking_uri()}': check the run id "
+                                "(mlflow ui shows it on the train_model run)") from exc
+        try:
+            return mlflow.artifacts.load_dict(f"runs:/{run_id}/{SNAPSHOT_MANIFEST}")
+        except Exception as exc:  # noqa: BLE001
+            raise TrackingError(
+                f"run '{run_id}' has no training-data manifest ({SNAPSHOT_MANIFEST}): give the id of a train_model "
+                "run (not the pipeline run or another step)"
+            ) from exc
+
+    @staticmethod
+    def log_dict(data: dict[str, Any], artifact_file: str) -> None:
+        import mlflow
+
+        mlflow.log_dict(data, artifact_file)
 
     @staticmethod
     def load_model(model_uri: str) -> tuple[Any, list[str]]:
@@ -342,6 +381,26 @@ class Tracker:
             TAG_HOST: socket.gethostname(),
             TAG_PID: str(os.getpid()),
         }
+
+
+def probe_server(uri: str, timeout: float = 5.0) -> None:
+    """For an HTTP tracking server: fail in seconds, with the reason, if it does not answer its /health."""
+    if not uri.startswith(("http://", "https://")):
+        return
+    import requests
+
+    try:
+        response = requests.get(uri.rstrip("/") + "/health", timeout=timeout)
+    except requests.RequestException as exc:
+        raise TrackingError(
+            f"the MLflow tracking server at {uri} does not answer ({type(exc).__name__}): start it (deploy/README.md), "
+            "or point PIPELINE_TRACKING_URI at a running one"
+        ) from exc
+    if response.status_code != 200:
+        raise TrackingError(
+            f"the MLflow tracking server at {uri} answered /health with HTTP {response.status_code}: "
+            "check that the URI is an MLflow server and that it is healthy"
+        )
 
 
 @contextlib.contextmanager

@@ -1,0 +1,146 @@
+"""Real servers for integration tests, on free loopback ports, stopped by PID.
+
+- an S3-speaking server (moto_server over HTTP: the code under test talks to it exactly as to S3);
+- a PostgreSQL cluster made with initdb in a temporary folder;
+- an MLflow tracking server on that PostgreSQL with its artifacts proxied to the S3 server.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+AWS_TEST_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    # Never look for credentials beyond this machine (no instance-metadata calls).
+    "AWS_EC2_METADATA_DISABLED": "true",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until(check: Callable[[], bool], what: str, proc: subprocess.Popen | None = None, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with code {proc.returncode} before it was ready")
+        try:
+            if check():
+                return
+        except Exception:  # noqa: BLE001 - not up yet
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{what} was not ready after {timeout:.0f}s")
+
+
+@dataclass
+class Server:
+    """A started process and what to stop when done."""
+
+    url: str
+    proc: subprocess.Popen
+    cleanup: list[Callable[[], None]] = field(default_factory=list)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=15)
+        for step in self.cleanup:
+            step()
+
+
+def _popen(args: list[str], env: dict[str, str], log: Path, **kwargs) -> subprocess.Popen:
+    return subprocess.Popen(args, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
+                            start_new_session=True, **kwargs)
+
+
+def start_s3_server(workdir: Path) -> Server:
+    port = free_port()
+    moto = shutil.which("moto_server", path=str(Path(sys.executable).parent)) or shutil.which("moto_server")
+    if moto is None:
+        raise RuntimeError("moto_server is not installed: pip install -r requirements.lock")
+    proc = _popen([moto, "-H", "127.0.0.1", "-p", str(port)], dict(os.environ), workdir / "moto.log")
+    url = f"http://127.0.0.1:{port}"
+    wait_until(lambda: requests.get(url, timeout=2).status_code < 500, "moto_server", proc)
+    return Server(url, proc)
+
+
+def find_postgres_bin() -> Path | None:
+    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    if candidates:
+        return Path(candidates[-1]).parent
+    initdb = shutil.which("initdb")
+    return Path(initdb).parent if initdb else None
+
+
+def start_postgres(workdir: Path) -> Server:
+    """A throwaway cluster: initdb in a temp folder, run as the postgres user when we are root."""
+    bin_dir = find_postgres_bin()
+    if bin_dir is None:
+        raise RuntimeError("PostgreSQL server binaries not found: apt-get install postgresql")
+    as_user: list[str] = []
+    data_dir = Path(tempfile.mkdtemp(prefix="pg-", dir="/tmp"))
+    if os.geteuid() == 0:
+        import pwd
+
+        pg = pwd.getpwnam("postgres")
+        os.chown(data_dir, pg.pw_uid, pg.pw_gid)
+        as_user = ["runuser", "-u", "postgres", "--"]
+    port = free_port()
+    subprocess.run([*as_user, str(bin_dir / "initdb"), "-D", str(data_dir / "data"), "-A", "trust", "-U", "postgres",
+                    "--no-sync"], check=True, capture_output=True)
+    proc = _popen(
+        [*as_user, str(bin_dir / "postgres"), "-D", str(data_dir / "data"), "-p", str(port), "-k", str(data_dir),
+         "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"],
+        dict(os.environ), workdir / "postgres.log",
+    )
+
+    def ready() -> bool:
+        return subprocess.run([str(bin_dir / "pg_isready"), "-h", "127.0.0.1", "-p", str(port)],
+                              capture_output=True).returncode == 0
+
+    wait_until(ready, "postgres", proc)
+    subprocess.run([str(bin_dir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "mlflow"],
+                   check=True, capture_output=True)
+    server = Server(f"postgresql+psycopg2://postgres@127.0.0.1:{port}/mlflow", proc)
+    server.cleanup.append(lambda: shutil.rmtree(data_dir, ignore_errors=True))
+    return server
+
+
+def start_mlflow_server(workdir: Path, backend_uri: str, artifacts_destination: str, s3_url: str) -> Server:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    env.update(AWS_TEST_ENV, MLFLOW_S3_ENDPOINT_URL=s3_url, AWS_ENDPOINT_URL=s3_url,
+               MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
+    proc = _popen(
+        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend_uri,
+         "--artifacts-destination", artifacts_destination, "--host", "127.0.0.1", "--port", str(port),
+         "--workers", "1"],
+        env, workdir / "mlflow-server.log",
+    )
+    url = f"http://127.0.0.1:{port}"
+    wait_until(lambda: requests.get(url + "/health", timeout=2).status_code == 200, "mlflow server", proc,
+               timeout=120)
+    return Server(url, proc)

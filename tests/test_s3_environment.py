@@ -1,0 +1,196 @@
+"""The `dev` environment for real: data in S3 (moto_server over HTTP), runs on an MLflow server backed by
+PostgreSQL whose artifacts are proxied to the same S3 server."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from dataclasses import dataclass
+
+import pytest
+
+from src.lib.config import REPO_ROOT, load_config
+from src.lib.errors import PipelineError
+from src.pipeline import STEPS, run_pipeline
+from tests.conftest import TEAM_BUCKET
+from tests.servers import AWS_TEST_ENV, free_port
+
+pytestmark = pytest.mark.slow
+
+
+@dataclass
+class DevEnv:
+    s3_url: str
+    tracking_uri: str
+    prefix: str  # the test's data root inside the bucket
+    experiment: str
+    model_name: str
+
+    @property
+    def data_root(self) -> str:
+        return f"s3://{TEAM_BUCKET}/{self.prefix}"
+
+    def s3(self):
+        import boto3
+
+        return boto3.client("s3", endpoint_url=self.s3_url, aws_access_key_id="testing",
+                            aws_secret_access_key="testing", region_name="us-east-1")
+
+    def keys(self, prefix: str = "") -> list[str]:
+        pages = self.s3().get_paginator("list_objects_v2").paginate(Bucket=TEAM_BUCKET, Prefix=prefix)
+        return sorted(obj["Key"] for page in pages for obj in page.get("Contents", []))
+
+    def env(self) -> dict[str, str]:
+        return {
+            **AWS_TEST_ENV,
+            "AWS_ENDPOINT_URL": self.s3_url,
+            "PIPELINE_DATA_ROOT": self.data_root,
+            "PIPELINE_TRACKING_URI": self.tracking_uri,
+            "PIPELINE_EXPERIMENT": self.experiment,
+            "PIPELINE__TRAIN_MODEL__REGISTERED_MODEL_NAME": self.model_name,
+        }
+
+
+@pytest.fixture
+def dev(monkeypatch: pytest.MonkeyPatch, s3_server: str, team_server: str) -> DevEnv:
+    """A fresh prefix, experiment and model name on the shared servers, with the raw data uploaded."""
+    tag = uuid.uuid4().hex[:8]
+    env = DevEnv(s3_server, team_server, f"t-{tag}", f"dev-test-{tag}", f"model-{tag}")
+    env.s3().upload_file(str(REPO_ROOT / "data" / "raw" / "breast_cancer.csv"), TEAM_BUCKET,
+                         f"{env.prefix}/raw/breast_cancer.csv")
+    for key, value in env.env().items():
+        monkeypatch.setenv(key, value)
+    return env
+
+
+def _run_cli(dev: DevEnv, *args: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "PIPELINE_"))}
+    env.update(dev.env())
+    return subprocess.run([sys.executable, "src/main.py", *args], cwd=REPO_ROOT, env=env, capture_output=True,
+                          text=True, timeout=600)
+
+
+def test_dev_pipeline_writes_data_snapshots_and_models_to_s3(dev: DevEnv) -> None:
+    from mlflow import MlflowClient
+
+    result = run_pipeline(load_config("dev"), list(STEPS))
+
+    by_step = {s.step: s for s in result.steps}
+    data_keys = dev.keys(dev.prefix + "/")
+    assert f"{dev.prefix}/interim/{by_step['make_data'].run_id}/clean.parquet" in data_keys
+    assert f"{dev.prefix}/processed/{by_step['feat_data'].run_id}/train.parquet" in data_keys
+    assert f"{dev.prefix}/processed/predictions/{by_step['predict'].run_id}/predictions.parquet" in data_keys
+    snapshots = [k for k in data_keys if k.startswith(f"{dev.prefix}/snapshots/")]
+    assert len(snapshots) == 2
+    assert not [k for k in data_keys if "/.tmp-" in k or "write-probe" in k]
+
+    client = MlflowClient(dev.tracking_uri)
+    train_run = client.get_run(by_step["train_model"].run_id)
+    manifest = client.download_artifacts(train_run.info.run_id, "snapshot/manifest.json")
+    import json
+
+    files = json.loads(open(manifest).read())["files"]
+    assert {f["uri"] for f in files.values()} == {f"s3://{TEAM_BUCKET}/{k}" for k in snapshots}
+    assert files["train"]["rows"] == 455
+    assert files["train"]["uri"].endswith(files["train"]["sha256"] + ".parquet")
+    assert files["train"]["schema"]["mean_radius"] == "float64"
+    inputs = {d.dataset.name: d.dataset for d in train_run.inputs.dataset_inputs}
+    assert inputs["train"].source.find(files["train"]["sha256"]) > 0
+    assert inputs["train"].digest == files["train"]["sha256"][:36]
+    assert train_run.data.tags["pipeline.data.train.sha256"] == files["train"]["sha256"]
+
+    # The run artifacts and the model live in the bucket too, through the server's artifact proxy.
+    artifact_keys = dev.keys("mlartifacts/")
+    assert any(k.endswith(f"{train_run.info.run_id}/artifacts/snapshot/manifest.json") for k in artifact_keys)
+    model_id = by_step["train_model"].outputs["model"].removeprefix("models:/")
+    assert any(k.endswith(f"models/{model_id}/artifacts/MLmodel") for k in artifact_keys)
+
+    # Training again on the same data stores no new snapshot object.
+    again = run_pipeline(load_config("dev"), ["train_model"], force=["train_model"])
+    assert [k for k in dev.keys(dev.prefix + "/") if "/snapshots/" in k] == snapshots
+    assert again.steps[0].outputs["registered_model"] == f"models:/{dev.model_name}/2"
+
+    # Retraining from the first run's snapshot, through the command line, reproduces its metrics exactly.
+    cli = _run_cli(dev, "--environment", "dev", "--from-run", train_run.info.run_id)
+    assert cli.returncode == 0, cli.stderr
+    assert f"retraining on the data snapshot of run {train_run.info.run_id}" in cli.stderr
+    retrained = client.search_runs(
+        [train_run.info.experiment_id],
+        filter_string=f"params.from_run = '{train_run.info.run_id}'",
+    )
+    assert len(retrained) == 1
+    for metric in ("roc_auc", "f1_score", "accuracy_score", "log_loss"):
+        assert retrained[0].data.metrics[metric] == train_run.data.metrics[metric]
+
+
+def test_train_model_step_alone_on_dev_from_the_command_line(dev: DevEnv) -> None:
+    run_pipeline(load_config("dev"), ["make_data", "feat_data"])
+
+    cli = _run_cli(dev, "--step", "train_model", "--environment", "dev")
+
+    assert cli.returncode == 0, cli.stderr
+    assert f"models:/{dev.model_name}/1" in cli.stdout
+    assert f"open {dev.tracking_uri}" in cli.stdout
+
+
+def _assert_nothing_written(dev: DevEnv, before: list[str]) -> None:
+    from mlflow import MlflowClient
+
+    assert dev.keys(dev.prefix + "/") == before
+    experiment = MlflowClient(dev.tracking_uri).get_experiment_by_name(dev.experiment)
+    if experiment is not None:
+        assert MlflowClient(dev.tracking_uri).search_runs([experiment.experiment_id]) == []
+
+
+def test_missing_credentials_fail_fast(dev: DevEnv, monkeypatch: pytest.MonkeyPatch) -> None:
+    before = dev.keys(dev.prefix + "/")
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.delenv(name)
+
+    with pytest.raises(PipelineError) as caught:
+        run_pipeline(load_config("dev"), list(STEPS))
+
+    assert "no valid AWS credentials were found" in str(caught.value)
+    _assert_nothing_written(dev, before)
+
+
+def test_missing_bucket_fails_fast(dev: DevEnv, monkeypatch: pytest.MonkeyPatch) -> None:
+    before = dev.keys(dev.prefix + "/")
+    monkeypatch.setenv("PIPELINE_BUCKET", "no-such-bucket-here")
+
+    with pytest.raises(PipelineError) as caught:
+        run_pipeline(load_config("dev"), list(STEPS))
+
+    assert "s3://no-such-bucket-here/" in str(caught.value)
+    assert "bucket does not exist" in str(caught.value)
+    _assert_nothing_written(dev, before)
+
+
+def test_unreachable_tracking_server_fails_fast(dev: DevEnv, monkeypatch: pytest.MonkeyPatch) -> None:
+    before = dev.keys(dev.prefix + "/")
+    monkeypatch.setenv("PIPELINE_TRACKING_URI", f"http://127.0.0.1:{free_port()}")
+
+    with pytest.raises(PipelineError) as caught:
+        run_pipeline(load_config("dev"), list(STEPS))
+
+    assert "does not answer" in str(caught.value)
+    assert dev.keys(dev.prefix + "/") == before
+
+
+def test_check_command_reports_each_part(dev: DevEnv) -> None:
+    good = _run_cli(dev, "check", "--environment", "dev")
+    env_without_keys = {k: v for k, v in dev.env().items() if not k.startswith("AWS_SECRET")}
+    bad = subprocess.run([sys.executable, "src/main.py", "check", "-e", "dev"], cwd=REPO_ROOT,
+                         env={**{k: v for k, v in os.environ.items()
+                                 if not k.startswith(("MLFLOW_", "PIPELINE_", "AWS_ACCESS", "AWS_SECRET"))},
+                              **env_without_keys, "PIPELINE_TRACKING_URI": f"http://127.0.0.1:{free_port()}"},
+                         capture_output=True, text=True, timeout=120)
+
+    assert good.returncode == 0, good.stdout + good.stderr
+    assert "all checks passed" in good.stdout
+    assert bad.returncode == 1
+    assert "FAIL credentials" in bad.stdout
+    assert "FAIL tracking" in bad.stdout
+    assert "fix: set AWS_PROFILE" in bad.stdout
