@@ -125,6 +125,89 @@ def check(ctx: click.Context, environment: str | None) -> None:
     sys.exit(0 if all(c.ok for c in results) else 1)
 
 
+@cli.command()
+@click.option("--environment", "-e", default=None, help="Environment (default: the one given before).")
+@click.option("--version", "version", default=None, help="Registered model version to give the alias.")
+@click.option("--rollback", is_flag=True, help="Give the alias back to the version that held it before.")
+@click.option("--reason", default="", help="Why (kept on the model version).")
+@click.pass_context
+def promote(ctx: click.Context, environment: str | None, version: str | None, rollback: bool, reason: str) -> None:
+    """Give a model version the champion alias by hand, or roll it back."""
+    from src.lib.console import err, print_error
+    from src.lib.tracking import Tracker
+
+    _configure_logging(False)
+    try:
+        if bool(version) == rollback:
+            raise PipelineError("give exactly one of --version N or --rollback")
+        settings = _settings(ctx, environment)
+        tracker = Tracker(settings)
+        tracker.connect()
+        name, alias = settings.train_model.registered_model_name, settings.gate.alias
+        if rollback:
+            version = _previous_champion(tracker, name, alias)
+        previous = tracker.set_alias(name, str(version), alias, by="manual (promote command)",
+                                     reason=reason or ("rollback" if rollback else "promoted by hand"))
+    except PipelineError as exc:
+        print_error(str(exc))
+        sys.exit(exc.exit_code)
+    err.print(f"@{alias} of '{name}' is now version {version} (was {previous or 'unset'})")
+
+
+def _previous_champion(tracker: Any, name: str, alias: str) -> str:
+    from mlflow import MlflowClient
+
+    current = tracker.alias_version(name, alias)
+    if current is None:
+        raise PipelineError(f"no version of '{name}' holds @{alias}: nothing to roll back")
+    previous = MlflowClient().get_model_version(name, current).tags.get(f"{alias}.previous_version", "none")
+    if previous == "none":
+        raise PipelineError(f"version {current} was the first @{alias} of '{name}': there is nothing to roll back to")
+    return previous
+
+
+@cli.command()
+@click.option("--environment", "-e", default=None, help="Environment (default: the one given before).")
+@click.option("--model-uri", default=None, help="Model to serve (default: models:/<name>@champion).")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8080, show_default=True, type=int)
+@click.pass_context
+def serve(ctx: click.Context, environment: str | None, model_uri: str | None, host: str, port: int) -> None:
+    """Serve a model with MLflow's scoring server: GET /ping, POST /invocations (CSV or JSON)."""
+    from src.lib.console import err, print_error
+    from src.lib.tracking import Tracker
+
+    _configure_logging(False)
+    try:
+        settings = _settings(ctx, environment)
+        tracker = Tracker(settings)
+        tracker.connect()
+        name, alias = settings.train_model.registered_model_name, settings.gate.alias
+        if model_uri is None:
+            if tracker.alias_version(name, alias) is None:
+                raise PipelineError(f"no version of '{name}' holds @{alias}: train one that passes the gate, "
+                                    "promote one (python src/main.py promote --version N), or pass --model-uri")
+            model_uri = f"models:/{name}@{alias}"
+        ref = tracker.describe_model(model_uri)
+        from src.serving import build_app
+
+        app = build_app(model_uri)
+    except PipelineError as exc:
+        print_error(str(exc))
+        sys.exit(exc.exit_code)
+    import uvicorn
+
+    err.print(f"serving {model_uri} (version {ref.version or '-'}) on http://{host}:{port}  "
+              "(GET /ping, POST /invocations; Ctrl-C stops)")
+    uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
+def _settings(ctx: click.Context, environment: str | None) -> Any:
+    from src.lib.config import load_config
+
+    return load_config(environment or ctx.parent.params["environment"])  # type: ignore[union-attr]
+
+
 def _overrides(
     estimator: str | None,
     params: tuple[str, ...],

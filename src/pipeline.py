@@ -17,7 +17,7 @@ from src.lib.cache import CacheKey, make_key
 from src.lib.config import Settings
 from src.lib.errors import PipelineError, StepError
 from src.lib.storage import Storage
-from src.lib.tracking import TAG_REUSED_FROM, TAG_STEP, Tracker
+from src.lib.tracking import TAG_NOTES, TAG_REUSED_FROM, TAG_STEP, Tracker
 from src.steps import COMMON_CODE, STEPS as STEP_SPECS
 from src.steps import Input, Step, StepContext
 
@@ -40,6 +40,7 @@ class StepResult:
     seconds: float
     reused_from: str | None = None
     reason: str = ""
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -259,8 +260,11 @@ def _run_step(ctx: StepContext, cache: _Cache, spec: Step, reporter: Reporter, i
         tracker.set_tags({**key.tags(), "pipeline.run_reason": decision.reason})
         output = spec.run(ctx, run, inputs)
         tracker.log_outputs(output.outputs, output.digests)
+        if output.notes:
+            tracker.set_tags({TAG_NOTES: "\n".join(output.notes)[:4000]})
     ctx.done[spec.name] = {n: Input(uri, output.digests[n]) for n, uri in output.outputs.items()}
-    return StepResult(spec.name, run.info.run_id, output.outputs, output.metrics, 0.0, reason=decision.reason)
+    return StepResult(spec.name, run.info.run_id, output.outputs, output.metrics, 0.0, reason=decision.reason,
+                      notes=output.notes)
 
 
 def _reuse_step(ctx: StepContext, spec: Step, key: CacheKey, decision: Decision) -> StepResult:
@@ -271,10 +275,11 @@ def _reuse_step(ctx: StepContext, spec: Step, key: CacheKey, decision: Decision)
     outputs = ctx.tracker.step_outputs(cached)
     digests = ctx.tracker.step_digests(cached)
     metrics = dict(cached.data.metrics)
+    notes = [f"as decided then: {n}" for n in cached.data.tags.get(TAG_NOTES, "").splitlines() if n]
     with ctx.tracker.step_run(spec.name) as run:
         ctx.tracker.set_tags({**key.tags(), TAG_REUSED_FROM: cached.info.run_id, TAG_STEP: spec.name})
         ctx.tracker.log_outputs(outputs, digests)
         ctx.tracker.log_metrics(metrics)
     ctx.done[spec.name] = {n: Input(uri, digests.get(n, uri)) for n, uri in outputs.items()}
     return StepResult(spec.name, run.info.run_id, outputs, metrics, 0.0, reused_from=cached.info.run_id,
-                      reason=decision.reason)
+                      reason=decision.reason, notes=notes)

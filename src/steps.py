@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from src.lib.config import Settings, join_uri
 from src.lib.errors import DataValidationError, PipelineError
 from src.lib.storage import Storage
-from src.lib.tracking import SNAPSHOT_MANIFEST, Tracker
+from src.lib.tracking import SNAPSHOT_MANIFEST, Tracker, evaluation_metrics
 
 if TYPE_CHECKING:
     from mlflow.entities import Run
@@ -37,6 +37,8 @@ class StepOutput:
     outputs: dict[str, str]
     digests: dict[str, str]
     metrics: dict[str, float]
+    # One-line facts for the summary (the gate's decision, say).
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -161,6 +163,7 @@ def _train_model_params(settings: Settings) -> dict[str, Any]:
         "estimator": p.estimator, "hyperparameters": p.estimator_params, "seed": p.seed,
         "registered_model_name": p.registered_model_name,
         "features": settings.dataset_schema.model_dump(mode="json")["columns"],
+        "gate": settings.gate.model_dump(),
     }
 
 
@@ -228,27 +231,27 @@ def run_train_model(ctx: StepContext, run: Run, inputs: dict[str, Input]) -> Ste
         }
     )
     model = train_model(train, params, schema)
-    model_uri, version_uri, metrics = ctx.tracker.log_and_register_model(
+    evaluation_data = feature_frame(test, schema).assign(**{LABEL: test[LABEL].to_numpy()})
+    model_uri, version_uri, evaluation = ctx.tracker.log_and_register_model(
         model,
         example=feature_frame(train, schema).head(5),
         registered_name=params.registered_model_name,
-        evaluation_data=feature_frame(test, schema).assign(**{LABEL: test[LABEL].to_numpy()}),
+        evaluation_data=evaluation_data,
         label=LABEL,
+    )
+    decision = ctx.tracker.gate_candidate(
+        params.registered_model_name, version_uri.rsplit("/", 1)[1], evaluation, evaluation_data, LABEL,
+        settings.gate,
     )
     # Digests of a model: its URI (a logged model and a registered version never change).
     outputs = {"model": model_uri, "registered_model": version_uri}
-    return StepOutput(outputs, dict(outputs), metrics)
+    return StepOutput(outputs, dict(outputs), evaluation_metrics(evaluation), notes=[decision.summary()])
 
 
 # -- predict -------------------------------------------------------------------------------------------------------
 def _predict_inputs(ctx: StepContext) -> dict[str, Input]:
     settings = ctx.settings
-    model_uri = settings.predict.model_uri
-    if not model_uri:
-        if "train_model" in ctx.done:
-            model_uri = ctx.done["train_model"]["registered_model"].uri
-        else:
-            model_uri = ctx.tracker.newest_registered_version(settings.train_model.registered_model_name)
+    model_uri = settings.predict.model_uri or champion_uri(ctx)
     # An alias or "latest" is resolved now: the key changes when the alias moves.
     model = Input(model_uri, ctx.tracker.describe_model(model_uri).identity)
     if settings.data.predict_input:
@@ -257,6 +260,18 @@ def _predict_inputs(ctx: StepContext) -> dict[str, Input]:
     else:
         batch = ctx.upstream("feat_data", "test")
     return {"model": model, "batch": batch}
+
+
+def champion_uri(ctx: StepContext) -> str:
+    """``models:/<name>@<alias>``, or an error that says why no model holds the alias yet."""
+    name, alias = ctx.settings.train_model.registered_model_name, ctx.settings.gate.alias
+    if ctx.tracker.alias_version(name, alias) is None:
+        raise PipelineError(
+            f"no version of '{name}' holds the alias @{alias} yet, so there is no model to score with: every "
+            "candidate so far failed the quality gate (its train_model run says why, tag gate.reasons), or none "
+            f"was trained. Promote one by hand (python src/main.py promote --version N) or pass --model-uri"
+        )
+    return f"models:/{name}@{alias}"
 
 
 def _predict_params(settings: Settings) -> dict[str, Any]:

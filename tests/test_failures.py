@@ -174,7 +174,7 @@ def test_predict_input_missing_model_columns(workspace) -> None:
     assert len(list(workspace.data_root.glob("processed/predictions/*/predictions.parquet"))) == 1
 
 
-@pytest.mark.parametrize("uri", ["models:/breast-cancer-classifier@champion", "models:/nope/1",
+@pytest.mark.parametrize("uri", ["models:/breast-cancer-classifier@staging", "models:/nope/1",
                                  "runs:/0123456789abcdef0123456789abcdef/model"])
 def test_model_that_does_not_exist(workspace, uri: str) -> None:
     run_pipeline(load_config("local"), list(STEPS))

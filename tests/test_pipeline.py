@@ -99,7 +99,8 @@ def test_steps_run_alone_take_inputs_from_the_latest_runs(workspace) -> None:
     train_run = client.get_run(train_only.steps[0].run_id)
     assert train_run.data.params["train_rows"] == "455"
     predict_run = client.get_run(predict_only.steps[0].run_id)
-    assert predict_run.data.params["model_uri"] == "models:/breast-cancer-classifier/1"
+    assert predict_run.data.params["model_uri"] == "models:/breast-cancer-classifier@champion"
+    assert predict_run.data.params["model_version"] == "1"
     assert predict_run.data.params["input_uri"] == feat.outputs["test"]
 
 

@@ -132,10 +132,45 @@ class TrainModelParams(_Strict):
         return dict(self.hyperparameters.get(self.estimator) or {})
 
 
+# Metrics the gate may use, and whether more is better (names as mlflow.models.evaluate logs them).
+GATE_METRICS = {
+    "roc_auc": True, "f1_score": True, "accuracy_score": True, "precision_score": True, "recall_score": True,
+    "precision_recall_auc": True, "log_loss": False,
+}
+
+
+class GateParams(_Strict):
+    """When a trained candidate may become the model that predict and serving use."""
+
+    alias: str = "champion"
+    # Every candidate must reach these on the holdout.
+    thresholds: dict[str, float] = Field(default_factory=dict)
+    # And, when a champion exists, beat it on the same holdout by at least this much on each gated metric
+    # (MLflow's MetricThreshold needs a positive change: a tie with the champion does not replace it).
+    min_improvement: float = Field(1e-6, gt=0.0)
+
+    @field_validator("thresholds")
+    @classmethod
+    def _known_metrics(cls, value: dict[str, float]) -> dict[str, float]:
+        unknown = sorted(set(value) - set(GATE_METRICS))
+        if unknown:
+            raise ValueError(f"unknown gate metric(s) {unknown}: use {', '.join(GATE_METRICS)}")
+        return value
+
+
 class PredictParams(_Strict):
     # A run ("runs:/<id>/model"), a version ("models:/<name>/3") or an alias ("models:/<name>@champion").
-    # Unset: the model trained in the same pipeline run, else the newest registered version.
+    # Unset: the model holding the gate's alias (the champion).
     model_uri: str | None = None
+
+
+class BatchParams(_Strict):
+    """S3-triggered batch scoring (src/batch/s3_handler.py)."""
+
+    # Objects landing under this prefix of data.root are scored.
+    input_prefix: str = "incoming"
+    # Scored batches (and error reports) are written under this prefix of data.root.
+    output_prefix: str = "scored"
 
 
 class TrackingConfig(_Strict):
@@ -161,7 +196,9 @@ class Settings(_Strict):
     make_data: MakeDataParams = MakeDataParams()
     feat_data: FeatDataParams = FeatDataParams()
     train_model: TrainModelParams
+    gate: GateParams = GateParams()
     predict: PredictParams = PredictParams()
+    batch: BatchParams = BatchParams()
     tracking: TrackingConfig
     aws: AwsConfig = AwsConfig()
 

@@ -38,6 +38,8 @@ class ConsoleReporter:
             err.print(f"[bold green]=[/] {result.step} reused run {result.reused_from} ({result.reason})", soft_wrap=True)
         else:
             err.print(f"[bold green]ok[/] {result.step} in {result.seconds:.1f}s  {_headline(result)}", soft_wrap=True)
+        for note in result.notes:
+            err.print(f"   {note}", soft_wrap=True)
 
     def step_failed(self, step: str, error: BaseException) -> None:
         err.print(f"[bold red]FAILED[/] {step}")
@@ -72,6 +74,7 @@ def print_summary(settings: Settings, result: PipelineResult) -> None:
     for step in result.steps:
         if step.step in ("train_model", "predict"):
             lines += [f"  {name}: {uri}" for name, uri in step.outputs.items()]
+        lines += [f"  {step.step}: {note}" for note in step.notes]
     lines.append(f"see the runs: {ui_command(settings.tracking.uri)}")
     for line in lines:
         out.print(line, soft_wrap=True)

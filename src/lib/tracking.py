@@ -6,6 +6,7 @@ Step transforms never import mlflow; runners call this module.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import logging
 import os
@@ -32,6 +33,7 @@ TAG_ERROR = "pipeline.error"
 TAG_OUTPUT_PREFIX = "pipeline.output."
 TAG_DIGEST_PREFIX = "pipeline.digest."
 TAG_REUSED_FROM = "pipeline.reused_from"
+TAG_NOTES = "pipeline.notes"
 TAG_HOST = "pipeline.host"
 TAG_PID = "pipeline.pid"
 SNAPSHOT_MANIFEST = "snapshot/manifest.json"
@@ -162,10 +164,10 @@ class Tracker:
         mlflow.set_tags(dict(tags))
 
     def log_and_register_model(self, model: Any, example: Any, registered_name: str, evaluation_data: Any,
-                               label: str) -> tuple[str, str, dict[str, float]]:
+                               label: str) -> tuple[str, str, Any]:
         """Log a scikit-learn model with signature and example, evaluate it, then register it.
 
-        Returns the logged model URI, the registered version URI and the evaluation metrics. The model is
+        Returns the logged model URI, the registered version URI and the evaluation result. The model is
         registered only after its evaluation succeeded, so a failure leaves no new version behind.
         """
         import mlflow
@@ -192,8 +194,99 @@ class Tracker:
             evaluator_config={"default": {"log_model_explainability": False}},
         )
         version = mlflow.register_model(info.model_uri, registered_name).version
-        metrics = {k: float(v) for k, v in evaluation.metrics.items() if isinstance(v, int | float)}
-        return info.model_uri, f"models:/{registered_name}/{version}", metrics
+        return info.model_uri, f"models:/{registered_name}/{version}", evaluation
+
+    # -- the quality gate and the alias ------------------------------------------------------------------------
+    def gate_candidate(self, name: str, version: str, evaluation: Any, evaluation_data: Any, label: str,
+                       gate: Any) -> GateDecision:
+        """Compare the candidate just evaluated with the thresholds and with the current alias holder (evaluated
+        on the same holdout, in a nested run); promote it only if it passes. The decision is logged on the run."""
+        import mlflow
+        from mlflow import MlflowClient
+        from mlflow.exceptions import MlflowException
+        from mlflow.models import MetricThreshold
+        from mlflow.models.evaluation.validation import ModelValidationFailedException
+
+        from src.lib.config import GATE_METRICS
+
+        client = MlflowClient()
+        champion = self.alias_version(name, gate.alias)
+        baseline = None
+        if champion is not None:
+            active = mlflow.active_run()
+            with mlflow.start_run(run_name=f"{gate.alias}_baseline", nested=True,
+                                  experiment_id=active.info.experiment_id if active else self.experiment_id):
+                mlflow.set_tags({TAG_KIND: "baseline", "gate.baseline_version": champion})
+                baseline = mlflow.models.evaluate(
+                    model=f"models:/{name}/{champion}", data=evaluation_data, targets=label, model_type="classifier",
+                    evaluators=["default"], evaluator_config={"default": {"log_model_explainability": False}},
+                )
+        thresholds = {
+            metric: MetricThreshold(
+                threshold=value,
+                min_absolute_change=gate.min_improvement if baseline is not None else None,
+                greater_is_better=GATE_METRICS[metric],
+            )
+            for metric, value in gate.thresholds.items()
+        }
+        try:
+            mlflow.validate_evaluation_results(thresholds, evaluation, baseline)
+            passed, reasons = True, [f"passed: {_describe_thresholds(gate, champion)}"]
+        except ModelValidationFailedException as exc:
+            passed, reasons = False, [line.strip() for line in exc.message.splitlines() if line.strip()]
+        except MlflowException as exc:
+            raise TrackingError(f"the quality gate could not run: {exc.message}") from exc
+
+        decision = GateDecision(
+            promoted=passed, name=name, version=version, alias=gate.alias, previous=champion, reasons=reasons,
+            candidate={m: evaluation.metrics.get(m) for m in gate.thresholds},
+            baseline={m: baseline.metrics.get(m) for m in gate.thresholds} if baseline else None,
+        )
+        if passed:
+            run = mlflow.active_run()
+            self.set_alias(name, version, gate.alias, by=f"pipeline run {run.info.run_id}" if run else "pipeline",
+                           reason="; ".join(reasons))
+        mlflow.set_tags({"gate.decision": "promoted" if passed else "rejected",
+                         "gate.reasons": "; ".join(reasons)[:4000]})
+        mlflow.log_dict(decision.to_dict(), "gate/decision.json")
+        client.set_model_version_tag(name, version, "gate.decision", "promoted" if passed else "rejected")
+        return decision
+
+    @staticmethod
+    def alias_version(name: str, alias: str) -> str | None:
+        """The version holding ``alias``, or None."""
+        from mlflow import MlflowClient
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return str(MlflowClient().get_model_version_by_alias(name, alias).version)
+        except MlflowException:
+            return None
+
+    def set_alias(self, name: str, version: str, alias: str, by: str, reason: str) -> str | None:
+        """Move ``alias`` to ``version``, recording on both versions who held it before and why it moved."""
+        from mlflow import MlflowClient
+        from mlflow.exceptions import MlflowException
+
+        client = MlflowClient()
+        try:
+            client.get_model_version(name, version)
+        except MlflowException as exc:
+            raise TrackingError(f"model '{name}' has no version {version}: see the registered versions in mlflow ui")\
+                from exc
+        previous = self.alias_version(name, alias)
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        client.set_registered_model_alias(name, alias, version)
+        for key, value in {
+            f"{alias}.previous_version": previous or "none",
+            f"{alias}.promoted_at": now,
+            f"{alias}.promoted_by": by,
+            f"{alias}.reason": reason[:4000],
+        }.items():
+            client.set_model_version_tag(name, version, key, value)
+        if previous and previous != version:
+            client.set_model_version_tag(name, previous, f"{alias}.replaced_by", f"{version} at {now}")
+        return previous
 
     @staticmethod
     def log_dataset(df: Any, name: str, source: str, sha256: str, context: str, targets: str) -> None:
@@ -422,6 +515,43 @@ def _sqlite_setup_lock(uri: str) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@dataclasses.dataclass(frozen=True)
+class GateDecision:
+    """Whether a candidate got the alias, and why."""
+
+    promoted: bool
+    name: str
+    version: str
+    alias: str
+    previous: str | None
+    reasons: list[str]
+    candidate: dict[str, Any]
+    baseline: dict[str, Any] | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def summary(self) -> str:
+        if self.promoted:
+            before = f" (was version {self.previous})" if self.previous else ""
+            return f"promoted version {self.version} to @{self.alias}{before}"
+        kept = f"; @{self.alias} stays version {self.previous}" if self.previous else f"; no model has @{self.alias}"
+        return f"version {self.version} not promoted: {'; '.join(self.reasons)}{kept}"
+
+
+def _describe_thresholds(gate: Any, champion: str | None) -> str:
+    from src.lib.config import GATE_METRICS
+
+    parts = [f"{m} {'>=' if GATE_METRICS[m] else '<='} {v}" for m, v in gate.thresholds.items()]
+    against = f", and better than version {champion}" if champion else ""
+    return ", ".join(parts) + against
+
+
+def evaluation_metrics(evaluation: Any) -> dict[str, float]:
+    """The numeric metrics of an mlflow.models.evaluate result."""
+    return {k: float(v) for k, v in evaluation.metrics.items() if isinstance(v, int | float)}
 
 
 def _tags_with_prefix(run: Run, prefix: str) -> dict[str, str]:

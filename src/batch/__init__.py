@@ -1,0 +1,1 @@
+"""Batch scoring triggered by objects landing in S3."""

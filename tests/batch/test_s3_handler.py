@@ -1,0 +1,100 @@
+"""The S3-triggered batch handler against an S3-speaking server over HTTP, with a real champion."""
+
+from __future__ import annotations
+
+import io
+import json
+import uuid
+
+import pandas as pd
+import pytest
+
+from src.batch import s3_handler
+from src.lib.config import REPO_ROOT, load_config
+from src.pipeline import STEPS, run_pipeline
+from tests.servers import AWS_TEST_ENV
+
+pytestmark = pytest.mark.slow
+
+BUCKET = "batch-scoring-test"
+
+
+def _event(key: str, bucket: str = BUCKET) -> dict:
+    return {"Records": [{"eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
+                         "s3": {"bucket": {"name": bucket}, "object": {"key": key}}}]}
+
+
+@pytest.fixture
+def s3_env(monkeypatch: pytest.MonkeyPatch, s3_server: str, tmp_path):
+    """dev config: data on the S3 server under a fresh prefix, tracking in a local SQLite file, a champion."""
+    import boto3
+
+    s3 = boto3.client("s3", endpoint_url=s3_server, aws_access_key_id="testing", aws_secret_access_key="testing",
+                      region_name="us-east-1")
+    if BUCKET not in [b["Name"] for b in s3.list_buckets()["Buckets"]]:
+        s3.create_bucket(Bucket=BUCKET)
+    prefix = f"p-{uuid.uuid4().hex[:8]}"
+    s3.upload_file(str(REPO_ROOT / "data" / "raw" / "breast_cancer.csv"), BUCKET, f"{prefix}/raw/breast_cancer.csv")
+    env = {**AWS_TEST_ENV, "AWS_ENDPOINT_URL": s3_server, "PIPELINE_DATA_ROOT": f"s3://{BUCKET}/{prefix}",
+           "PIPELINE_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}", "PIPELINE_ENVIRONMENT": "dev"}
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    result = run_pipeline(load_config("dev"), list(STEPS))
+    s3_handler.reset()
+    yield s3, prefix, result
+    s3_handler.reset()
+
+
+def _keys(s3, prefix: str) -> list[str]:
+    return sorted(o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix).get("Contents", []))
+
+
+def test_put_event_scores_the_object_like_predict(s3_env) -> None:
+    s3, prefix, result = s3_env
+    predicted = pd.read_parquet(io.BytesIO(s3.get_object(
+        Bucket=BUCKET, Key=result.steps[3].outputs["predictions"].split(f"{BUCKET}/", 1)[1])["Body"].read()))
+    batch = predicted.drop(columns=["prediction", "probability", "model_uri", "model_name", "model_version",
+                                    "model_run_id", "scored_at", "label"]).head(40)
+    s3.put_object(Bucket=BUCKET, Key=f"{prefix}/incoming/visit 2026-11.csv", Body=batch.to_csv(index=False))
+
+    answer = s3_handler.handler(_event(f"{prefix}/incoming/visit+2026-11.csv"))
+
+    [outcome] = answer["results"]
+    assert outcome["status"] == "scored", outcome
+    assert outcome["rows"] == 40
+    output_key = outcome["output"].split(f"{BUCKET}/", 1)[1]
+    assert output_key.startswith(f"{prefix}/scored/visit 2026-11-") and output_key.endswith("Z.csv")
+    scored = pd.read_csv(io.BytesIO(s3.get_object(Bucket=BUCKET, Key=output_key)["Body"].read()))
+    assert scored["sample_id"].tolist() == batch["sample_id"].tolist()
+    assert scored["prediction"].tolist() == predicted["prediction"].head(40).tolist()
+    assert scored["probability"].round(9).tolist() == predicted["probability"].head(40).round(9).tolist()
+    assert set(scored["model_version"].astype(str)) == {"1"}
+    assert set(scored["model_name"]) == {"breast-cancer-classifier"}
+
+
+def test_bad_object_gets_an_error_report_not_a_crash(s3_env) -> None:
+    s3, prefix, _ = s3_env
+    s3.put_object(Bucket=BUCKET, Key=f"{prefix}/incoming/broken.csv", Body="sample_id,mean_radius\n1,2.0\n")
+    s3.put_object(Bucket=BUCKET, Key=f"{prefix}/incoming/notes.txt", Body="hello")
+
+    answer = s3_handler.handler({"Records": _event(f"{prefix}/incoming/broken.csv")["Records"]
+                                 + _event(f"{prefix}/incoming/notes.txt")["Records"]})
+
+    statuses = [r["status"] for r in answer["results"]]
+    assert statuses == ["failed", "failed"]
+    reports = [k for k in _keys(s3, f"{prefix}/scored/errors/")]
+    assert len(reports) == 2
+    report = json.loads(s3.get_object(Bucket=BUCKET, Key=reports[0])["Body"].read())
+    assert "input" in report and "error" in report
+    assert "lacks" in report["error"] or "not a .csv" in report["error"]
+    assert not [k for k in _keys(s3, f"{prefix}/scored/") if "/errors/" not in k]
+
+
+def test_objects_outside_the_input_prefix_are_ignored(s3_env) -> None:
+    s3, prefix, _ = s3_env
+    s3.put_object(Bucket=BUCKET, Key=f"{prefix}/elsewhere/batch.csv", Body="x\n1\n")
+
+    answer = s3_handler.handler(_event(f"{prefix}/elsewhere/batch.csv"))
+
+    assert answer["results"][0]["status"] == "ignored"
+    assert _keys(s3, f"{prefix}/scored/") == []
