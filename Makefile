@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 PIP_VERSION := 25.3
 
 .DEFAULT_GOAL := help
-.PHONY: help setup install run test test-fast ui lock clean
+.PHONY: help setup install airflow-venv run test test-fast ui lock clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -23,6 +23,14 @@ $(VENV)/.installed: requirements.lock
 	$(PY) -m pip check
 	@touch $@
 
+airflow-venv: .airflow-venv/.installed  ## Create .airflow-venv with the pinned Airflow (for the DAG and its tests)
+
+.airflow-venv/.installed: requirements-airflow.lock
+	$(PYTHON) -m venv .airflow-venv
+	.airflow-venv/bin/python -m pip install --quiet --disable-pip-version-check pip==$(PIP_VERSION)
+	.airflow-venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-airflow.lock
+	@touch $@
+
 run: install  ## Run the whole pipeline on the local environment
 	$(PY) src/main.py --environment local
 
@@ -35,7 +43,7 @@ test-fast: install  ## Run only the fast unit tests
 ui: install  ## Start the MLflow UI on the local runs (http://127.0.0.1:5000)
 	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///mlflow.db
 
-lock:  ## Re-resolve requirements*.in into requirements.lock (then update conda.yaml to match)
+lock:  ## Re-resolve requirements*.in into requirements.lock and requirements-runtime.lock (then update conda.yaml)
 	rm -rf .lock-venv
 	$(PYTHON) -m venv .lock-venv
 	.lock-venv/bin/pip install --quiet pip==$(PIP_VERSION)
@@ -43,6 +51,12 @@ lock:  ## Re-resolve requirements*.in into requirements.lock (then update conda.
 	.lock-venv/bin/pip check
 	{ sed -n '1,2p' requirements.lock; .lock-venv/bin/pip freeze --exclude-editable; } > requirements.lock.new
 	mv requirements.lock.new requirements.lock
+	rm -rf .lock-venv
+	$(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/pip install --quiet pip==$(PIP_VERSION)
+	.lock-venv/bin/pip install --quiet -c requirements.lock -r requirements.in
+	{ sed -n '1,2p' requirements-runtime.lock; .lock-venv/bin/pip freeze --exclude-editable; } > requirements-runtime.lock.new
+	mv requirements-runtime.lock.new requirements-runtime.lock
 	rm -rf .lock-venv
 
 clean:  ## Remove local run outputs (runs, models, data written by the pipeline); keeps data/raw

@@ -73,6 +73,8 @@ def _parse_param(text: str) -> tuple[str, Any]:
 @click.option("--from-run", callback=_blank_to_none, metavar="RUN_ID",
               help="train_model: retrain on the data snapshot of this train_model run (runs train_model only, "
                    "unless --step says train_model,predict).")
+@click.option("--parent-run-id", callback=_blank_to_none, metavar="RUN_ID",
+              help="Attach the step runs to this open parent run (from `parent-start`), e.g. one task per step.")
 @click.option("--force", "force", is_flag=False, flag_value="all", default=None, metavar="[STEPS]",
               help="Re-run steps even when a cached run matches: all (no value) or a comma list.")
 @click.option("--dry-run", is_flag=True, help="Print, per step, whether it would run or be reused, and why.")
@@ -89,6 +91,7 @@ def cli(
     model_uri: str | None,
     input_uri: str | None,
     from_run: str | None,
+    parent_run_id: str | None,
     force: str | None,
     dry_run: bool,
     verbose: bool,
@@ -107,7 +110,7 @@ def cli(
         # Retraining from a snapshot replaces make_data and feat_data.
         steps = "train_model" if steps == "all" else steps
         overrides.setdefault("train_model", {})["from_run"] = from_run
-    sys.exit(_run(environment, steps, overrides, force or "", dry_run, verbose))
+    sys.exit(_run(environment, steps, overrides, force or "", dry_run, verbose, parent_run_id))
 
 
 @cli.command()
@@ -202,6 +205,49 @@ def serve(ctx: click.Context, environment: str | None, model_uri: str | None, ho
     uvicorn.run(app, host=host, port=port, log_level="warning")
 
 
+@cli.command("parent-start")
+@click.option("--environment", "-e", default=None, help="Environment (default: the one given before).")
+@click.pass_context
+def parent_start(ctx: click.Context, environment: str | None) -> None:
+    """Open a parent run for steps run as separate tasks; print its id (last line of stdout)."""
+    from src.lib.console import print_error
+    from src.lib.tracking import Tracker
+    from src.pipeline import STEPS, pipeline_params
+
+    _configure_logging(False)
+    try:
+        settings = _settings(ctx, environment)
+        tracker = Tracker(settings)
+        tracker.connect()
+        run_id = tracker.start_parent(pipeline_params(settings, list(STEPS)))
+    except PipelineError as exc:
+        print_error(str(exc))
+        sys.exit(exc.exit_code)
+    click.echo(run_id)
+
+
+@cli.command("parent-end")
+@click.option("--environment", "-e", default=None, help="Environment (default: the one given before).")
+@click.option("--run-id", required=True, help="The parent run to close.")
+@click.pass_context
+def parent_end(ctx: click.Context, environment: str | None, run_id: str) -> None:
+    """Close a parent run: FINISHED if every step under it finished, else FAILED (and exit 1)."""
+    from src.lib.console import err, print_error
+    from src.lib.tracking import Tracker
+
+    _configure_logging(False)
+    try:
+        settings = _settings(ctx, environment)
+        tracker = Tracker(settings)
+        tracker.connect()
+        status = tracker.end_parent(run_id)
+    except PipelineError as exc:
+        print_error(str(exc))
+        sys.exit(exc.exit_code)
+    err.print(f"parent run {run_id}: {status}")
+    sys.exit(0 if status == "FINISHED" else 1)
+
+
 def _settings(ctx: click.Context, environment: str | None) -> Any:
     from src.lib.config import load_config
 
@@ -236,7 +282,7 @@ def _overrides(
 
 
 def _run(environment: str, steps_text: str, overrides: dict[str, Any], force_text: str, dry_run: bool,
-         verbose: bool) -> int:
+         verbose: bool, parent_run_id: str | None = None) -> int:
     from src.lib.config import load_config
     from src.lib.console import ConsoleReporter, print_error, print_plan, print_summary
     from src.pipeline import parse_steps, plan_pipeline, run_pipeline
@@ -256,7 +302,7 @@ def _run(environment: str, steps_text: str, overrides: dict[str, Any], force_tex
         if dry_run:
             print_plan(plan_pipeline(settings, steps, force))
             return 0
-        result = run_pipeline(settings, steps, reporter=ConsoleReporter(), force=force)
+        result = run_pipeline(settings, steps, reporter=ConsoleReporter(), force=force, parent_run_id=parent_run_id)
     except KeyboardInterrupt as exc:
         print_error("interrupted: the runs in progress are marked KILLED")
         return 143 if isinstance(exc, Terminated) else 130

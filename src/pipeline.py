@@ -187,14 +187,32 @@ def _cached_inputs(ctx: StepContext, run_id: str | None) -> dict[str, Input]:
     return {name: Input(uri, digests.get(name, uri)) for name, uri in ctx.tracker.step_outputs(run).items()}
 
 
+def pipeline_params(settings: Settings, steps: list[str]) -> dict[str, Any]:
+    """The key parameters logged on a parent run."""
+    # Named after their config keys, so they never clash with the parameters `mlflow run` logs on the same run.
+    return {
+        "pipeline.environment": settings.environment,
+        "pipeline.steps": ",".join(steps),
+        "feat_data.test_size": settings.feat_data.test_size,
+        "feat_data.seed": settings.feat_data.seed,
+        "train_model.estimator": settings.train_model.estimator,
+        "train_model.seed": settings.train_model.seed,
+        **{f"train_model.hyperparameters.{k}": v for k, v in settings.train_model.estimator_params.items()},
+    }
+
+
 def run_pipeline(
     settings: Settings,
     steps: list[str],
     reporter: Reporter | None = None,
     force: Iterable[str] = (),
     extra_params: Mapping[str, Any] | None = None,
+    parent_run_id: str | None = None,
 ) -> PipelineResult:
     """Run ``steps`` in order, each as a nested run under one parent run, reusing unchanged steps.
+
+    With ``parent_run_id`` (a run opened by ``parent-start``), the steps attach to that run and leave it open:
+    a scheduler runs each step as its own task and closes the parent at the end (``parent-end``).
 
     Raises:
         StepError: wrapping the first step's failure; its run and the parent run end FAILED.
@@ -202,7 +220,7 @@ def run_pipeline(
     reporter = reporter or _LogReporter()
     started = time.perf_counter()
     storage = Storage(profile=settings.aws.profile, region=settings.aws.region)
-    tracker = Tracker(settings)
+    tracker = Tracker(settings, parent_run_id=parent_run_id)
     experiment_id = tracker.connect()
     tracker.close_orphaned_runs()
     if settings.train_model.from_run and "train_model" in steps:
@@ -215,17 +233,7 @@ def run_pipeline(
     except PipelineError:
         to_run = list(steps)  # an input cannot be found yet: the step itself will say so
     preflight(settings, to_run, storage)
-    # Named after their config keys, so they never clash with the parameters `mlflow run` logs on the same run.
-    params = {
-        "pipeline.environment": settings.environment,
-        "pipeline.steps": ",".join(steps),
-        "feat_data.test_size": settings.feat_data.test_size,
-        "feat_data.seed": settings.feat_data.seed,
-        "train_model.estimator": settings.train_model.estimator,
-        "train_model.seed": settings.train_model.seed,
-        **{f"train_model.hyperparameters.{k}": v for k, v in settings.train_model.estimator_params.items()},
-        **(extra_params or {}),
-    }
+    params = {**pipeline_params(settings, steps), **(extra_params or {})}
     with tracker.pipeline_run(params) as parent:
         result = PipelineResult(
             environment=settings.environment,

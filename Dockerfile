@@ -1,0 +1,32 @@
+# The pipeline as an image: `docker run IMAGE --step train_model --environment dev`.
+# Build with ./build_docker.sh (tags the image with the git commit).
+FROM python:3.11.14-slim-bookworm
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    MPLCONFIGDIR=/tmp/matplotlib
+
+WORKDIR /app
+
+# Dependencies first, in a layer of their own: it is rebuilt only when the lock file changes.
+# The user runs the pipeline: no login shell, and the code stays owned by root (read-only to it).
+COPY requirements-runtime.lock ./
+RUN pip install --no-deps -r requirements-runtime.lock \
+    && useradd --create-home --uid 10001 --shell /usr/sbin/nologin pipeline
+
+# The code last: it changes most often.
+COPY MLproject conda.yaml ./
+COPY config/ config/
+COPY src/ src/
+
+# Runs are tagged with the commit the image was built from (there is no .git inside).
+ARG GIT_COMMIT=unknown
+ENV PIPELINE_GIT_COMMIT=${GIT_COMMIT}
+LABEL org.opencontainers.image.revision=${GIT_COMMIT} \
+      org.opencontainers.image.title="mlflow-pipeline-template"
+
+USER 10001
+ENTRYPOINT ["python", "src/main.py"]
+CMD ["--help"]
