@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 PIP_VERSION := 25.3
 
 .DEFAULT_GOAL := help
-.PHONY: help setup install airflow-venv run test test-fast ui lock clean
+.PHONY: help setup install airflow-venv run test test-fast bench ui lock clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -39,6 +39,9 @@ test: install  ## Run the test suite (unit + integration)
 
 test-fast: install  ## Run only the fast unit tests
 	$(PY) -m pytest -m "not slow"
+
+bench: install  ## Benchmarks: pipeline vs plain script, caching, scaling (about 15 minutes; bench/results.md)
+	$(PY) bench/run.py
 
 ui: install  ## Start the MLflow UI on the local runs (http://127.0.0.1:5000)
 	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///mlflow.db

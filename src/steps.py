@@ -215,8 +215,10 @@ def run_train_model(ctx: StepContext, run: Run, inputs: dict[str, Input]) -> Ste
         },
     }
     ctx.tracker.log_dict(manifest, SNAPSHOT_MANIFEST)
-    for name, context in (("train", "training"), ("test", "evaluation")):
-        ctx.tracker.log_dataset(frames[name], name, snapshots[name].uri, snapshots[name].sha256, context, LABEL)
+    ctx.tracker.set_tags({f"pipeline.data.{name}.sha256": snap.sha256 for name, snap in snapshots.items()})
+    ctx.tracker.log_dataset(
+        ctx.tracker.dataset(train, "train", snapshots["train"].uri, snapshots["train"].sha256, LABEL), "training"
+    )
 
     ctx.tracker.log_params(
         {
@@ -231,17 +233,19 @@ def run_train_model(ctx: StepContext, run: Run, inputs: dict[str, Input]) -> Ste
         }
     )
     model = train_model(train, params, schema)
-    evaluation_data = feature_frame(test, schema).assign(**{LABEL: test[LABEL].to_numpy()})
+    # The holdout as the model sees it (feature columns + label), recorded as the "evaluation" input by evaluate.
+    evaluation_data = ctx.tracker.dataset(
+        feature_frame(test, schema).assign(**{LABEL: test[LABEL].to_numpy()}),
+        "test", snapshots["test"].uri, snapshots["test"].sha256, LABEL,
+    )
     model_uri, version_uri, evaluation = ctx.tracker.log_and_register_model(
         model,
         example=feature_frame(train, schema).head(5),
         registered_name=params.registered_model_name,
         evaluation_data=evaluation_data,
-        label=LABEL,
     )
     decision = ctx.tracker.gate_candidate(
-        params.registered_model_name, version_uri.rsplit("/", 1)[1], evaluation, evaluation_data, LABEL,
-        settings.gate,
+        params.registered_model_name, version_uri.rsplit("/", 1)[1], evaluation, evaluation_data, settings.gate,
     )
     # Digests of a model: its URI (a logged model and a registered version never change).
     outputs = {"model": model_uri, "registered_model": version_uri}

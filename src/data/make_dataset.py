@@ -70,7 +70,7 @@ def validate_raw(raw: pd.DataFrame, schema: SchemaConfig, params: MakeDataParams
             "point data.raw at a file with data"
         )
     try:
-        return build_raw_schema(schema, params).validate(raw.copy(), lazy=True)
+        return build_raw_schema(schema, params).validate(raw, lazy=True)  # pandera copies (inplace=False)
     except pa_errors.SchemaErrors as exc:
         report = _failure_report(exc.failure_cases, raw)
         raise DataValidationError(

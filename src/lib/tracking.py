@@ -219,8 +219,8 @@ class Tracker:
 
         mlflow.set_tags(dict(tags))
 
-    def log_and_register_model(self, model: Any, example: Any, registered_name: str, evaluation_data: Any,
-                               label: str) -> tuple[str, str, Any]:
+    def log_and_register_model(self, model: Any, example: Any, registered_name: str, evaluation_data: Any
+                               ) -> tuple[str, str, Any]:
         """Log a scikit-learn model with signature and example, evaluate it, then register it.
 
         Returns the logged model URI, the registered version URI and the evaluation result. The model is
@@ -243,7 +243,6 @@ class Tracker:
         evaluation = mlflow.models.evaluate(
             model=info.model_uri,
             data=evaluation_data,
-            targets=label,
             model_type="classifier",
             evaluators=["default"],
             # SHAP explanations are slow and need the optional shap package; metrics and plots are enough here.
@@ -253,7 +252,7 @@ class Tracker:
         return info.model_uri, f"models:/{registered_name}/{version}", evaluation
 
     # -- the quality gate and the alias ------------------------------------------------------------------------
-    def gate_candidate(self, name: str, version: str, evaluation: Any, evaluation_data: Any, label: str,
+    def gate_candidate(self, name: str, version: str, evaluation: Any, evaluation_data: Any,
                        gate: Any) -> GateDecision:
         """Compare the candidate just evaluated with the thresholds and with the current alias holder (evaluated
         on the same holdout, in a nested run); promote it only if it passes. The decision is logged on the run."""
@@ -274,7 +273,7 @@ class Tracker:
                                   experiment_id=active.info.experiment_id if active else self.experiment_id):
                 mlflow.set_tags({TAG_KIND: "baseline", "gate.baseline_version": champion})
                 baseline = mlflow.models.evaluate(
-                    model=f"models:/{name}/{champion}", data=evaluation_data, targets=label, model_type="classifier",
+                    model=f"models:/{name}/{champion}", data=evaluation_data, model_type="classifier",
                     evaluators=["default"], evaluator_config={"default": {"log_model_explainability": False}},
                 )
         thresholds = {
@@ -345,16 +344,31 @@ class Tracker:
         return previous
 
     @staticmethod
-    def log_dataset(df: Any, name: str, source: str, sha256: str, context: str, targets: str) -> None:
-        """Record a dataset as an input of the active run, with its content digest and where its bytes are."""
-        import mlflow
+    def dataset(df: Any, name: str, source: str, sha256: str, targets: str) -> Any:
+        """An MLflow dataset for ``df``, with its content digest and where its bytes are.
+
+        MLflow infers a dataset's schema by visiting every value in Python, which takes seconds per million
+        rows; here the types come from a sample and only the "has no nulls" flags from the whole frame.
+        """
         import mlflow.data
+        from mlflow.models import infer_signature
+        from mlflow.types import ColSpec, Schema
 
         # MLflow caps a dataset digest at 36 characters: the full SHA-256 is in the (content-addressed) source URI
         # and in the run's pipeline.data.<name>.sha256 tag.
         dataset = mlflow.data.from_pandas(df, source=source, name=name, targets=targets, digest=sha256[:36])
+        sample = infer_signature(df.head(10_000)).inputs
+        complete = df.notna().all()
+        schema = Schema([ColSpec(spec.type, spec.name, required=bool(complete[spec.name])) for spec in sample.inputs])
+        dataset.__dict__["schema"] = schema  # fills PandasDataset.schema, a functools.cached_property
+        return dataset
+
+    @staticmethod
+    def log_dataset(dataset: Any, context: str) -> None:
+        """Record a dataset as an input of the active run (tagging the run with its full SHA-256)."""
+        import mlflow
+
         mlflow.log_input(dataset, context=context)
-        mlflow.set_tag(f"pipeline.data.{name}.sha256", sha256)
 
     @staticmethod
     def load_snapshot_manifest(run_id: str) -> dict[str, Any]:

@@ -1,0 +1,230 @@
+"""Benchmarks: the pipeline against a plain script, cached re-runs, scaling, start-up, subprocess chaining.
+
+    python bench/run.py                       # example data, 100k and 1M rows; scaling at 10k, 100k, 1M
+    python bench/run.py --sizes 20000 --scaling-sizes 5000,20000 --repeats 1   # a quick look
+
+Every figure is the median of --repeats runs, each on a fresh tracking store and data folder; the tables are
+printed as Markdown and written to bench/results.md. Nothing here asserts a target: the figures are the result.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from importlib.metadata import version
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+STEPS = ("make_data", "feat_data", "train_model", "predict")
+
+
+@dataclass
+class Workload:
+    """A dataset and the config folder that describes it."""
+
+    label: str
+    rows: int
+    config_dir: Path
+    raw: Path  # the raw file, copied into every fresh data root
+    frame_mb: float  # in-memory size of the raw frame (pandas, deep)
+
+
+def run(cmd: list[str], env: dict[str, str], cwd: Path = ROOT) -> float:
+    """Run a command to completion; its wall time in seconds."""
+    started = time.perf_counter()
+    done = subprocess.run(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    seconds = time.perf_counter() - started
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{done.stderr.decode(errors='replace')[-3000:]}")
+    return seconds
+
+
+def run_measuring_peak(args: list[str], env: dict[str, str], scratch: Path) -> float:
+    """Run ``python src/main.py ARGS``; its own peak RSS in MiB (see bench/peak_rss.py)."""
+    out = scratch / "peak.txt"
+    run([sys.executable, "bench/peak_rss.py", str(out), "src/main.py", *args], env)
+    return float(out.read_text())
+
+
+def base_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "PIPELINE_"))}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    return env
+
+
+def fresh_workspace(workload: Workload, parent: Path) -> tuple[Path, dict[str, str]]:
+    """A new data root holding the raw file, and a new SQLite tracking store."""
+    folder = Path(tempfile.mkdtemp(dir=parent))
+    (folder / "data" / "raw").mkdir(parents=True)
+    os.link(workload.raw, folder / "data" / "raw" / workload.raw.name)
+    env = base_env() | {
+        "PIPELINE_CONFIG_DIR": str(workload.config_dir),
+        "PIPELINE_DATA_ROOT": str(folder / "data"),
+        "PIPELINE_TRACKING_URI": f"sqlite:///{folder / 'mlflow.db'}",
+        "MLFLOW_TRACKING_URI": f"sqlite:///{folder / 'mlflow.db'}",
+    }
+    return folder, env
+
+
+def prepare_workloads(sizes: list[int], include_example: bool, work: Path) -> list[Workload]:
+    import pandas as pd
+
+    from bench.synthetic import make_frame, write_config
+
+    workloads = []
+    if include_example:
+        raw = ROOT / "data" / "raw" / "breast_cancer.csv"
+        frame_mb = pd.read_csv(raw).memory_usage(deep=True).sum() / 2**20
+        workloads.append(Workload("example (569 rows)", 569, ROOT / "config", raw, frame_mb))
+    for rows in sizes:
+        folder = work / f"synthetic-{rows}"
+        frame = make_frame(rows)
+        (folder / "source").mkdir(parents=True)
+        raw = folder / "source" / "synthetic.csv"
+        frame.to_csv(raw, index=False)
+        config_dir = write_config(ROOT / "config" / "base.yaml", folder / "config", "synthetic.csv")
+        workloads.append(Workload(f"synthetic {rows:,} rows", rows, config_dir, raw,
+                                  frame.memory_usage(deep=True).sum() / 2**20))
+    return workloads
+
+
+def step_seconds(env: dict[str, str]) -> dict[str, float]:
+    """Each step's own duration, from its MLflow run (excludes process start-up)."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(env["PIPELINE_TRACKING_URI"])
+    runs = client.search_runs([e.experiment_id for e in client.search_experiments()],
+                              filter_string="tags.`pipeline.kind` = 'step'")
+    return {r.data.tags["pipeline.step"]: (r.info.end_time - r.info.start_time) / 1000 for r in runs}
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def bench_overhead(workload: Workload, repeats: int, work: Path) -> dict[str, float]:
+    """Pipeline first run, cached re-run, plain script, and one `mlflow run` per step; medians."""
+    first, second, plain, chained = [], [], [], []
+    for _ in range(repeats):
+        folder, env = fresh_workspace(workload, work)
+        first.append(run([sys.executable, "src/main.py"], env))
+        second.append(run([sys.executable, "src/main.py"], env))
+        shutil.rmtree(folder)
+
+        folder, env = fresh_workspace(workload, work)
+        plain.append(run([sys.executable, "bench/plain_script.py", str(workload.config_dir),
+                          str(folder / "data"), str(folder / "plain")], env))
+        shutil.rmtree(folder)
+
+        folder, env = fresh_workspace(workload, work)
+        total = 0.0
+        for step in STEPS:
+            total += run([sys.executable, "-m", "mlflow", "run", ".", "-e", step, "--env-manager", "local",
+                          "--experiment-name", "chained"], env)
+        chained.append(total)
+        shutil.rmtree(folder)
+    return {"first": median(first), "second": median(second), "plain": median(plain), "chained": median(chained)}
+
+
+def bench_scaling(workload: Workload, repeats: int, work: Path) -> dict[str, tuple[float, float]]:
+    """Per step: its own duration (from MLflow) and the peak RSS of a process running only that step."""
+    seconds: dict[str, list[float]] = {s: [] for s in STEPS}
+    rss: dict[str, list[float]] = {s: [] for s in STEPS}
+    for _ in range(repeats):
+        folder, env = fresh_workspace(workload, work)
+        for step in STEPS:
+            rss[step].append(run_measuring_peak(["--step", step], env, folder))
+        for step, value in step_seconds(env).items():
+            seconds[step].append(value)
+        shutil.rmtree(folder)
+    return {s: (median(seconds[s]), median(rss[s])) for s in STEPS}
+
+
+def bench_startup(repeats: int) -> float:
+    return median([run([sys.executable, "src/main.py", "--help"], base_env()) for _ in range(max(5, repeats))])
+
+
+def machine_info() -> list[str]:
+    memory = "unknown"
+    try:
+        with open("/proc/meminfo") as handle:
+            memory = f"{int(handle.readline().split()[1]) / 2**20:.0f} GiB"
+    except OSError:
+        pass
+    packages = ", ".join(f"{p} {version(p)}" for p in ("mlflow", "scikit-learn", "pandas", "pyarrow", "pandera"))
+    return [
+        f"machine: {platform.machine()}, {os.cpu_count()} CPUs, {memory} RAM, {platform.system()} {platform.release()}",
+        f"python {platform.python_version()}; {packages}",
+    ]
+
+
+def ratio(a: float, b: float) -> str:
+    return f"{a / b:.2f}x" if b else "n/a"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="100000,1000000", help="synthetic sizes for overhead and caching")
+    parser.add_argument("--scaling-sizes", default="10000,100000,1000000", help="synthetic sizes for scaling")
+    parser.add_argument("--repeats", type=int, default=3, help="runs per figure (the median is reported)")
+    parser.add_argument("--no-example", action="store_true", help="skip the example dataset")
+    parser.add_argument("--no-overhead", action="store_true", help="skip the overhead, caching and chaining table")
+    parser.add_argument("--out", default=str(ROOT / "bench" / "results.md"), help="Markdown file for the tables")
+    args = parser.parse_args(argv)
+    sizes = [int(s) for s in args.sizes.split(",") if s]
+    scaling_sizes = [int(s) for s in args.scaling_sizes.split(",") if s]
+
+    lines = ["## Benchmark results", "", *[f"- {line}" for line in machine_info()],
+             f"- medians of {args.repeats} run(s); each run on a fresh tracking store and data folder", ""]
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+        work = Path(tmp)
+        all_sizes = sorted(set(scaling_sizes) | (set() if args.no_overhead else set(sizes)))
+        workloads = {w.rows: w for w in prepare_workloads(all_sizes, not args.no_example, work)}
+
+        lines += ["### Pipeline against a plain script, cached re-runs, subprocess chaining", "",
+                  "| data | plain script (s) | pipeline (s) | overhead | cached re-run (s) | re-run / first | "
+                  "`mlflow run` per step (s) | chained / in-process |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for rows in ([] if args.no_overhead else ([569] if not args.no_example else []) + sizes):
+            w = workloads[rows]
+            r = bench_overhead(w, args.repeats, work)
+            lines.append(f"| {w.label} | {r['plain']:.1f} | {r['first']:.1f} | {ratio(r['first'], r['plain'])} | "
+                         f"{r['second']:.1f} | {r['second'] / r['first']:.0%} | {r['chained']:.1f} | "
+                         f"{ratio(r['chained'], r['first'])} |")
+            print(lines[-1], flush=True)
+
+        lines += ["", "### Scaling: each step's own time (from its MLflow run) and the peak RSS of a process "
+                  "running only that step", "",
+                  "| rows | raw frame in memory (MiB) | " + " | ".join(f"{s} (s)" for s in STEPS) + " | "
+                  + " | ".join(f"{s} peak (MiB)" for s in STEPS) + " | worst peak / frame |",
+                  "|---|---|" + "---|" * (2 * len(STEPS) + 1)]
+        for rows in scaling_sizes:
+            w = workloads[rows]
+            r = bench_scaling(w, args.repeats, work)
+            worst = max(rss for _, rss in r.values())
+            lines.append(f"| {rows:,} | {w.frame_mb:.1f} | " + " | ".join(f"{r[s][0]:.2f}" for s in STEPS) + " | "
+                         + " | ".join(f"{r[s][1]:.0f}" for s in STEPS) + f" | {worst / w.frame_mb:.1f}x |")
+            print(lines[-1], flush=True)
+
+        startup = bench_startup(args.repeats)
+        lines += ["", "### Start-up", "", f"`python src/main.py --help`: {startup:.2f} s", ""]
+        print(lines[-2], flush=True)
+
+    text = "\n".join(lines)
+    Path(args.out).write_text(text + "\n")
+    print("\n" + text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

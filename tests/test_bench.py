@@ -1,0 +1,44 @@
+"""The benchmark runs end to end on tiny sizes and prints every figure (no timing is asserted)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from src.lib.config import REPO_ROOT
+
+pytestmark = pytest.mark.slow
+
+
+def test_benchmark_prints_every_figure(tmp_path: Path) -> None:
+    out = tmp_path / "results.md"
+
+    done = subprocess.run(
+        [sys.executable, "bench/run.py", "--sizes", "600", "--scaling-sizes", "300,600", "--repeats", "1",
+         "--out", str(out)],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=1200,
+    )
+
+    assert done.returncode == 0, done.stderr[-3000:]
+    text = out.read_text()
+    assert text in done.stdout
+    assert re.search(r"machine: \S+, \d+ CPUs", text)
+    assert "mlflow 3." in text
+    overhead_rows = [line for line in text.splitlines() if line.startswith(("| example", "| synthetic"))]
+    assert [row.split("|")[1].strip() for row in overhead_rows] == ["example (569 rows)", "synthetic 600 rows"]
+    for row in overhead_rows:
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert len(cells) == 8
+        assert cells[3].endswith("x") and cells[5].endswith("%") and cells[7].endswith("x")
+        assert all(float(cells[i]) > 0 for i in (1, 2, 4, 6))
+    scaling_rows = [line for line in text.splitlines() if re.match(r"\| (300|600) \|", line)]
+    assert len(scaling_rows) == 2
+    for row in scaling_rows:
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert len(cells) == 11
+        assert all(float(c) > 0 for c in cells[2:10])
+    assert re.search(r"`python src/main.py --help`: \d+\.\d\d s", text)
