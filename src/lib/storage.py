@@ -46,6 +46,8 @@ class Storage:
     profile: str | None = None
     region: str | None = None
     _filesystems: dict[str, Any] = field(default_factory=dict, repr=False)
+    # Local fingerprints by (path, size, mtime): a pipeline plans, then runs, and must not hash a large file twice.
+    _fingerprints: dict[tuple[str, int, int], str] = field(default_factory=dict, repr=False)
 
     # -- filesystems -------------------------------------------------------------------------------------------
     def filesystem(self, uri: str) -> tuple[fsspec.AbstractFileSystem, str]:
@@ -111,13 +113,24 @@ class Storage:
     def fingerprint(self, uri: str) -> str:
         """A digest of an object's content: SHA-256 of local files; for S3, the ETag and size (no download)."""
         if not _is_remote(uri):
-            return "sha256:" + self.sha256(uri)
+            return self._local_fingerprint(uri)
         fs, path = self.filesystem(uri)
         info = self._call(uri, "read", fs.info, path)
         etag = str(info.get("ETag") or info.get("etag") or "").strip('"')
         if not etag:
             return "sha256:" + self.sha256(uri)
         return f"etag:{etag}:{info.get('size')}"
+
+    def _local_fingerprint(self, uri: str) -> str:
+        path = os.path.abspath(_local_path(uri))
+        try:
+            stat = os.stat(path)
+        except OSError:
+            return "sha256:" + self.sha256(uri)  # reports the missing file as sha256 does
+        key = (path, stat.st_size, stat.st_mtime_ns)
+        if key not in self._fingerprints:
+            self._fingerprints[key] = "sha256:" + self.sha256(uri)
+        return self._fingerprints[key]
 
     def sha256(self, uri: str) -> str:
         """SHA-256 of an object's bytes, streamed."""

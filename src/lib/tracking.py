@@ -69,6 +69,13 @@ class Tracker:
         # attaches its step run to this parent instead of opening a parent of its own.
         self.parent_run_id = parent_run_id
 
+    @functools.cached_property
+    def _parent_experiment_id(self) -> str | None:
+        """The experiment of the external parent run (looked up once)."""
+        if not self.parent_run_id:
+            return None
+        return self._external_parent(self.parent_run_id).info.experiment_id
+
     # -- connection --------------------------------------------------------------------------------------------
     def connect(self) -> str:
         """Point MLflow at the environment's tracking server and make sure the experiment exists."""
@@ -173,8 +180,8 @@ class Tracker:
         import mlflow
 
         if self.parent_run_id:
-            parent_exp = mlflow.MlflowClient().get_run(self.parent_run_id).info.experiment_id
-            run = mlflow.start_run(experiment_id=parent_exp, run_name=step, parent_run_id=self.parent_run_id)
+            run = mlflow.start_run(experiment_id=self._parent_experiment_id, run_name=step,
+                                   parent_run_id=self.parent_run_id)
         else:
             parent = mlflow.active_run()
             experiment_id = parent.info.experiment_id if parent else self.experiment_id
@@ -485,11 +492,7 @@ class Tracker:
         return closed
 
     def _search_experiments(self) -> list[str]:
-        experiments = {self.experiment_id, _active_experiment_id()}
-        if self.parent_run_id:
-            from mlflow import MlflowClient
-
-            experiments.add(MlflowClient().get_run(self.parent_run_id).info.experiment_id)
+        experiments = {self.experiment_id, _active_experiment_id(), self._parent_experiment_id}
         return sorted(e for e in experiments if e)
 
     # -- models ------------------------------------------------------------------------------------------------
