@@ -17,7 +17,7 @@ from src.lib.cache import CacheKey, make_key
 from src.lib.config import Settings
 from src.lib.errors import PipelineError, StepError
 from src.lib.storage import Storage
-from src.lib.tracking import TAG_NOTES, TAG_REUSED_FROM, TAG_STEP, Tracker
+from src.lib.tracking import TAG_NOTES, TAG_REUSED_FROM, Tracker
 from src.steps import COMMON_CODE, STEPS as STEP_SPECS
 from src.steps import Input, Step, StepContext
 
@@ -148,17 +148,17 @@ def plan_pipeline(settings: Settings, steps: list[str], force: Iterable[str] = (
     """What ``run_pipeline`` would do, step by step, without starting a run or writing any data."""
     ctx = StepContext(settings, Storage(settings.aws.profile, settings.aws.region), Tracker(settings))
     ctx.tracker.connect()
-    return _plan(ctx, _Cache(ctx, set(force)), steps)
+    return _plan(ctx, set(force), steps)
 
 
-def _plan(ctx: StepContext, cache: _Cache, steps: list[str]) -> list[Decision]:
+def _plan(ctx: StepContext, force: set[str], steps: list[str]) -> list[Decision]:
     decisions: list[Decision] = []
     will_run: set[str] = set()
     planned = StepContext(ctx.settings, ctx.storage, ctx.tracker, done=dict(ctx.done))
-    planning_cache = _Cache(planned, set(cache.force))
+    planning_cache = _Cache(planned, force)
     for step in steps:
         spec = STEP_SPECS[step]
-        upstream_runs = sorted(will_run & _reads_from(step))
+        upstream_runs = sorted(will_run & spec.reads_from)
         if upstream_runs:
             verb = "runs" if len(upstream_runs) == 1 else "run"
             reason = f"input from {', '.join(upstream_runs)}, which {verb} first (reused if its output is unchanged)"
@@ -171,12 +171,6 @@ def _plan(ctx: StepContext, cache: _Cache, steps: list[str]) -> list[Decision]:
             will_run.add(step)
         decisions.append(decision)
     return decisions
-
-
-def _reads_from(step: str) -> set[str]:
-    return {"feat_data": {"make_data"}, "train_model": {"feat_data"}, "predict": {"feat_data", "train_model"}}.get(
-        step, set()
-    )
 
 
 def _cached_inputs(ctx: StepContext, run_id: str | None) -> dict[str, Input]:
@@ -226,10 +220,11 @@ def run_pipeline(
     if settings.train_model.from_run and "train_model" in steps:
         tracker.load_snapshot_manifest(settings.train_model.from_run)  # a wrong run id fails before any run starts
     ctx = StepContext(settings=settings, storage=storage, tracker=tracker)
-    cache = _Cache(ctx, set(force))
+    force = set(force)
+    cache = _Cache(ctx, force)
     # Check what the steps that will (or may) run need before any run starts; a fully reused pipeline skips this.
     try:
-        to_run = [d.step for d in _plan(ctx, cache, steps) if d.action == "run"]
+        to_run = [d.step for d in _plan(ctx, force, steps) if d.action == "run"]
     except PipelineError:
         to_run = list(steps)  # an input cannot be found yet: the step itself will say so
     preflight(settings, to_run, storage)
@@ -285,7 +280,7 @@ def _reuse_step(ctx: StepContext, spec: Step, key: CacheKey, decision: Decision)
     metrics = dict(cached.data.metrics)
     notes = [f"as decided then: {n}" for n in cached.data.tags.get(TAG_NOTES, "").splitlines() if n]
     with ctx.tracker.step_run(spec.name) as run:
-        ctx.tracker.set_tags({**key.tags(), TAG_REUSED_FROM: cached.info.run_id, TAG_STEP: spec.name})
+        ctx.tracker.set_tags({**key.tags(), TAG_REUSED_FROM: cached.info.run_id})
         ctx.tracker.log_outputs(outputs, digests)
         ctx.tracker.log_metrics(metrics)
     ctx.done[spec.name] = {n: Input(uri, digests.get(n, uri)) for n, uri in outputs.items()}

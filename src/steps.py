@@ -79,6 +79,8 @@ class Step:
     code: tuple[str, ...]
     # Folders the step writes into (checked writable before anything runs).
     writes: tuple[str, ...]
+    # Steps whose outputs it reads when they ran in the same pipeline.
+    reads_from: frozenset[str]
     inputs: Callable[[StepContext], dict[str, Input]]
     params: Callable[[Settings], dict[str, Any]]
     run: Callable[[StepContext, Run, dict[str, Input]], StepOutput]
@@ -255,7 +257,7 @@ def run_train_model(ctx: StepContext, run: Run, inputs: dict[str, Input]) -> Ste
 # -- predict -------------------------------------------------------------------------------------------------------
 def _predict_inputs(ctx: StepContext) -> dict[str, Input]:
     settings = ctx.settings
-    model_uri = settings.predict.model_uri or champion_uri(ctx)
+    model_uri = settings.predict.model_uri or champion_uri(settings, ctx.tracker)
     # An alias or "latest" is resolved now: the key changes when the alias moves.
     model = Input(model_uri, ctx.tracker.describe_model(model_uri).identity)
     if settings.data.predict_input:
@@ -266,10 +268,10 @@ def _predict_inputs(ctx: StepContext) -> dict[str, Input]:
     return {"model": model, "batch": batch}
 
 
-def champion_uri(ctx: StepContext) -> str:
+def champion_uri(settings: Settings, tracker: Tracker) -> str:
     """``models:/<name>@<alias>``, or an error that says why no model holds the alias yet."""
-    name, alias = ctx.settings.train_model.registered_model_name, ctx.settings.gate.alias
-    if ctx.tracker.alias_version(name, alias) is None:
+    name, alias = settings.train_model.registered_model_name, settings.gate.alias
+    if tracker.alias_version(name, alias) is None:
         raise PipelineError(
             f"no version of '{name}' holds the alias @{alias} yet, so there is no model to score with: every "
             "candidate so far failed the quality gate (its train_model run says why, tag gate.reasons), or none "
@@ -302,15 +304,17 @@ def run_predict(ctx: StepContext, run: Run, inputs: dict[str, Input]) -> StepOut
 
 STEPS: dict[str, Step] = {
     "make_data": Step(
-        "make_data", ("src/data",), ("interim",), _make_data_inputs, _make_data_params, run_make_data
+        "make_data", ("src/data",), ("interim",), frozenset(), _make_data_inputs, _make_data_params, run_make_data
     ),
     "feat_data": Step(
-        "feat_data", ("src/features",), ("processed",), _feat_data_inputs, _feat_data_params, run_feat_data
+        "feat_data", ("src/features",), ("processed",), frozenset({"make_data"}), _feat_data_inputs,
+        _feat_data_params, run_feat_data,
     ),
     "train_model": Step(
         "train_model",
         ("src/models/train_model.py", "src/features/build_features.py", "src/lib/tracking.py"),
         ("snapshots",),
+        frozenset({"feat_data"}),
         _train_model_inputs,
         _train_model_params,
         run_train_model,
@@ -319,6 +323,7 @@ STEPS: dict[str, Step] = {
         "predict",
         ("src/models/predict_model.py", "src/lib/refs.py"),
         ("predictions",),
+        frozenset({"feat_data", "train_model"}),
         _predict_inputs,
         _predict_params,
         run_predict,

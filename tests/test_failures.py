@@ -186,7 +186,6 @@ def test_model_that_does_not_exist(workspace, uri: str) -> None:
 
 
 def test_unwritable_output_location_fails_before_any_run(workspace) -> None:
-    from mlflow import MlflowClient
 
     blocker = workspace.root / "not_a_folder"
     blocker.write_text("a file where a folder should be")

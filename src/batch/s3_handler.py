@@ -69,20 +69,15 @@ class BatchScorer:
 
     def _score(self, batch: Any) -> Any:
         from src.models.predict_model import predict_frame
+        from src.steps import champion_uri
 
-        uri = champion_uri_for(self.settings, self.tracker)
+        uri = champion_uri(self.settings, self.tracker)
         ref = self.tracker.describe_model(uri)
         if self._model is None or self._model[0] != ref.identity:
             model, columns = self.tracker.load_model(f"models:/{ref.name}/{ref.version}")
             self._model = (ref.identity, model, columns, ref)
         _, model, columns, ref = self._model
         return predict_frame(model, batch, columns, ref, datetime.now(UTC))
-
-
-def champion_uri_for(settings: Settings, tracker: Tracker) -> str:
-    from src.steps import StepContext, champion_uri
-
-    return champion_uri(StepContext(settings, Storage(), tracker))
 
 
 _scorer: BatchScorer | None = None  # kept between invocations of a warm function

@@ -247,14 +247,7 @@ class Tracker:
             # skops (MLflow's safe default format) loads only the types listed here: the ones this model holds.
             skops_trusted_types=_skops_types(model),
         )
-        evaluation = mlflow.models.evaluate(
-            model=info.model_uri,
-            data=evaluation_data,
-            model_type="classifier",
-            evaluators=["default"],
-            # SHAP explanations are slow and need the optional shap package; metrics and plots are enough here.
-            evaluator_config={"default": {"log_model_explainability": False}},
-        )
+        evaluation = _evaluate(info.model_uri, evaluation_data)
         version = mlflow.register_model(info.model_uri, registered_name).version
         return info.model_uri, f"models:/{registered_name}/{version}", evaluation
 
@@ -279,10 +272,7 @@ class Tracker:
             with mlflow.start_run(run_name=f"{gate.alias}_baseline", nested=True,
                                   experiment_id=active.info.experiment_id if active else self.experiment_id):
                 mlflow.set_tags({TAG_KIND: "baseline", "gate.baseline_version": champion})
-                baseline = mlflow.models.evaluate(
-                    model=f"models:/{name}/{champion}", data=evaluation_data, model_type="classifier",
-                    evaluators=["default"], evaluator_config={"default": {"log_model_explainability": False}},
-                )
+                baseline = _evaluate(f"models:/{name}/{champion}", evaluation_data)
         thresholds = {
             metric: MetricThreshold(
                 threshold=value,
@@ -372,7 +362,7 @@ class Tracker:
 
     @staticmethod
     def log_dataset(dataset: Any, context: str) -> None:
-        """Record a dataset as an input of the active run (tagging the run with its full SHA-256)."""
+        """Record a dataset as an input of the active run."""
         import mlflow
 
         mlflow.log_input(dataset, context=context)
@@ -627,6 +617,20 @@ def _describe_thresholds(gate: Any, champion: str | None) -> str:
     parts = [f"{m} {'>=' if GATE_METRICS[m] else '<='} {v}" for m, v in gate.thresholds.items()]
     against = f", and better than version {champion}" if champion else ""
     return ", ".join(parts) + against
+
+
+def _evaluate(model_uri: str, data: Any) -> Any:
+    """mlflow.models.evaluate of a classifier on a dataset: metrics and plots logged on the active run."""
+    import mlflow
+
+    return mlflow.models.evaluate(
+        model=model_uri,
+        data=data,
+        model_type="classifier",
+        evaluators=["default"],
+        # SHAP explanations are slow and need the optional shap package; metrics and plots are enough here.
+        evaluator_config={"default": {"log_model_explainability": False}},
+    )
 
 
 def evaluation_metrics(evaluation: Any) -> dict[str, float]:
