@@ -34,7 +34,7 @@ airflow-venv: .airflow-venv/.installed  ## Create .airflow-venv with the pinned 
 run: install  ## Run the whole pipeline on the local environment
 	$(PY) src/main.py --environment local
 
-test: install  ## Run the test suite (unit + integration)
+test: install airflow-venv  ## Run the test suite (unit + integration, the Airflow DAG included)
 	$(PY) -m pytest
 
 test-fast: install  ## Run only the fast unit tests
