@@ -42,7 +42,7 @@ schema = cfg["schema"]
 numeric = [c for c, s in schema["columns"].items() if s["type"] in ("float", "int", "bool")]
 categorical = [c for c, s in schema["columns"].items() if s["type"] in ("category", "string")]
 
-raw = pd.read_csv(data_root / cfg["data"]["raw"])
+raw = pd.read_csv(data_root / cfg["catalog"]["raw"]["path"])
 clean = raw.dropna(subset=[schema["target"]]).drop_duplicates().reset_index(drop=True)
 clean.to_parquet(out / "clean.parquet", index=False)
 
@@ -64,7 +64,7 @@ if categorical:
     transformers.append(("categorical", make_pipeline(SimpleImputer(strategy="most_frequent"),
                                                       OneHotEncoder(handle_unknown="ignore", min_frequency=5)),
                          categorical))
-params = cfg["train_model"]["hyperparameters"]["logistic_regression"]
+params = cfg["train_model"]["estimators"]["logistic_regression"]["params"]
 model = Pipeline([("preprocess", ColumnTransformer(transformers)),
                   ("estimator", LogisticRegression(random_state=cfg["train_model"]["seed"], **params))])
 model.fit(X(train), train["label"])

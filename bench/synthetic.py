@@ -38,12 +38,12 @@ def make_frame(rows: int, seed: int = 0) -> pd.DataFrame:
 def write_config(base_yaml: Path, folder: Path, raw_name: str) -> Path:
     """A config folder for the synthetic data: the repo's base.yaml with its data and schema sections replaced."""
     config = yaml.safe_load(base_yaml.read_text())
-    config["data"]["raw"] = f"raw/{raw_name}"
+    config["catalog"]["raw"]["path"] = f"raw/{raw_name}"
     columns = {f"f{i}": {"type": "float"} for i in range(N_FLOAT)}
     columns |= {f"n{i}": {"type": "int", "min": 0} for i in range(N_INT)}
     columns |= {f"c{i}": {"type": "category", "allowed": LEVELS} for i in range(N_CAT)}
     config["schema"] = {"id_column": "row_id", "target": "outcome", "positive_class": "yes", "columns": columns}
-    config["train_model"]["registered_model_name"] = "synthetic-classifier"
+    config["catalog"]["model"]["name"] = "synthetic-classifier"
     # The synthetic signal is learnable but noisy: a gate tuned for the example data would reject everything.
     config["gate"]["thresholds"] = {"roc_auc": 0.6}
     folder.mkdir(parents=True, exist_ok=True)

@@ -24,13 +24,19 @@ Other settings (environment variables of the scheduler and workers):
 from __future__ import annotations
 
 import os
+import sys
 from datetime import datetime
 from pathlib import Path
 
 from airflow.sdk import DAG
 
 REPO = Path(__file__).resolve().parents[1]
-STEPS = ("make_data", "feat_data", "train_model", "predict")
+# The steps and their pods' resources come from the steps' own declarations, read without importing the project's
+# libraries (this file is parsed in Airflow's environment).
+sys.path.insert(0, str(REPO))
+from src.lib.discovery import declarations  # noqa: E402
+
+STEPS = tuple(d.name for d in declarations())
 OPERATOR = os.environ.get("PIPELINE_DAG_OPERATOR", "local")
 ENVIRONMENT = os.environ.get("PIPELINE_DAG_ENVIRONMENT", "local")
 PYTHON = os.environ.get("PIPELINE_DAG_PYTHON", str(REPO / ".venv" / "bin" / "python"))
@@ -39,15 +45,10 @@ NAMESPACE = os.environ.get("PIPELINE_K8S_NAMESPACE", "ml-pipelines")
 SERVICE_ACCOUNT = os.environ.get("PIPELINE_K8S_SERVICE_ACCOUNT", "mlflow-pipeline")
 PARENT = "{{ ti.xcom_pull(task_ids='start_parent_run') }}"
 
-# What each step's pod asks for: the data steps are light, training wants cores and memory.
-RESOURCES = {
-    "start_parent_run": {"cpu": "250m", "memory": "512Mi"},
-    "make_data": {"cpu": "1", "memory": "4Gi"},
-    "feat_data": {"cpu": "1", "memory": "4Gi"},
-    "train_model": {"cpu": "4", "memory": "16Gi"},
-    "predict": {"cpu": "2", "memory": "8Gi"},
-    "end_parent_run": {"cpu": "250m", "memory": "512Mi"},
-}
+# What each step's pod asks for (a step declares its `resources`); the parent-run tasks are light.
+LIGHT = {"cpu": "250m", "memory": "512Mi"}
+RESOURCES = {"start_parent_run": LIGHT, "end_parent_run": LIGHT,
+             **{d.name: d.resources or {"cpu": "1", "memory": "4Gi"} for d in declarations()}}
 # Non-secret settings the pods get; the tracking URI and buckets come from config/<environment>.yaml.
 POD_ENV = {"PIPELINE_DAG_ENVIRONMENT": ENVIRONMENT, "MLFLOW_LOGGING_LEVEL": "WARNING"}
 

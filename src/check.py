@@ -56,7 +56,7 @@ def _check_storage(settings: Any) -> list[Check]:
 
     storage = Storage(profile=settings.aws.profile, region=settings.aws.region)
     results = []
-    raw = settings.data.uri("raw")
+    raw = settings.location("raw")
     try:
         found = storage.exists(raw)
         results.append(Check("raw data", found, raw if found else f"{raw} does not exist",
@@ -73,10 +73,10 @@ def _check_storage(settings: Any) -> list[Check]:
 
 
 def _check_tracking(settings: Any) -> Check:
-    from src.lib.tracking import Tracker
+    from src.lib.store import connect
 
     try:
-        Tracker(settings).connect()
+        connect(settings)
     except PipelineError as exc:
         return Check("tracking", False, str(exc))
     return Check("tracking", True, f"{settings.tracking.uri}, experiment '{settings.tracking.experiment}'")

@@ -76,3 +76,20 @@ def build_app(model_uri: str) -> HeaderlessCsv:
     names = model.metadata.get_input_schema().input_names()
     return HeaderlessCsv(scoring_server.init(model), names)
 
+
+
+def serve_model(settings: Any, model_uri: str | None, host: str, port: int) -> None:
+    """Serve ``model_uri`` (default: the version holding the gate's alias) until Ctrl-C."""
+    import uvicorn
+
+    from src.lib.console import err
+    from src.lib.registry import champion_uri, describe_model
+    from src.lib.store import connect
+
+    connect(settings)
+    model_uri = model_uri or settings.dataset("model").uri or champion_uri(settings.model_name, settings.gate.alias)
+    ref = describe_model(model_uri)
+    app = build_app(model_uri)
+    err.print(f"serving {model_uri} (version {ref.version or '-'}) on http://{host}:{port}  "
+              "(GET /ping, POST /invocations; Ctrl-C stops)")
+    uvicorn.run(app, host=host, port=port, log_level="warning")

@@ -12,7 +12,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from src.lib.config import REPO_ROOT, ColumnSpec, MakeDataParams, SchemaConfig
+from src.data.make_dataset import MakeDataParams
+from src.lib.config import REPO_ROOT
+from src.lib.schema import ColumnSpec, SchemaConfig
 
 # Variables that would point a test at the developer's own runs, data or cloud account.
 _LEAKY_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME",
@@ -139,3 +141,51 @@ def team_server(servers_dir: Path, s3_server: str) -> Iterator[str]:
     yield mlflow_server.url
     mlflow_server.stop()
     postgres.stop()
+
+
+# -- an in-memory catalog and a throwaway tracking store (fast unit tests of the pipeline) -------------------------
+@pytest.fixture(scope="session")
+def tracking_store(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """One SQLite tracking store for the session (creating one costs seconds); each test takes its experiment."""
+    return f"sqlite:///{tmp_path_factory.mktemp('tracking') / 'mlflow.db'}"
+
+
+@dataclass
+class MemoryWorkspace:
+    """Data in fsspec's memory filesystem, runs in an experiment of their own."""
+
+    data_root: str
+    tracking_uri: str
+    experiment: str
+
+    def settings(self, **overrides):
+        from src.lib.config import load_config
+
+        return load_config("local", overrides=overrides or None)
+
+    def write_raw(self, frame: pd.DataFrame, name: str = "raw/breast_cancer.csv") -> None:
+        import fsspec
+
+        with fsspec.open(f"{self.data_root}/{name}", "w") as handle:
+            frame.to_csv(handle, index=False)
+
+
+@pytest.fixture
+def memory_workspace(tracking_store: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[MemoryWorkspace]:
+    """The example raw data in memory://, a fresh experiment in the session's store; the memory files go after."""
+    import uuid
+
+    import fsspec
+
+    tag = uuid.uuid4().hex[:12]
+    ws = MemoryWorkspace(f"memory://ws-{tag}/data", tracking_store, f"unit-{tag}")
+    monkeypatch.setenv("PIPELINE_DATA_ROOT", ws.data_root)
+    monkeypatch.setenv("PIPELINE_TRACKING_URI", ws.tracking_uri)
+    monkeypatch.setenv("PIPELINE_EXPERIMENT", ws.experiment)
+    # Each test registers its own model, so that champions of other tests never meet.
+    monkeypatch.setenv("PIPELINE__CATALOG__MODEL__NAME", f"model-{tag}")
+    ws.write_raw(pd.read_csv(REPO_ROOT / "data" / "raw" / "breast_cancer.csv"))
+    yield ws
+    fs = fsspec.filesystem("memory")
+    if fs.exists(f"/ws-{tag}"):
+        fs.rm(f"/ws-{tag}", recursive=True)

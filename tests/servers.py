@@ -131,9 +131,10 @@ def start_postgres(workdir: Path) -> Server:
 
 def start_mlflow_server(workdir: Path, backend_uri: str, artifacts_destination: str, s3_url: str) -> Server:
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
-    env.update(AWS_TEST_ENV, MLFLOW_S3_ENDPOINT_URL=s3_url, AWS_ENDPOINT_URL=s3_url,
-               MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
+    from tests.helpers import scrubbed_env
+
+    env = scrubbed_env({**AWS_TEST_ENV, "MLFLOW_S3_ENDPOINT_URL": s3_url, "AWS_ENDPOINT_URL": s3_url,
+                        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})
     proc = _popen(
         [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend_uri,
          "--artifacts-destination", artifacts_destination, "--host", "127.0.0.1", "--port", str(port),

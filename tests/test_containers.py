@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from src.lib.config import REPO_ROOT
+from tests.helpers import scrubbed_env
 
 HADOLINT = Path(sys.executable).parent / "hadolint"
 AIRFLOW_VENV = REPO_ROOT / ".airflow-venv"
@@ -168,7 +169,7 @@ needs_airflow = pytest.mark.skipif(not (AIRFLOW_VENV / "bin" / "airflow").exists
 
 
 def _airflow_env(tmp_path: Path, extra: dict[str, str]) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "PIPELINE_", "AIRFLOW"))}
+    env = scrubbed_env(drop=("AIRFLOW",))
     env.update(
         AIRFLOW_HOME=str(tmp_path / "airflow"),
         AIRFLOW__CORE__DAGS_FOLDER=str(REPO_ROOT / "dags"),

@@ -13,15 +13,18 @@ import pandas as pd
 import pytest
 
 from src.lib.config import REPO_ROOT, load_config
-from src.lib.errors import StepError
-from src.pipeline import STEPS, run_pipeline
+from src.lib.errors import StepError, StorageError
+from src.lib.discovery import step_names
+from src.pipeline import run_pipeline
+from tests.helpers import scrubbed_env
+
+STEPS = step_names()
 
 pytestmark = pytest.mark.slow
 
 
 def _start(workspace, *args: str, log: Path) -> subprocess.Popen:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "PIPELINE_"))}
-    env.update(workspace.env())
+    env = scrubbed_env(workspace.env())
     return subprocess.Popen([sys.executable, "src/main.py", *args], cwd=REPO_ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=log.open("w"))
 
@@ -168,7 +171,7 @@ def test_predict_input_missing_model_columns(workspace) -> None:
     pd.read_parquet(first.steps[1].outputs["test"]).drop(columns=["mean_area", "worst_area"]).to_csv(batch)
 
     with pytest.raises(StepError) as caught:
-        run_pipeline(load_config("local", overrides={"data": {"predict_input": str(batch)}}), ["predict"])
+        run_pipeline(load_config("local", overrides={"catalog": {"predict_input": {"path": str(batch)}}}), ["predict"])
 
     assert "lacks 2 column(s) the model needs: ['mean_area', 'worst_area']" in str(caught.value)
     assert len(list(workspace.data_root.glob("processed/predictions/*/predictions.parquet"))) == 1
@@ -180,7 +183,7 @@ def test_model_that_does_not_exist(workspace, uri: str) -> None:
     run_pipeline(load_config("local"), list(STEPS))
 
     with pytest.raises(StepError) as caught:
-        run_pipeline(load_config("local", overrides={"predict": {"model_uri": uri}}), ["predict"])
+        run_pipeline(load_config("local", overrides={"catalog": {"model": {"uri": uri}}}), ["predict"])
 
     assert f"model '{uri}' does not exist" in str(caught.value)
 
@@ -189,9 +192,9 @@ def test_unwritable_output_location_fails_before_any_run(workspace) -> None:
 
     blocker = workspace.root / "not_a_folder"
     blocker.write_text("a file where a folder should be")
-    settings = load_config("local", overrides={"data": {"interim": str(blocker / "interim")}})
+    settings = load_config("local", overrides={"catalog": {"clean": {"path": str(blocker / "interim")}}})
 
-    with pytest.raises(Exception) as caught:
+    with pytest.raises(StorageError) as caught:
         run_pipeline(settings, list(STEPS))
 
     assert "cannot write" in str(caught.value)

@@ -11,16 +11,19 @@ import pytest
 
 from src.lib.config import REPO_ROOT, load_config
 from src.lib.errors import StepError
-from src.pipeline import STEPS, run_pipeline
+from src.lib.discovery import step_names
+from src.pipeline import run_pipeline
+from tests.helpers import scrubbed_env
+
+STEPS = step_names()
 
 pytestmark = pytest.mark.slow
 
 NAME = "breast-cancer-classifier"
 # A model that predicts the majority class for everything: f1 of the positive class is 0.
-BAD = {"train_model": {"hyperparameters": {"logistic_regression": {"C": 1e-6}}}}
+BAD = {"train_model": {"set_params": {"C": 1e-6}}}
 # A weak but real model: one shallow tree.
-WEAK = {"train_model": {"estimator": "random_forest",
-                        "hyperparameters": {"random_forest": {"n_estimators": 1, "max_depth": 1}}}}
+WEAK = {"train_model": {"estimator": "random_forest", "set_params": {"n_estimators": 1, "max_depth": 1}}}
 LOW_BAR = {"gate": {"thresholds": {"roc_auc": 0.5, "f1_score": 0.5}}}
 
 
@@ -110,8 +113,7 @@ def test_predict_without_a_champion_says_why(workspace) -> None:
 
 
 def _cli(workspace, *args: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "PIPELINE_"))}
-    env.update(workspace.env())
+    env = scrubbed_env(workspace.env())
     return subprocess.run([sys.executable, "src/main.py", *args], cwd=REPO_ROOT, env=env, capture_output=True,
                           text=True, timeout=300)
 

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 
 from src.lib.config import REPO_ROOT
+from tests.helpers import scrubbed_env
 
 
 def _run(args: list[str], env: dict[str, str] | None = None, cwd: Path = REPO_ROOT) -> subprocess.CompletedProcess:
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "PIPELINE_"))}
-    full_env.update(env or {})
+    full_env = scrubbed_env(env)
     return subprocess.run(
         [sys.executable, *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=300
     )

@@ -11,9 +11,13 @@ import pytest
 import yaml
 
 from src.lib.config import REPO_ROOT
-from src.pipeline import STEPS
+from src.lib.discovery import step_names
+from tests.helpers import scrubbed_env
 
 MLPROJECT = yaml.safe_load((REPO_ROOT / "MLproject").read_text())
+
+
+STEPS = step_names()
 
 
 def test_every_step_has_an_entry_point_that_runs_it() -> None:
@@ -27,13 +31,12 @@ def test_every_step_has_an_entry_point_that_runs_it() -> None:
 
 
 def _mlflow_run(workspace, *args: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "PIPELINE_"))}
-    env.update(
-        MLFLOW_TRACKING_URI=workspace.tracking_uri,
-        PIPELINE_DATA_ROOT=str(workspace.data_root),
+    env = scrubbed_env({
+        "MLFLOW_TRACKING_URI": workspace.tracking_uri,
+        "PIPELINE_DATA_ROOT": str(workspace.data_root),
         # `python` in the MLproject commands must be this interpreter.
-        PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
-    )
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+    })
     return subprocess.run(
         [sys.executable, "-m", "mlflow", "run", ".", "--env-manager", "local", *args],
         cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600,

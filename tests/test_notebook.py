@@ -5,7 +5,10 @@ from __future__ import annotations
 import pytest
 
 from src.lib.config import REPO_ROOT, load_config
-from src.pipeline import STEPS, run_pipeline
+from src.lib.discovery import step_names
+from src.pipeline import run_pipeline
+
+STEPS = step_names()
 
 pytestmark = pytest.mark.slow
 

@@ -9,8 +9,12 @@ import pytest
 
 from src.lib.config import load_config
 from src.lib.errors import PipelineError, StepError
-from src.lib.tracking import TAG_ENVIRONMENT, TAG_GIT_COMMIT, TAG_GIT_DIRTY, TAG_STEP
-from src.pipeline import STEPS, parse_steps, run_pipeline
+from src.lib.runs import TAG_ENVIRONMENT, TAG_STEP
+from src.lib.store import TAG_GIT_COMMIT, TAG_GIT_DIRTY
+from src.lib.discovery import step_names
+from src.pipeline import parse_steps, run_pipeline
+
+STEPS = step_names()
 
 pytestmark = pytest.mark.slow
 

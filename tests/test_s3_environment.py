@@ -13,9 +13,13 @@ import pytest
 
 from src.lib.config import REPO_ROOT, load_config
 from src.lib.errors import PipelineError
-from src.pipeline import STEPS, run_pipeline
+from src.lib.discovery import step_names
+from src.pipeline import run_pipeline
 from tests.conftest import TEAM_BUCKET
 from tests.servers import AWS_TEST_ENV, free_port
+from tests.helpers import scrubbed_env
+
+STEPS = step_names()
 
 pytestmark = pytest.mark.slow
 
@@ -49,7 +53,7 @@ class DevEnv:
             "PIPELINE_DATA_ROOT": self.data_root,
             "PIPELINE_TRACKING_URI": self.tracking_uri,
             "PIPELINE_EXPERIMENT": self.experiment,
-            "PIPELINE__TRAIN_MODEL__REGISTERED_MODEL_NAME": self.model_name,
+            "PIPELINE__CATALOG__MODEL__NAME": self.model_name,
         }
 
 
@@ -66,8 +70,7 @@ def dev(monkeypatch: pytest.MonkeyPatch, s3_server: str, team_server: str) -> De
 
 
 def _run_cli(dev: DevEnv, *args: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "PIPELINE_"))}
-    env.update(dev.env())
+    env = scrubbed_env(dev.env())
     return subprocess.run([sys.executable, "src/main.py", *args], cwd=REPO_ROOT, env=env, capture_output=True,
                           text=True, timeout=600)
 

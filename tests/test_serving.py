@@ -14,9 +14,13 @@ import pytest
 import requests
 
 from src.lib.config import REPO_ROOT, load_config
-from src.pipeline import STEPS, run_pipeline
+from src.lib.discovery import step_names
+from src.pipeline import run_pipeline
 from src.serving import with_header
 from tests.servers import free_port, wait_until
+from tests.helpers import scrubbed_env, serving
+
+STEPS = step_names()
 
 NAMES = ["a", "b"]
 
@@ -40,16 +44,7 @@ def test_scoring_server_matches_batch_predictions(workspace, tmp_path: Path) -> 
     scored = pd.read_parquet(result.steps[3].outputs["predictions"])
     features = load_config("local").dataset_schema.features
     rows = scored.head(25)
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "PIPELINE_"))}
-    env.update(workspace.env())
-    server = subprocess.Popen([sys.executable, "src/main.py", "serve", "--port", str(port)], cwd=REPO_ROOT, env=env,
-                              stdout=subprocess.DEVNULL, stderr=(tmp_path / "serve.log").open("w"),
-                              start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until(lambda: requests.get(url + "/ping", timeout=2).status_code == 200, "scoring server", server,
-                   timeout=120)
+    with serving(workspace.env(), tmp_path / "serve.log") as url:
         csv_body = rows[features].to_csv(index=False, header=False)
         from_csv = requests.post(url + "/invocations", data=csv_body, headers={"Content-Type": "text/csv"}, timeout=30)
         json_body = {"dataframe_split": {"columns": features, "data": rows[features].values.tolist()}}
@@ -58,9 +53,6 @@ def test_scoring_server_matches_batch_predictions(workspace, tmp_path: Path) -> 
         missing = requests.post(url + "/invocations", data=json.dumps({"dataframe_split": {
             "columns": features[:3], "data": rows[features[:3]].values.tolist()}}),
             headers={"Content-Type": "application/json"}, timeout=30)
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
 
     expected = rows["prediction"].tolist()
     assert from_csv.status_code == 200, from_csv.text
@@ -74,11 +66,10 @@ def test_scoring_server_matches_batch_predictions(workspace, tmp_path: Path) -> 
 
 @pytest.mark.slow
 def test_serve_without_a_champion_fails_clearly(workspace) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "PIPELINE_"))}
-    env.update(workspace.env())
+    env = scrubbed_env(workspace.env())
 
     done = subprocess.run([sys.executable, "src/main.py", "serve", "--port", str(free_port())], cwd=REPO_ROOT,
                           env=env, capture_output=True, text=True, timeout=120)
 
     assert done.returncode == 1
-    assert "holds @champion" in done.stderr
+    assert "holds the alias @champion" in done.stderr

@@ -23,8 +23,9 @@ from urllib.parse import unquote_plus
 
 from src.lib.config import Settings, join_uri, load_config
 from src.lib.errors import DataValidationError, StorageError
+from src.lib.registry import champion_uri, describe_model, load_model
 from src.lib.storage import TABLE_FORMATS, Storage
-from src.lib.tracking import Tracker
+from src.lib.store import connect
 
 logger = logging.getLogger(__name__)
 
@@ -35,13 +36,11 @@ class BatchScorer:
 
     settings: Settings
     storage: Storage = field(init=False)
-    tracker: Tracker = field(init=False)
     _model: tuple[str, Any, list[str], Any] | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         self.storage = Storage(profile=self.settings.aws.profile, region=self.settings.aws.region)
-        self.tracker = Tracker(self.settings)
-        self.tracker.connect()
+        connect(self.settings)
 
     def score_object(self, bucket: str, key: str) -> dict[str, Any]:
         """Score ``s3://bucket/key``; return what was written (the scored batch, or an error report)."""
@@ -69,12 +68,10 @@ class BatchScorer:
 
     def _score(self, batch: Any) -> Any:
         from src.models.predict_model import predict_frame
-        from src.steps import champion_uri
 
-        uri = champion_uri(self.settings, self.tracker)
-        ref = self.tracker.describe_model(uri)
+        ref = describe_model(champion_uri(self.settings.model_name, self.settings.gate.alias))
         if self._model is None or self._model[0] != ref.identity:
-            model, columns = self.tracker.load_model(f"models:/{ref.name}/{ref.version}")
+            model, columns = load_model(f"models:/{ref.name}/{ref.version}")
             self._model = (ref.identity, model, columns, ref)
         _, model, columns, ref = self._model
         return predict_frame(model, batch, columns, ref, datetime.now(UTC))

@@ -1,19 +1,35 @@
-"""make_data transforms: raw DataFrame in, validated clean DataFrame out. No I/O, no tracking."""
+"""make_data: the raw DataFrame in, a validated clean DataFrame out. No I/O, no tracking.
+
+The raw data's contract is the config's ``schema`` section; every failing check is reported at once.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
+from pydantic import Field
 
-from src.lib.config import MakeDataParams, SchemaConfig
 from src.lib.errors import DataValidationError
+from src.lib.schema import SchemaConfig
+from src.lib.step import Step, StepContext, StepOutput, StepParams
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 logger = logging.getLogger(__name__)
 
 # pandas dtype each schema type is coerced to (nullable dtypes, so a missing value never changes a column's type).
 DTYPES = {"float": "float64", "int": "Int64", "bool": "boolean", "category": "category", "string": "string"}
+
+
+class MakeDataParams(StepParams):
+    # Drop rows that are exact duplicates of an earlier row.
+    drop_duplicates: bool = True
+    # A feature column with a larger share of nulls fails validation (1.0 allows all but all-null).
+    max_null_fraction: float = Field(0.5, ge=0.0, le=1.0)
 
 
 @dataclass(frozen=True)
@@ -139,3 +155,20 @@ def _failure_report(failure_cases: pd.DataFrame, raw: pd.DataFrame) -> str:
             text = f"fails {check} ({len(group)} rows; e.g. {examples})"
         lines[f"  - column '{column}': {text}"] = None
     return "\n".join(lines)
+
+
+def run_make_data(ctx: StepContext[MakeDataParams], inputs: Mapping[str, Any]) -> StepOutput:
+    params = {"raw_uri": ctx.input_uris.get("raw", ""), **ctx.params.model_dump()}
+    clean, report = clean_data(inputs["raw"], ctx.settings.dataset_schema, ctx.params)
+    return StepOutput(outputs={"clean": clean}, metrics={k: float(v) for k, v in vars(report).items()}, params=params)
+
+
+STEP = Step(
+    name="make_data",
+    reads=("raw",),
+    writes=("clean",),
+    params=MakeDataParams,
+    run=run_make_data,
+    headline=("clean_rows", "dropped_duplicates", "dropped_missing_target"),
+    resources={"cpu": "1", "memory": "4Gi"},
+)

@@ -1,17 +1,34 @@
-"""feat_data transforms: clean DataFrame in, train and test DataFrames out. No I/O, no tracking.
+"""feat_data: the clean DataFrame in, train and test DataFrames out. No I/O, no tracking.
 
-Feature engineering that must also happen at serving time belongs in the model's scikit-learn Pipeline
-(``src/models/train_model.py``), not here: the served model receives raw columns.
+The columns written here (but the id and the label) are the model's inputs: derive, add or drop features in
+``build_features``. What the model must also compute at serving time from the raw columns (imputation,
+scaling, encoding) belongs in its scikit-learn Pipeline (``src/models/train_model.py``).
 """
 
 from __future__ import annotations
 
-import pandas as pd
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
-from src.lib.config import FeatDataParams, SchemaConfig
+from pydantic import Field
+
 from src.lib.errors import DataValidationError
+from src.lib.schema import SchemaConfig
+from src.lib.step import Step, StepContext, StepOutput, StepParams
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 LABEL = "label"
+
+
+class FeatDataParams(StepParams):
+    # Share of rows held out for evaluation.
+    test_size: float = Field(0.2, gt=0.0, lt=1.0)
+    # Seed of the split: the same seed and data give the same split.
+    seed: int = 42
+    # Keep the class balance equal in train and test.
+    stratify: bool = True
 
 
 def build_features(clean: pd.DataFrame, schema: SchemaConfig) -> pd.DataFrame:
@@ -56,3 +73,24 @@ def split_data(features: pd.DataFrame, params: FeatDataParams) -> tuple[pd.DataF
     except ValueError as exc:
         raise DataValidationError(f"cannot split {n_rows} rows with test_size {params.test_size}: {exc}") from exc
     return train.reset_index(drop=True), test.reset_index(drop=True)
+
+
+def run_feat_data(ctx: StepContext[FeatDataParams], inputs: Mapping[str, Any]) -> StepOutput:
+    train, test = split_data(build_features(inputs["clean"], ctx.settings.dataset_schema), ctx.params)
+    return StepOutput(
+        outputs={"train": train, "test": test},
+        metrics={"train_rows": float(len(train)), "test_rows": float(len(test)),
+                 "positive_rate_train": float(train[LABEL].mean()), "positive_rate_test": float(test[LABEL].mean())},
+        params=ctx.params.model_dump(),
+    )
+
+
+STEP = Step(
+    name="feat_data",
+    reads=("clean",),
+    writes=("train", "test"),
+    params=FeatDataParams,
+    run=run_feat_data,
+    headline=("train_rows", "test_rows"),
+    resources={"cpu": "1", "memory": "4Gi"},
+)

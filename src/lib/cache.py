@@ -2,19 +2,23 @@
 
 Unlike MLflow's ``multistep_workflow`` example (``_already_ran``), the key covers the step's source code and the
 library versions, compares parameters in canonical JSON, and includes the digests of the inputs: a changed
-upstream output changes every key below it.
+upstream output changes every key below it. The code is the step module's import closure inside ``src/``,
+found by reading the imports (``import_closure``), never a hand-written list: a module a step imports is part
+of its key, and code it does not import (serving, the promotion policy, the pipeline machinery) is not.
 """
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 from dataclasses import dataclass
 from functools import cache
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 from typing import Any
 
-from src.lib.config import REPO_ROOT
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 TAG_KEY = "pipeline.cache.key"
 TAG_CODE = "pipeline.cache.code"
@@ -58,37 +62,81 @@ class CacheKey:
         return " and ".join(changed) + (" changed" if len(changed) == 1 else " changed") + " since the last run"
 
 
-def make_key(
-    step: str, environment: str, code_paths: tuple[str, ...], params: dict[str, Any], inputs: dict[str, str]
-) -> CacheKey:
-    """Build a step's key from its source files, parameters and input digests."""
+def make_key(step: str, environment: str, code: str, params: dict[str, Any], inputs: dict[str, str]) -> CacheKey:
+    """Build a step's key from its code digest, parameters and input digests."""
     return CacheKey(
         step=step,
         environment=environment,
-        code=code_digest(code_paths),
+        code=code,
         params=_sha256_text(_canonical(params)),
         inputs=_sha256_text(_canonical(inputs)),
     )
 
 
 @cache
-def code_digest(paths: tuple[str, ...]) -> str:
-    """SHA-256 over the named source files (folders: every ``*.py`` below) and the result-relevant versions."""
+def code_digest(module: str, root: Path = REPO_ROOT) -> str:
+    """SHA-256 over the source of ``module``'s import closure inside ``src/`` and the result-relevant versions."""
     digest = hashlib.sha256()
-    for relative in paths:
-        target = REPO_ROOT / relative
-        files = sorted(target.rglob("*.py")) if target.is_dir() else [target]
-        for file in files:
-            digest.update(file.relative_to(REPO_ROOT).as_posix().encode())
-            digest.update(b"\0")
-            digest.update(file.read_bytes())
-            digest.update(b"\0")
+    for file in import_closure(module, root):
+        digest.update(file.relative_to(root).as_posix().encode() + b"\0" + file.read_bytes() + b"\0")
     for package in RESULT_LIBRARIES:
         try:
             digest.update(f"{package}=={version(package)}\n".encode())
         except PackageNotFoundError:
             digest.update(f"{package}==absent\n".encode())
     return digest.hexdigest()
+
+
+def import_closure(module: str, root: Path = REPO_ROOT) -> list[Path]:
+    """The files of ``module`` and of every ``src.`` module it imports, directly or not (imports inside
+    functions included, ``if TYPE_CHECKING:`` blocks excluded: they exist for type checkers only)."""
+    seen: dict[str, Path] = {}
+    pending = [module]
+    while pending:
+        name = pending.pop()
+        path = _module_file(name, root)
+        if name in seen or path is None:
+            continue
+        seen[name] = path
+        pending.extend(_imported_src_modules(path, name))
+    return sorted(set(seen.values()))
+
+
+def _module_file(name: str, root: Path) -> Path | None:
+    base = root.joinpath(*name.split("."))
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _imported_src_modules(path: Path, name: str) -> list[str]:
+    found = []
+    for node in _walk_runtime(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+        if isinstance(node, ast.Import):
+            found += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:  # relative import
+                package = name.split(".")[: -node.level] if path.name != "__init__.py" else name.split(".")
+                base = ".".join([*package, *([base] if base else [])])
+            found.append(base)
+            found += [f"{base}.{alias.name}" for alias in node.names]  # `from src.lib import config`
+    return [m for m in found if m == "src" or m.startswith("src.")]
+
+
+def _walk_runtime(tree: ast.AST) -> list[ast.AST]:
+    """Every node, but those under ``if TYPE_CHECKING:``."""
+    nodes: list[ast.AST] = []
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            stack.extend(node.orelse)
+            continue
+        nodes.append(node)
+        stack.extend(ast.iter_child_nodes(node))
+    return nodes
 
 
 def _canonical(value: Any) -> str:

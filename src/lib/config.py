@@ -1,135 +1,73 @@
 """Typed, validated configuration: base.yaml deep-merged with one environment's overlay.
 
-Precedence, lowest first: ``config/base.yaml`` < ``config/<environment>.yaml`` < environment variables.
-Importing this module has no side effects; nothing is read until :func:`load_config` is called.
+Precedence, lowest first: ``config/base.yaml`` < ``config/<environment>.yaml`` < environment variables <
+command-line options. Each step's section (``make_data:``, ``train_model:``, ...) is validated against the
+parameters model its step declares. Importing this module has no side effects.
 """
 
 from __future__ import annotations
 
-import copy
 import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
 
+from src.lib.config_sources import (
+    apply_env_overrides,
+    apply_overrides,
+    deep_merge,
+    describe_source,
+    read_yaml,
+)
 from src.lib.errors import ConfigError
+from src.lib.schema import SchemaConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CONFIG_DIR = REPO_ROOT / "config"
 BASE_FILE = "base.yaml"
-
-# Environment variables that override a single key (checked in this order; the first set one wins).
-ENV_SHORTCUTS: dict[str, tuple[str, ...]] = {
-    "PIPELINE_TRACKING_URI": ("tracking", "uri"),
-    "MLFLOW_TRACKING_URI": ("tracking", "uri"),
-    "PIPELINE_EXPERIMENT": ("tracking", "experiment"),
-    "PIPELINE_DATA_ROOT": ("data", "root"),
-    "PIPELINE_AWS_PROFILE": ("aws", "profile"),
-    "PIPELINE_AWS_REGION": ("aws", "region"),
-}
-# Generic override of any key: PIPELINE__TRAIN_MODEL__SEED=7 sets train_model.seed (value parsed as YAML).
-ENV_GENERIC_PREFIX = "PIPELINE__"
-
-ESTIMATORS = ("logistic_regression", "random_forest", "gradient_boosting")
+__all__ = ["REPO_ROOT", "ConfigError", "Settings", "deep_merge", "join_uri", "load_config"]
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
-class ColumnSpec(_Strict):
-    """One feature column of the raw dataset."""
+class DatasetSpec(_Strict):
+    """One entry of the catalog: where a dataset lives, in what format, and how its locations are made."""
 
-    type: Literal["float", "int", "category", "string", "bool"]
-    nullable: bool = True
-    min: float | None = None
-    max: float | None = None
-    allowed: list[str] | None = None
-
-
-class SchemaConfig(_Strict):
-    """What the raw dataset must look like."""
-
-    id_column: str | None = None
-    target: str
-    positive_class: str | int | bool
-    columns: dict[str, ColumnSpec]
+    # input: a file read as it is (path: the file; null for an optional one).
+    # per_run: written by a step into a folder of its run (path: the folder; file <path>/<run id>/<name>.<format>).
+    # content_addressed: stored once per content (path: the folder; file <path>/<sha256>.<format>).
+    # model: a logged and registered MLflow model (name: the registered model; uri: what readers use instead of
+    #        the version holding the gate's alias).
+    kind: Literal["input", "per_run", "content_addressed", "model"]
+    path: str | None = None
+    format: Literal["parquet", "csv"] | None = None
+    name: str | None = None
+    uri: str | None = None
 
     @model_validator(mode="after")
-    def _target_not_a_feature(self) -> SchemaConfig:
-        if self.target in self.columns:
-            raise ValueError(f"target '{self.target}' must not also be listed under schema.columns")
-        if self.id_column and self.id_column in self.columns:
-            raise ValueError(f"id_column '{self.id_column}' must not also be listed under schema.columns")
-        if not self.columns:
-            raise ValueError("schema.columns is empty: list at least one feature column")
+    def _complete(self) -> DatasetSpec:
+        if self.kind == "model" and not self.name:
+            raise ValueError("a model dataset needs 'name': the name it is registered under")
+        if self.kind in ("per_run", "content_addressed") and not self.path:
+            raise ValueError(f"a {self.kind} dataset needs 'path': the folder its files go into")
         return self
 
     @property
-    def numeric_features(self) -> list[str]:
-        return [n for n, c in self.columns.items() if c.type in ("float", "int", "bool")]
-
-    @property
-    def categorical_features(self) -> list[str]:
-        return [n for n, c in self.columns.items() if c.type in ("category", "string")]
-
-    @property
-    def features(self) -> list[str]:
-        return list(self.columns)
+    def file_format(self) -> str:
+        if self.format:
+            return self.format
+        if self.path and self.kind == "input":
+            return os.path.splitext(self.path)[1].lstrip(".").lower() or "parquet"
+        return "parquet"
 
 
 class DataConfig(_Strict):
-    """Dataset locations. Relative entries resolve against ``root``; a relative root against the repo root."""
-
+    # Folder (local path or s3:// URI) that relative catalog paths resolve against.
     root: str
-    raw: str
-    interim: str
-    processed: str
-    predictions: str
-    snapshots: str
-    predict_input: str | None = None
-
-    def uri(self, name: Literal["raw", "interim", "processed", "predictions", "snapshots", "predict_input"]) -> str:
-        """The absolute URI (local path or ``s3://``) of a named dataset or dataset folder."""
-        value = getattr(self, name)
-        if value is None:
-            raise ConfigError(f"data.{name} is not set in the config")
-        if _is_absolute(value):
-            return value
-        return join_uri(self.root, value)
-
-
-class MakeDataParams(_Strict):
-    drop_duplicates: bool = True
-    # A feature column with a larger share of nulls fails validation (1.0 allows all but all-null).
-    max_null_fraction: float = Field(0.5, ge=0.0, le=1.0)
-
-
-class FeatDataParams(_Strict):
-    test_size: float = Field(0.2, gt=0.0, lt=1.0)
-    seed: int = 42
-    stratify: bool = True
-
-
-EstimatorName = Literal["logistic_regression", "random_forest", "gradient_boosting"]
-
-
-class TrainModelParams(_Strict):
-    estimator: EstimatorName = "logistic_regression"
-    # Constructor arguments per estimator, so switching estimator switches its settings too.
-    hyperparameters: dict[EstimatorName, dict[str, Any]] = Field(default_factory=dict)
-    seed: int = 42
-    registered_model_name: str
-    # Train on the data snapshot of this earlier train_model run instead of feat_data's output (--from-run).
-    from_run: str | None = None
-
-    @property
-    def estimator_params(self) -> dict[str, Any]:
-        """The hyperparameters of the chosen estimator."""
-        return dict(self.hyperparameters.get(self.estimator) or {})
 
 
 # Metrics the gate may use, and whether more is better (names as mlflow.models.evaluate logs them).
@@ -145,8 +83,7 @@ class GateParams(_Strict):
     alias: str = "champion"
     # Every candidate must reach these on the holdout.
     thresholds: dict[str, float] = Field(default_factory=dict)
-    # And, when a champion exists, beat it on the same holdout by at least this much on each gated metric
-    # (MLflow's MetricThreshold needs a positive change: a tie with the champion does not replace it).
+    # And, when a champion exists, beat it on the same holdout by at least this much on each gated metric.
     min_improvement: float = Field(1e-6, gt=0.0)
 
     @field_validator("thresholds")
@@ -158,18 +95,10 @@ class GateParams(_Strict):
         return value
 
 
-class PredictParams(_Strict):
-    # A run ("runs:/<id>/model"), a version ("models:/<name>/3") or an alias ("models:/<name>@champion").
-    # Unset: the model holding the gate's alias (the champion).
-    model_uri: str | None = None
-
-
 class BatchParams(_Strict):
     """S3-triggered batch scoring (src/batch/s3_handler.py)."""
 
-    # Objects landing under this prefix of data.root are scored.
     input_prefix: str = "incoming"
-    # Scored batches (and error reports) are written under this prefix of data.root.
     output_prefix: str = "scored"
 
 
@@ -187,17 +116,15 @@ class AwsConfig(_Strict):
 
 
 class Settings(_Strict):
-    """Everything a pipeline run needs to know, for one environment."""
+    """Everything a pipeline run needs to know, for one environment. Each step's parameters are a field named
+    after the step (added when the config is loaded, from the steps' declarations): ``settings.params(step)``."""
 
     environment: str
     project: str
     data: DataConfig
+    catalog: dict[str, DatasetSpec]
     dataset_schema: SchemaConfig = Field(alias="schema")
-    make_data: MakeDataParams = MakeDataParams()
-    feat_data: FeatDataParams = FeatDataParams()
-    train_model: TrainModelParams
     gate: GateParams = GateParams()
-    predict: PredictParams = PredictParams()
     batch: BatchParams = BatchParams()
     tracking: TrackingConfig
     aws: AwsConfig = AwsConfig()
@@ -209,9 +136,46 @@ class Settings(_Strict):
             raise ValueError("must not be empty")
         return value
 
+    def params(self, step: str) -> Any:
+        """The validated parameters of ``step`` (its config section)."""
+        return getattr(self, step)
+
+    def dataset(self, name: str) -> DatasetSpec:
+        """The catalog entry ``name``, or a ConfigError naming the entries there are."""
+        try:
+            return self.catalog[name]
+        except KeyError:
+            raise ConfigError(
+                f"no dataset '{name}' in the catalog: add it under 'catalog:' in config/base.yaml "
+                f"(there are: {', '.join(sorted(self.catalog))})"
+            ) from None
+
+    def location(self, name: str) -> str | None:
+        """The absolute URI of an input dataset, or the folder of a written one (None: an unset input)."""
+        path = self.dataset(name).path
+        if path is None:
+            return None
+        return path if _is_absolute(path) else join_uri(self.data.root, path)
+
+    @property
+    def model_name(self) -> str:
+        """The registered model name (the catalog's ``model`` entry)."""
+        return self.dataset("model").name  # type: ignore[return-value]
+
     def to_dict(self) -> dict[str, Any]:
         """The resolved config as plain data (what gets logged to the parent run)."""
         return self.model_dump(mode="json", by_alias=True)
+
+
+def settings_model() -> type[Settings]:
+    """``Settings`` with one field per declared step, typed by the step's parameters model."""
+    from src.lib.discovery import load_steps
+
+    fields: dict[str, Any] = {}
+    for step in load_steps().values():
+        required = any(f.is_required() for f in step.params.model_fields.values())
+        fields[step.name] = (step.params, ... if required else Field(default_factory=step.params))
+    return create_model("Settings", __base__=Settings, **fields)
 
 
 def available_environments(config_dir: Path | None = None) -> list[str]:
@@ -228,10 +192,8 @@ def load_config(
 ) -> Settings:
     """Load, merge, override and validate the config of one environment.
 
-    ``overrides`` (nested keys, e.g. from command-line options) win over everything else.
-
     Raises:
-        ConfigError: naming the file (or environment variable) and the key that is wrong.
+        ConfigError: naming the file (or environment variable, or option) and the key that is wrong.
     """
     env = os.environ if env is None else env
     folder = Path(config_dir or env.get("PIPELINE_CONFIG_DIR") or DEFAULT_CONFIG_DIR)
@@ -243,33 +205,16 @@ def load_config(
             f"unknown environment '{environment}': choose one of {', '.join(choices) or '(none found)'} "
             f"(each is a YAML file in {folder})"
         )
-    base_file = folder / BASE_FILE
-    env_file = folder / f"{environment}.yaml"
-    merged = deep_merge(_read_yaml(base_file), _read_yaml(env_file))
+    base_file, env_file = folder / BASE_FILE, folder / f"{environment}.yaml"
+    merged = deep_merge(read_yaml(base_file), read_yaml(env_file))
     merged["environment"] = environment
-    sources = _apply_env_overrides(merged, env)
-    if env.get("PIPELINE_BUCKET"):
-        _replace_bucket(merged, env["PIPELINE_BUCKET"])
-        sources[("data", "root")] = "PIPELINE_BUCKET"
-    for key, value in _flatten(overrides or {}):
-        _set_key(merged, key, value)
-        sources[key] = "command-line option"
+    sources = apply_env_overrides(merged, env)
+    apply_overrides(merged, overrides or {}, sources)
     try:
-        settings = Settings.model_validate(merged)
+        settings = settings_model().model_validate(merged)
     except ValidationError as exc:
         raise ConfigError(_describe_validation_error(exc, base_file, env_file, sources)) from exc
     return _resolve_locations(settings)
-
-
-def deep_merge(base: Mapping[str, Any], overlay: Mapping[str, Any]) -> dict[str, Any]:
-    """Recursively merge ``overlay`` into a copy of ``base``; mappings merge, anything else replaces."""
-    result = copy.deepcopy(dict(base))
-    for key, value in overlay.items():
-        if isinstance(value, Mapping) and isinstance(result.get(key), Mapping):
-            result[key] = deep_merge(result[key], value)
-        else:
-            result[key] = copy.deepcopy(value)
-    return result
 
 
 def join_uri(root: str, relative: str) -> str:
@@ -281,86 +226,13 @@ def _is_absolute(value: str) -> bool:
     return "://" in value or value.startswith("/")
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise ConfigError(f"config file '{path}' is missing; create it (it may be empty)")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"config file '{path}' is not valid YAML: {exc}") from exc
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"config file '{path}' must hold a mapping of keys at the top level, not {type(data).__name__}")
-    return data
-
-
-def _apply_env_overrides(config: dict[str, Any], env: Mapping[str, str]) -> dict[tuple[str, ...], str]:
-    """Apply overrides in place; return which variable set which key (for error messages)."""
-    sources: dict[tuple[str, ...], str] = {}
-    for name, key in ENV_SHORTCUTS.items():
-        if env.get(name) and key not in sources:
-            _set_key(config, key, env[name])
-            sources[key] = name
-    for name, raw in sorted(env.items()):
-        if not name.startswith(ENV_GENERIC_PREFIX):
-            continue
-        key = tuple(part.lower() for part in name[len(ENV_GENERIC_PREFIX) :].split("__") if part)
-        if not key:
-            raise ConfigError(f"environment variable {name} names no config key; use e.g. PIPELINE__TRAIN_MODEL__SEED")
-        try:
-            value = yaml.safe_load(raw)
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"environment variable {name} is not a valid YAML value: {exc}") from exc
-        _set_key(config, key, value)
-        sources[key] = name
-    return sources
-
-
-def _replace_bucket(config: dict[str, Any], bucket: str) -> None:
-    """PIPELINE_BUCKET: keep the data root's prefix, swap its bucket (one image, any account)."""
-    root = str(config.get("data", {}).get("root", ""))
-    if not root.startswith("s3://"):
-        raise ConfigError(f"PIPELINE_BUCKET is set but data.root '{root}' is not an s3:// URI; unset it or use "
-                          "PIPELINE_DATA_ROOT")
-    prefix = root[len("s3://") :].partition("/")[2]
-    config["data"]["root"] = f"s3://{bucket}/{prefix}".rstrip("/")
-
-
-def _flatten(tree: Mapping[str, Any], prefix: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], Any]]:
-    items: list[tuple[tuple[str, ...], Any]] = []
-    for key, value in tree.items():
-        if isinstance(value, Mapping) and value:
-            items.extend(_flatten(value, (*prefix, key)))
-        else:
-            items.append(((*prefix, key), value))
-    return items
-
-
-def _describe_source(source: str) -> str:
-    return source if source == "command-line option" else f"environment variable {source}"
-
-
-def _set_key(config: dict[str, Any], key: tuple[str, ...], value: Any) -> None:
-    node = config
-    for part in key[:-1]:
-        child = node.get(part)
-        if not isinstance(child, dict):
-            child = {}
-            node[part] = child
-        node = child
-    node[key[-1]] = value
-
-
-def _describe_validation_error(
-    exc: ValidationError, base_file: Path, env_file: Path, sources: dict[tuple[str, ...], str]
-) -> str:
+def _describe_validation_error(exc: ValidationError, base_file: Path, env_file: Path,
+                               sources: dict[tuple[str, ...], str]) -> str:
     lines = [f"invalid config for this environment ({base_file.name} + {env_file.name} in {env_file.parent}):"]
     for err in exc.errors():
         loc = tuple(str(p) for p in err["loc"])
         dotted = ".".join(loc) or "(top level)"
-        origin = next((_describe_source(v) for k, v in sources.items() if loc[: len(k)] == k), None)
-        where = origin or f"{env_file.name} or {base_file.name}"
+        where = describe_source(sources, loc) or f"{env_file.name} or {base_file.name}"
         if err["type"] == "extra_forbidden":
             msg = f"unknown key '{dotted}' (in {where}): remove it or fix its spelling"
         elif err["type"] == "missing":
@@ -381,8 +253,7 @@ def _resolve_locations(settings: Settings) -> Settings:
     uri = settings.tracking.uri
     artifact_location = settings.tracking.artifact_location
     if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
-        db_path = (REPO_ROOT / uri[len("sqlite:///") :]).resolve()
-        uri = f"sqlite:///{db_path}"
+        uri = f"sqlite:///{(REPO_ROOT / uri[len('sqlite:///') :]).resolve()}"
     if uri.startswith("sqlite:"):
         db_dir = Path(uri[len("sqlite:///") :]).parent
         if artifact_location is None:

@@ -18,12 +18,6 @@ if TYPE_CHECKING:
 err = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 120)
 out = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
 
-HEADLINE_METRICS = {
-    "make_data": ("clean_rows", "dropped_duplicates", "dropped_missing_target"),
-    "feat_data": ("train_rows", "test_rows"),
-    "train_model": ("roc_auc", "f1_score", "accuracy_score"),
-    "predict": ("rows_scored", "positive_rate"),
-}
 
 
 class ConsoleReporter:
@@ -72,7 +66,8 @@ def print_summary(settings: Settings, result: PipelineResult) -> None:
     out.print(table)
     lines = [f"total {result.seconds:.1f}s; experiment '{settings.tracking.experiment}' at {settings.tracking.uri}"]
     for step in result.steps:
-        if step.step in ("train_model", "predict"):
+        # Where the models and the final outputs are: what a person looks for after a run.
+        if step is result.steps[-1] or any(u.startswith(("models:/", "runs:/")) for u in step.outputs.values()):
             lines += [f"  {name}: {uri}" for name, uri in step.outputs.items()]
         lines += [f"  {step.step}: {note}" for note in step.notes]
     lines.append(f"see the runs: {ui_command(settings.tracking.uri)}")
@@ -109,7 +104,9 @@ def ui_command(tracking_uri: str) -> str:
 
 
 def _headline(result: StepResult) -> str:
-    wanted = HEADLINE_METRICS.get(result.step, ())
+    from src.lib.discovery import declarations
+
+    wanted = next((d.headline for d in declarations() if d.name == result.step), ())
     parts = [f"{k}={_fmt(result.metrics[k])}" for k in wanted if k in result.metrics]
     return " ".join(parts)
 

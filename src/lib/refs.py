@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -18,3 +19,12 @@ class ModelRef:
     def identity(self) -> str:
         """What makes this model unique: a registered version and its run, or the URI of an immutable model."""
         return f"{self.name}/{self.version}@{self.run_id}" if self.version else f"{self.uri}@{self.run_id}"
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A model as a step receives it: the fitted object, the input columns of its signature, and its identity."""
+
+    model: Any
+    input_columns: list[str]
+    ref: ModelRef

@@ -1,14 +1,20 @@
-"""predict transforms: a fitted model and a DataFrame in, the DataFrame with predictions out. No I/O."""
+"""predict: a model and a DataFrame in, the DataFrame with predictions out. No I/O, no tracking.
+
+The model is the one holding the gate's alias (the champion) unless catalog.model.uri (--model-uri) names
+another; the data is catalog.predict_input (--input), else the test split.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import pandas as pd
 
 from src.lib.errors import DataValidationError
-from src.lib.refs import ModelRef
+from src.lib.refs import LoadedModel, ModelRef
+from src.lib.step import Step, StepContext, StepOutput
 
 PREDICTION = "prediction"
 PROBABILITY = "probability"
@@ -47,3 +53,25 @@ def predict_frame(
         scored_at=pd.Timestamp(scored_at),
     )
     return batch.assign(**extra)
+
+
+def run_predict(ctx: StepContext[Any], inputs: Mapping[str, Any]) -> StepOutput:
+    loaded: LoadedModel = inputs["model"]
+    scored = predict_frame(loaded.model, inputs["predict_input"], loaded.input_columns, loaded.ref, datetime.now(UTC))
+    return StepOutput(
+        outputs={"predictions": scored},
+        metrics={"rows_scored": float(len(scored)), "positive_rate": float(scored[PREDICTION].mean())},
+        params={"model_uri": loaded.ref.uri, "model_version": loaded.ref.version,
+                "input_uri": ctx.input_uris.get("predict_input", "")},
+    )
+
+
+STEP = Step(
+    name="predict",
+    reads=("model", "predict_input"),
+    writes=("predictions",),
+    run=run_predict,
+    fallbacks={"predict_input": "test"},
+    headline=("rows_scored", "positive_rate"),
+    resources={"cpu": "2", "memory": "8Gi"},
+)

@@ -1,78 +1,125 @@
-"""train_model transforms: train DataFrame in, fitted scikit-learn Pipeline out. No I/O, no tracking."""
+"""train_model: the train split in, a fitted scikit-learn Pipeline out (the pipeline logs, evaluates and registers it).
+
+The model's inputs are the columns feat_data produced (all but the id and the label), so a feature transform
+there can add or drop model inputs; numeric columns are imputed and scaled, the others imputed and one-hot
+encoded, inside the model, so a served model takes the same columns.
+"""
 
 from __future__ import annotations
 
-import inspect
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-import pandas as pd
+from pydantic import Field, computed_field, model_validator
 
 from src.features.build_features import LABEL
-from src.lib.config import SchemaConfig, TrainModelParams
 from src.lib.errors import ConfigError, DataValidationError
+from src.lib.step import ModelOutput, Step, StepContext, StepOutput, StepParams
+from src.models.estimators import build_estimator, distribution_of
 
 if TYPE_CHECKING:
+    import pandas as pd
     from sklearn.pipeline import Pipeline
 
 
-def _estimator_class(name: str) -> type:
-    from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
-    from sklearn.linear_model import LogisticRegression
-
-    return {
-        "logistic_regression": LogisticRegression,
-        "random_forest": RandomForestClassifier,
-        "gradient_boosting": HistGradientBoostingClassifier,
-    }[name]
+class EstimatorSpec(StepParams):
+    # Import path of a scikit-learn-compatible estimator class.
+    class_: str = Field(alias="class")
+    # Its constructor arguments.
+    params: dict[str, Any] = Field(default_factory=dict)
 
 
-def build_model(params: TrainModelParams, schema: SchemaConfig) -> Pipeline:
-    """An unfitted Pipeline: imputation, scaling and one-hot encoding, then the configured estimator.
+class TrainModelParams(StepParams):
+    # A name under `estimators`, or an import path (sklearn.ensemble.ExtraTreesClassifier).
+    estimator: str = "logistic_regression"
+    estimators: dict[str, EstimatorSpec] = Field(default_factory=dict)
+    # Applied over the chosen estimator's params (what --param KEY=VALUE sets).
+    set_params: dict[str, Any] = Field(default_factory=dict)
+    seed: int = 42
 
-    Preprocessing lives inside the model so that a served model takes the raw feature columns.
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def estimator_class(self) -> str:
+        spec = self.estimators.get(self.estimator)
+        if spec is not None:
+            return spec.class_
+        if "." in self.estimator:
+            return self.estimator
+        raise ConfigError(
+            f"train_model.estimator '{self.estimator}' is neither a name under train_model.estimators "
+            f"({', '.join(self.estimators) or 'none'}) nor an import path like sklearn.ensemble.ExtraTreesClassifier"
+        )
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def estimator_package(self) -> str:
+        """The distribution (and version) the estimator comes from: part of the cache key and the run's params."""
+        return distribution_of(self.estimator_class)
+
+    @property
+    def estimator_params(self) -> dict[str, Any]:
+        """The chosen estimator's constructor arguments, --param included."""
+        spec = self.estimators.get(self.estimator)
+        return {**(spec.params if spec else {}), **self.set_params}
+
+    @model_validator(mode="after")
+    def _estimator_is_valid(self) -> TrainModelParams:
+        self.build_estimator()  # raises ConfigError on a bad name, path or value, before any run starts
+        return self
+
+    def build_estimator(self) -> Any:
+        where = f"train_model.estimators.{self.estimator}" if self.estimator in self.estimators else \
+            "train_model.estimator"
+        return build_estimator(self.estimator_class, self.estimator_params, self.seed, where)
+
+
+def model_features(df: pd.DataFrame, id_column: str | None) -> list[str]:
+    """The model's inputs: every column of the split but the id and the label, in order."""
+    return [c for c in df.columns if c not in (LABEL, id_column)]
+
+
+def feature_frame(df: pd.DataFrame, features: list[str]) -> pd.DataFrame:
+    """Only the feature columns: what the model is fitted on and served with.
+
+    Numeric columns become float64 (an int column with a missing value would break MLflow's input schema at
+    serving time) and the others plain object columns, which every serving path (JSON, CSV) reproduces.
     """
+    import numpy as np
+    from pandas.api.types import is_bool_dtype, is_numeric_dtype
+
+    X = df.loc[:, features]
+    numeric = [c for c in features if is_numeric_dtype(X[c]) or is_bool_dtype(X[c])]
+    converted = {c: X[c].to_numpy(dtype="float64", na_value=np.nan) for c in numeric}
+    converted |= {c: X[c].astype("object").where(X[c].notna(), None) for c in features if c not in numeric}
+    return X.assign(**converted)
+
+
+def build_model(params: TrainModelParams, numeric: list[str], categorical: list[str]) -> Pipeline:
+    """An unfitted Pipeline: imputation, scaling and one-hot encoding, then the configured estimator."""
     from sklearn.compose import ColumnTransformer
     from sklearn.impute import SimpleImputer
     from sklearn.pipeline import Pipeline, make_pipeline
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-    cls = _estimator_class(params.estimator)
-    accepted = set(inspect.signature(cls).parameters)
-    unknown = sorted(set(params.estimator_params) - accepted)
-    if unknown:
-        raise ConfigError(
-            f"train_model.hyperparameters.{params.estimator}: {unknown} not accepted by {cls.__name__}; "
-            f"valid names: {', '.join(sorted(accepted))}"
-        )
-    kwargs: dict[str, Any] = params.estimator_params
-    if "random_state" in accepted:
-        kwargs.setdefault("random_state", params.seed)
-    try:
-        estimator = cls(**kwargs)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"train_model.hyperparameters.{params.estimator} are invalid for {cls.__name__}: {exc}") from exc
-
     transformers = []
-    if schema.numeric_features:
-        numeric = make_pipeline(SimpleImputer(strategy="median"), StandardScaler())
-        transformers.append(("numeric", numeric, schema.numeric_features))
-    if schema.categorical_features:
-        categorical = make_pipeline(
-            SimpleImputer(strategy="most_frequent"),
-            OneHotEncoder(handle_unknown="ignore", min_frequency=5),
-        )
-        transformers.append(("categorical", categorical, schema.categorical_features))
+    if numeric:
+        transformers.append(("numeric", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), numeric))
+    if categorical:
+        encode = make_pipeline(SimpleImputer(strategy="most_frequent"),
+                               OneHotEncoder(handle_unknown="ignore", min_frequency=5))
+        transformers.append(("categorical", encode, categorical))
     preprocess = ColumnTransformer(transformers, remainder="drop", verbose_feature_names_out=False)
-    return Pipeline([("preprocess", preprocess), ("estimator", estimator)])
+    return Pipeline([("preprocess", preprocess), ("estimator", params.build_estimator())])
 
 
-def train_model(train: pd.DataFrame, params: TrainModelParams, schema: SchemaConfig) -> Pipeline:
+def train_model(train: pd.DataFrame, params: TrainModelParams, features: list[str]) -> Pipeline:
     """Fit the model on the training split's feature columns and label."""
-    missing = [c for c in [*schema.features, LABEL] if c not in train.columns]
+    missing = [c for c in [*features, LABEL] if c not in train.columns]
     if missing:
         raise DataValidationError(f"the training data lacks columns {missing}: re-run feat_data with this config")
-    model = build_model(params, schema)
-    X = feature_frame(train, schema)
+    X = feature_frame(train, features)
+    numeric = [c for c in features if X[c].dtype == "float64"]
+    model = build_model(params, numeric, [c for c in features if c not in numeric])
     try:
         model.fit(X, train[LABEL])
     except ValueError as exc:
@@ -80,15 +127,28 @@ def train_model(train: pd.DataFrame, params: TrainModelParams, schema: SchemaCon
     return model
 
 
-def feature_frame(df: pd.DataFrame, schema: SchemaConfig) -> pd.DataFrame:
-    """Only the feature columns, in schema order: what the model is fitted on and served with.
+def run_train_model(ctx: StepContext[TrainModelParams], inputs: Mapping[str, Any]) -> StepOutput:
+    train, test = inputs["train"], inputs["test"]
+    p = ctx.params
+    features = model_features(train, ctx.settings.dataset_schema.id_column)
+    model = train_model(train, p, features)
+    evaluation_data = feature_frame(test, features).assign(**{LABEL: test[LABEL].to_numpy()})
+    return StepOutput(
+        outputs={"model": ModelOutput(model, feature_frame(train, features).head(5), evaluation_data, LABEL, "test")},
+        params={"estimator": p.estimator, "estimator_class": p.estimator_class, "seed": p.seed,
+                **{f"hp.{k}": v for k, v in p.estimator_params.items()},
+                "train_rows": len(train), "test_rows": len(test)},
+    )
 
-    Numeric columns become float64 (an int column with a missing value would break MLflow's input schema at
-    serving time) and categorical ones plain object columns, which every serving path (JSON, CSV) reproduces.
-    """
-    import numpy as np
 
-    X = df.loc[:, schema.features]
-    numeric = {c: X[c].to_numpy(dtype="float64", na_value=np.nan) for c in schema.numeric_features if c in X}
-    categorical = {c: X[c].astype("object").where(X[c].notna(), None) for c in schema.categorical_features if c in X}
-    return X.assign(**numeric, **categorical)
+STEP = Step(
+    name="train_model",
+    reads=("train", "test"),
+    writes=("model",),
+    params=TrainModelParams,
+    run=run_train_model,
+    snapshot=("train", "test"),
+    headline=("roc_auc", "f1_score", "accuracy_score"),
+    resources={"cpu": "4", "memory": "16Gi"},
+    policy="src.models.promotion:gate_candidate",
+)

@@ -11,8 +11,11 @@ import pytest
 
 from src.batch import s3_handler
 from src.lib.config import REPO_ROOT, load_config
-from src.pipeline import STEPS, run_pipeline
+from src.lib.discovery import step_names
+from src.pipeline import run_pipeline
 from tests.servers import AWS_TEST_ENV
+
+STEPS = step_names()
 
 pytestmark = pytest.mark.slow
 

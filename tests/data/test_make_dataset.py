@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 from src.data.make_dataset import clean_data, validate_raw
-from src.lib.config import MakeDataParams, SchemaConfig
+from src.data.make_dataset import MakeDataParams
+from src.lib.schema import SchemaConfig
 from src.lib.errors import DataValidationError
 
 

@@ -7,7 +7,8 @@ import pytest
 
 from src.data.make_dataset import clean_data
 from src.features.build_features import LABEL, build_features, split_data
-from src.lib.config import FeatDataParams, SchemaConfig
+from src.features.build_features import FeatDataParams
+from src.lib.schema import SchemaConfig
 from src.lib.errors import DataValidationError
 
 

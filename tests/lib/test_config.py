@@ -38,7 +38,7 @@ def test_local_resolves_inside_the_repo_whatever_the_cwd(monkeypatch: pytest.Mon
     monkeypatch.chdir(REPO_ROOT / "src")
     settings = load_config("local", env={})
 
-    assert settings.data.uri("raw") == str(REPO_ROOT / "data" / "raw" / "breast_cancer.csv")
+    assert settings.location("raw") == str(REPO_ROOT / "data" / "raw" / "breast_cancer.csv")
     assert settings.tracking.uri == f"sqlite:///{REPO_ROOT / 'mlflow.db'}"
     assert settings.tracking.artifact_location == (REPO_ROOT / "mlruns" / "breast-cancer-local").as_uri()
 
@@ -46,7 +46,7 @@ def test_local_resolves_inside_the_repo_whatever_the_cwd(monkeypatch: pytest.Mon
 def test_dev_and_prd_point_at_s3() -> None:
     for environment in ("dev", "prd"):
         settings = load_config(environment, env={})
-        assert settings.data.uri("raw").startswith("s3://")
+        assert settings.location("raw").startswith("s3://")
         assert settings.tracking.uri.startswith("http")
         assert settings.tracking.artifact_location is None
 
@@ -70,7 +70,7 @@ def test_environment_variables_override_yaml(tmp_path: Path) -> None:
 
     assert settings.tracking.uri == f"sqlite:///{tmp_path}/t.db"
     assert settings.tracking.artifact_location == (tmp_path / "mlruns" / "breast-cancer-local").as_uri()
-    assert settings.data.uri("raw") == str(tmp_path / "d" / "raw" / "breast_cancer.csv")
+    assert settings.location("raw") == str(tmp_path / "d" / "raw" / "breast_cancer.csv")
     assert settings.train_model.seed == 7
     assert settings.feat_data.test_size == 0.3
 
@@ -85,7 +85,7 @@ def test_overrides_win_over_everything() -> None:
     settings = load_config(
         "local",
         env={"PIPELINE__TRAIN_MODEL__SEED": "7"},
-        overrides={"train_model": {"seed": 11, "hyperparameters": {"logistic_regression": {"C": 0.5}}}},
+        overrides={"train_model": {"seed": 11, "estimators": {"logistic_regression": {"params": {"C": 0.5}}}}},
     )
 
     assert settings.train_model.seed == 11

@@ -1,4 +1,4 @@
-"""train_model transforms on tiny inline frames."""
+"""train_model transforms on tiny inline frames, and estimators named by import path."""
 
 from __future__ import annotations
 
@@ -8,9 +8,15 @@ import pytest
 
 from src.data.make_dataset import clean_data
 from src.features.build_features import LABEL, build_features
-from src.lib.config import SchemaConfig, TrainModelParams
 from src.lib.errors import ConfigError, DataValidationError
-from src.models.train_model import build_model, feature_frame, train_model
+from src.lib.schema import SchemaConfig
+from src.models.train_model import TrainModelParams, build_model, feature_frame, model_features, train_model
+
+ESTIMATORS = {
+    "logistic_regression": {"class": "sklearn.linear_model.LogisticRegression"},
+    "random_forest": {"class": "sklearn.ensemble.RandomForestClassifier"},
+    "gradient_boosting": {"class": "sklearn.ensemble.HistGradientBoostingClassifier"},
+}
 
 
 @pytest.fixture
@@ -18,10 +24,13 @@ def train(dummy_raw: pd.DataFrame, schema: SchemaConfig, make_params) -> pd.Data
     return build_features(clean_data(dummy_raw, schema, make_params)[0], schema)
 
 
+@pytest.fixture
+def features(train: pd.DataFrame, schema: SchemaConfig) -> list[str]:
+    return model_features(train, schema.id_column)
+
+
 def _params(estimator: str = "logistic_regression", **hyperparameters) -> TrainModelParams:
-    return TrainModelParams(
-        estimator=estimator, hyperparameters={estimator: hyperparameters}, seed=1, registered_model_name="m"
-    )
+    return TrainModelParams(estimator=estimator, estimators=ESTIMATORS, set_params=hyperparameters, seed=1)
 
 
 @pytest.mark.parametrize(
@@ -30,42 +39,50 @@ def _params(estimator: str = "logistic_regression", **hyperparameters) -> TrainM
         ("logistic_regression", {"C": 0.5, "max_iter": 500}),
         ("random_forest", {"n_estimators": 10}),
         ("gradient_boosting", {"max_iter": 10, "min_samples_leaf": 2}),
+        ("sklearn.ensemble.ExtraTreesClassifier", {"n_estimators": 5}),
     ],
 )
-def test_each_estimator_fits_raw_columns(train, schema, estimator: str, hyperparameters: dict) -> None:
-    model = train_model(train, _params(estimator, **hyperparameters), schema)
+def test_each_estimator_fits_raw_columns(train, features, estimator: str, hyperparameters: dict) -> None:
+    model = train_model(train, _params(estimator, **hyperparameters), features)
 
-    probabilities = model.predict_proba(feature_frame(train, schema))
+    probabilities = model.predict_proba(feature_frame(train, features))
     assert probabilities.shape == (12, 2)
-    assert set(model.predict(feature_frame(train, schema))) <= {0, 1}
+    assert set(model.predict(feature_frame(train, features))) <= {0, 1}
 
 
-def test_model_handles_missing_values_and_unseen_categories(train, schema) -> None:
-    model = train_model(train, _params(), schema)
-    batch = feature_frame(train, schema).head(2).copy()
+def test_model_features_are_what_feat_data_wrote(train, features) -> None:
+    assert features == ["age", "visits", "plan"]
+    derived = train.assign(age_per_visit=train["age"] / (train["visits"] + 1)).drop(columns=["plan"])
+
+    assert model_features(derived, "id") == ["age", "visits", "age_per_visit"]
+
+
+def test_model_handles_missing_values_and_unseen_categories(train, features) -> None:
+    model = train_model(train, _params(), features)
+    batch = feature_frame(train, features).head(2).copy()
     batch.loc[0, "age"] = np.nan
     batch.loc[1, "plan"] = "enterprise"
 
     assert len(model.predict(batch)) == 2
 
 
-def test_same_seed_same_model(train, schema) -> None:
-    first = train_model(train, _params("random_forest", n_estimators=5), schema)
-    second = train_model(train, _params("random_forest", n_estimators=5), schema)
+def test_same_seed_same_model(train, features) -> None:
+    first = train_model(train, _params("random_forest", n_estimators=5), features)
+    second = train_model(train, _params("random_forest", n_estimators=5), features)
 
-    X = feature_frame(train, schema)
+    X = feature_frame(train, features)
     np.testing.assert_array_equal(first.predict_proba(X), second.predict_proba(X))
 
 
-def test_seed_is_passed_to_the_estimator(schema) -> None:
-    model = build_model(_params("random_forest"), schema)
+def test_seed_is_passed_to_the_estimator() -> None:
+    model = build_model(_params("random_forest"), ["age"], [])
 
     assert model.named_steps["estimator"].random_state == 1
 
 
-def test_unknown_hyperparameter_names_the_valid_ones(schema) -> None:
+def test_unknown_hyperparameter_names_the_valid_ones() -> None:
     with pytest.raises(ConfigError) as caught:
-        build_model(_params(Cee=1.0), schema)
+        _params(Cee=1.0)
 
     message = str(caught.value)
     assert "['Cee']" in message
@@ -73,32 +90,57 @@ def test_unknown_hyperparameter_names_the_valid_ones(schema) -> None:
     assert "max_iter" in message
 
 
-def test_invalid_hyperparameter_value_is_a_config_error(train, schema) -> None:
-    with pytest.raises((ConfigError, DataValidationError)) as caught:
-        train_model(train, _params(C=-1.0), schema)
+def test_invalid_hyperparameter_value_is_refused_by_scikit_learns_validation() -> None:
+    with pytest.raises(ConfigError) as caught:
+        _params(C=-1.0)
 
-    assert "C" in str(caught.value)
+    assert "'C' parameter of LogisticRegression must be a float in the range (0.0, inf]" in str(caught.value)
 
 
-def test_training_data_without_label_is_rejected(train, schema) -> None:
+@pytest.mark.parametrize(
+    ("estimator", "expected"),
+    [
+        ("xgb", "neither a name under train_model.estimators"),
+        ("no_such_package.Model", "cannot import 'no_such_package'"),
+        ("sklearn.ensemble.NoSuchForest", "has no class 'NoSuchForest'"),
+        ("sklearn.preprocessing.StandardScaler.__class__", "cannot import"),
+        ("collections.OrderedDict", "is not a scikit-learn-compatible estimator"),
+    ],
+)
+def test_bad_estimator_names_say_what_is_wrong(estimator: str, expected: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        _params(estimator)
+
+    assert expected in str(caught.value)
+
+
+def test_estimator_package_is_recorded_with_its_version() -> None:
+    import sklearn
+
+    assert _params("sklearn.ensemble.ExtraTreesClassifier").estimator_package == f"scikit-learn=={sklearn.__version__}"
+
+
+def test_training_data_without_label_is_rejected(train, features) -> None:
     with pytest.raises(DataValidationError) as caught:
-        train_model(train.drop(columns=[LABEL]), _params(), schema)
+        train_model(train.drop(columns=[LABEL]), _params(), features)
 
     assert "lacks columns ['label']" in str(caught.value)
 
 
-def test_feature_frame_keeps_only_features_in_schema_order(train, schema) -> None:
-    X = feature_frame(train[["plan", LABEL, "visits", "id", "age"]], schema)
+def test_feature_frame_keeps_only_features_in_order(train, features) -> None:
+    X = feature_frame(train[["plan", LABEL, "visits", "id", "age"]], features)
 
     assert list(X.columns) == ["age", "visits", "plan"]
     assert X["visits"].dtype == "float64"
 
 
-def test_feature_frame_turns_nullable_ints_and_bools_into_floats(schema) -> None:
-    df = pd.DataFrame({"age": [1.0, None], "visits": pd.array([3, None], dtype="Int64"), "plan": ["pro", None]})
+def test_feature_frame_turns_nullable_ints_and_bools_into_floats() -> None:
+    df = pd.DataFrame({"age": [1.0, None], "visits": pd.array([3, None], dtype="Int64"), "plan": ["pro", None],
+                       "member": pd.array([True, None], dtype="boolean")})
 
-    X = feature_frame(df.astype({"plan": "category"}), schema)
+    X = feature_frame(df.astype({"plan": "category"}), ["age", "visits", "plan", "member"])
 
     assert X["visits"].dtype == "float64"
+    assert X["member"].dtype == "float64"
     assert np.isnan(X.loc[1, "visits"])
     assert X["plan"].tolist() == ["pro", None]

@@ -12,7 +12,11 @@ import pandas as pd
 import pytest
 
 from src.lib.config import REPO_ROOT, load_config
-from src.pipeline import STEPS, plan_pipeline, run_pipeline
+from src.lib.discovery import step_names
+from src.pipeline import plan_pipeline, run_pipeline
+from tests.helpers import scrubbed_env
+
+STEPS = step_names()
 
 pytestmark = pytest.mark.slow
 
@@ -122,9 +126,9 @@ def test_predict_on_new_input_is_never_skipped(workspace) -> None:
     batch = workspace.root / "batch.csv"
     test.head(20).to_csv(batch, index=False)
 
-    one = run_pipeline(load_config("local", overrides={"data": {"predict_input": str(batch)}}), ["predict"])
+    one = run_pipeline(load_config("local", overrides={"catalog": {"predict_input": {"path": str(batch)}}}), ["predict"])
     test.head(30).to_csv(batch, index=False)  # same path, new content
-    two = run_pipeline(load_config("local", overrides={"data": {"predict_input": str(batch)}}), ["predict"])
+    two = run_pipeline(load_config("local", overrides={"catalog": {"predict_input": {"path": str(batch)}}}), ["predict"])
 
     assert _status(one) == _status(two) == {"predict": "ran"}
     assert len(pd.read_parquet(two.steps[0].outputs["predictions"])) == 30
@@ -138,8 +142,7 @@ def _copy_of_the_code(tmp_path: Path) -> Path:
 
 
 def _run_main(repo: Path, workspace, *args: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "PIPELINE_"))}
-    env.update(workspace.env())
+    env = scrubbed_env(workspace.env())
     return subprocess.run([sys.executable, str(repo / "src" / "main.py"), *args], env=env, capture_output=True,
                           text=True, timeout=300, cwd=repo)
 

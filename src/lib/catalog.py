@@ -1,0 +1,104 @@
+"""The dataset catalog: every dataset by name (``catalog:`` in the config), read, written, digested, snapshotted.
+
+Steps name datasets; this module turns a name into a location (``<root>/<path>/<run id>/<name>.parquet`` for
+a per-run dataset, ``<root>/<path>/<sha256>.parquet`` for a content-addressed one) and does the I/O through
+``src.lib.storage``: local paths, ``s3://`` and fsspec's ``memory://`` (what the unit tests run on) alike.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from src.lib.config import Settings, join_uri
+from src.lib.errors import ConfigError, DataValidationError
+from src.lib.storage import Storage, WrittenFile
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+logger = logging.getLogger(__name__)
+
+SNAPSHOTS = "snapshots"  # the content-addressed catalog entry that snapshots go into
+
+
+@dataclass(frozen=True)
+class Input:
+    """A version of a dataset or model: where it is and a digest of its content."""
+
+    uri: str
+    digest: str
+
+
+class Catalog:
+    """Datasets by name, for one environment's settings."""
+
+    def __init__(self, settings: Settings, storage: Storage | None = None) -> None:
+        self.settings = settings
+        self.storage = storage or Storage(profile=settings.aws.profile, region=settings.aws.region)
+
+    # -- locations -----------------------------------------------------------------------------------------
+    def source(self, name: str) -> Input | None:
+        """An input dataset's location and fingerprint; None when the config leaves it unset."""
+        spec = self.settings.dataset(name)
+        if spec.kind != "input":
+            raise ConfigError(f"dataset '{name}' is {spec.kind}, not an input: a step writes it")
+        uri = self.settings.location(name)
+        if uri is None:
+            return None
+        return Input(uri, self.storage.fingerprint(uri))
+
+    def output_uri(self, name: str, run_id: str) -> str:
+        """Where a run writes dataset ``name``: a folder of its own, so runs never overwrite each other."""
+        spec = self.settings.dataset(name)
+        if spec.kind != "per_run":
+            raise ConfigError(f"dataset '{name}' is {spec.kind}: a step can only write per_run datasets as tables "
+                              f"(set 'kind: per_run' under catalog.{name})")
+        return join_uri(join_uri(self.settings.location(name) or "", run_id), f"{name}.{spec.file_format}")
+
+    def folders(self, names: list[str]) -> list[str]:
+        """The folders the named datasets are written under (checked writable before a pipeline starts)."""
+        kinds = ("per_run", "content_addressed")
+        return sorted({self.settings.location(n) or "" for n in names if self.settings.dataset(n).kind in kinds})
+
+    # -- I/O -----------------------------------------------------------------------------------------------
+    def load(self, uri: str) -> pd.DataFrame:
+        return self.storage.read_table(uri)
+
+    def save(self, name: str, frame: pd.DataFrame, run_id: str) -> Input:
+        written = self.storage.write_table(frame, self.output_uri(name, run_id))
+        return Input(written.uri, written.sha256)
+
+    def exists(self, uri: str) -> bool:
+        if uri.startswith(("models:/", "runs:/")):
+            return True  # registry entries and logged models are immutable
+        return self.storage.exists(uri)
+
+    def snapshot(self, name: str, source: Input) -> tuple[WrittenFile, pd.DataFrame]:
+        """Store the exact bytes of ``source`` content-addressed (once) and parse the frame from those very bytes.
+
+        Bytes that no longer match the digest recorded when they were written are refused.
+        """
+        import pandas as pd
+
+        data = self.storage.read_bytes(source.uri)
+        expected = source.digest.removeprefix("sha256:")
+        if len(expected) == 64 and hashlib.sha256(data).hexdigest() != expected:
+            raise DataValidationError(
+                f"the {name} data at '{source.uri}' changed after it was written (its SHA-256 no longer matches "
+                f"{expected}): re-run the step that wrote it, or retrain from an intact snapshot"
+            )
+        spec = self.settings.dataset(SNAPSHOTS)
+        written = self.storage.snapshot(data, self.settings.location(SNAPSHOTS) or "", f".{spec.file_format}")
+        return written, pd.read_parquet(io.BytesIO(data))
+
+    def describe(self, frame: Any, written: WrittenFile, source: Input) -> dict[str, Any]:
+        """One file's entry in a snapshot manifest."""
+        return {
+            "uri": written.uri, "sha256": written.sha256, "bytes": written.size, "rows": len(frame),
+            "columns": len(frame.columns), "schema": {c: str(t) for c, t in frame.dtypes.items()},
+            "source": source.uri,
+        }

@@ -1,0 +1,93 @@
+"""A step run's I/O: its inputs loaded (tables, models, snapshots with their lineage) and its outputs saved
+(tables into the catalog; a model logged, evaluated, registered, then judged by the step's policy)."""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from src.lib import lineage, registry
+from src.lib.catalog import Catalog, Input
+from src.lib.config import Settings
+from src.lib.evaluation import evaluate, evaluation_metrics
+from src.lib.refs import LoadedModel
+from src.lib.step import ModelOutput, StepOutput
+
+if TYPE_CHECKING:
+    from src.lib.step import Step
+
+
+@dataclass
+class Saved:
+    """What saving a step's outputs produced: each output's location and digest, and metrics and notes it added."""
+
+    written: dict[str, Input] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+def load_inputs(settings: Settings, catalog: Catalog, step: Step[Any], inputs: dict[str, Input], run_id: str,
+                from_run: str | None) -> tuple[dict[str, Any], dict[str, Input], dict[str, str]]:
+    """The datasets ``step`` reads, loaded; snapshotted ones are stored content-addressed first, with a manifest.
+
+    Returns the loaded objects, where each came from (a snapshot's location replaces its source's), and the
+    params to log on the run (the snapshots' locations).
+    """
+    loaded: dict[str, Any] = {}
+    sources = dict(inputs)
+    files: dict[str, dict[str, Any]] = {}
+    for name, source in inputs.items():
+        if settings.dataset(name).kind == "model":
+            model, columns = registry.load_model(source.uri)
+            loaded[name] = LoadedModel(model, columns, registry.describe_model(source.uri))
+        elif name in step.snapshot:
+            written, frame = catalog.snapshot(name, source)
+            loaded[name], sources[name] = frame, Input(written.uri, written.sha256)
+            files[name] = catalog.describe(frame, written, source)
+        else:
+            loaded[name] = catalog.load(source.uri)
+    if not files:
+        return loaded, sources, {}
+    lineage.log_manifest({"run_id": run_id, "from_run": from_run, "files": files})
+    first = step.snapshot[0]  # the training data, by convention the first dataset snapshotted
+    lineage.log_input(lineage.dataset(loaded[first], first, files[first]["uri"], files[first]["sha256"]), "training")
+    return loaded, sources, {**{f"{name}_uri": f["uri"] for name, f in files.items()}, "from_run": from_run or ""}
+
+
+def save_outputs(settings: Settings, catalog: Catalog, step: Step[Any], output: StepOutput, run_id: str,
+                 sources: dict[str, Input]) -> Saved:
+    """Write what the runner returned: each name in ``step.writes``, nothing else."""
+    unknown = sorted(set(output.outputs) - set(step.writes))
+    missing = sorted(set(step.writes) - set(output.outputs))
+    if unknown or missing:
+        raise TypeError(f"step '{step.name}' declares writes={step.writes} but its runner returned "
+                        f"{sorted(output.outputs)}: return exactly the declared datasets")
+    saved = Saved()
+    for name, value in output.outputs.items():
+        if isinstance(value, ModelOutput):
+            _save_model(settings, step, name, value, sources, saved)
+        else:
+            saved.written[name] = catalog.save(name, value, run_id)
+    return saved
+
+
+def _save_model(settings: Settings, step: Step[Any], name: str, out: ModelOutput, sources: dict[str, Input],
+                saved: Saved) -> None:
+    """Log, evaluate on the holdout (recorded as the run's ``evaluation`` input), register; then the policy."""
+    registered_name = settings.dataset(name).name or name
+    model_uri = registry.log_model(out.model, out.example)
+    holdout = sources[out.evaluation_dataset]
+    data = lineage.dataset(out.evaluation_data, out.evaluation_dataset, holdout.uri,
+                           holdout.digest.removeprefix("sha256:"), targets=out.label_column)
+    lineage.log_input(data, "evaluation")
+    evaluation = evaluate(model_uri, data)
+    version_uri = registry.register(model_uri, registered_name)
+    # Digests of a model: its URI (a logged model and a registered version never change).
+    for key, uri in ((name, model_uri), (f"registered_{name}", version_uri)):
+        saved.written[key] = Input(uri, uri)
+    saved.metrics.update(evaluation_metrics(evaluation))
+    if step.policy:
+        module, _, function = step.policy.partition(":")
+        policy = getattr(importlib.import_module(module), function)
+        saved.notes.append(policy(settings, registered_name, version_uri.rsplit("/", 1)[1], evaluation, data))

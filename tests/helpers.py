@@ -1,0 +1,50 @@
+"""Helpers shared by the tests that run the project as a user does: in a subprocess, with a clean environment."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+from src.lib.config import REPO_ROOT
+
+
+def scrubbed_env(extra: Mapping[str, str] | None = None, drop: tuple[str, ...] = ()) -> dict[str, str]:
+    """This process's environment without MLflow and pipeline settings (and ``drop`` prefixes), plus ``extra``."""
+    prefixes = ("MLFLOW_", "PIPELINE_", *drop)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
+    env.update(extra or {})
+    return env
+
+
+def run_main(*args: str, env: Mapping[str, str] | None = None, cwd: Path = REPO_ROOT,
+             main: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    """``python src/main.py ARGS`` (or another copy's main.py) as a user runs it."""
+    script = str(main) if main else "src/main.py"
+    return subprocess.run([sys.executable, script, *args], cwd=cwd, env=scrubbed_env(env), capture_output=True,
+                          text=True, timeout=timeout)
+
+
+@contextlib.contextmanager
+def serving(env: Mapping[str, str], log: Path, *args: str, cwd: Path = REPO_ROOT) -> Iterator[str]:
+    """``python src/main.py serve`` on a free loopback port until the block ends; yields its URL."""
+    import requests
+
+    from tests.servers import free_port, wait_until
+
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "src/main.py", "serve", "--port", str(port), *args], cwd=cwd,
+                              env=scrubbed_env(env), stdout=subprocess.DEVNULL, stderr=log.open("w"),
+                              start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: requests.get(url + "/ping", timeout=2).status_code == 200, "scoring server", server,
+                   timeout=120)
+        yield url
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
