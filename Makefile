@@ -62,5 +62,6 @@ lock:  ## Re-resolve requirements*.in into requirements.lock and requirements-ru
 	mv requirements-runtime.lock.new requirements-runtime.lock
 	rm -rf .lock-venv
 
-clean:  ## Remove local run outputs (runs, models, data written by the pipeline); keeps data/raw
-	rm -rf mlflow.db mlruns data/interim/*/ data/processed/*/ data/snapshots/*/
+clean:  ## Remove local run outputs: mlflow.db (+ lock), mlruns/, all the pipeline wrote under data/; keeps data/raw
+	rm -rf mlflow.db mlflow.db.lock mlruns mlartifacts
+	find data/interim data/processed data/snapshots -mindepth 1 ! -name .gitkeep -exec rm -rf {} +

@@ -54,29 +54,48 @@ def _check_credentials(settings: Any) -> Check:
 def _check_storage(settings: Any) -> list[Check]:
     from src.lib.storage import Storage
 
-    storage = Storage(profile=settings.aws.profile, region=settings.aws.region)
+    storage = Storage.for_settings(settings)
     results = []
     raw = settings.location("raw")
     try:
         found = storage.exists(raw)
         results.append(Check("raw data", found, raw if found else f"{raw} does not exist",
-                             "" if found else "upload the raw dataset there, or fix data.raw / data.root"))
+                             "" if found else "upload the raw dataset there, or fix catalog.raw.path / data.root"))
     except PipelineError as exc:
         results.append(Check("raw data", False, str(exc)))
     root = settings.data.root
     try:
-        storage.ensure_writable(root)
+        if "://" in root:
+            storage.ensure_writable(root)  # writes a probe object and deletes it: nothing is left behind
+        else:
+            _check_local_folder(root)  # a local folder is checked without creating anything
         results.append(Check("storage", True, f"{root} is reachable and writable"))
     except PipelineError as exc:
         results.append(Check("storage", False, str(exc)))
     return results
 
 
+def _check_local_folder(root: str) -> None:
+    import os
+
+    from src.lib.errors import StorageError
+
+    existing = root
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing) or "/"
+    if not os.path.isdir(existing):
+        raise StorageError(f"cannot write under '{root}': '{existing}' is a file, not a folder -> fix data.root")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise StorageError(f"cannot write under '{root}': '{existing}' is not writable by this user -> fix its "
+                           "permissions or point data.root elsewhere")
+
+
 def _check_tracking(settings: Any) -> Check:
     from src.lib.store import connect
 
     try:
-        connect(settings)
+        experiment_id = connect(settings, create=False)  # creates nothing: check leaves no trace
     except PipelineError as exc:
         return Check("tracking", False, str(exc))
-    return Check("tracking", True, f"{settings.tracking.uri}, experiment '{settings.tracking.experiment}'")
+    state = "exists" if experiment_id else "does not exist yet (the first run creates it)"
+    return Check("tracking", True, f"{settings.tracking.uri}, experiment '{settings.tracking.experiment}' {state}")

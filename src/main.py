@@ -55,7 +55,7 @@ def command(func: Callable[..., int | None]) -> Callable[..., None]:
             print_error("interrupted: the runs in progress are marked KILLED")
             code = 143 if isinstance(exc, Terminated) else 130
         except PipelineError as exc:
-            print_error(str(exc), exc.cause if isinstance(exc, StepError) else None, verbose)
+            print_error(str(exc), exc if isinstance(exc, StepError) else None, verbose)
             code = exc.exit_code
         sys.exit(code)
 
@@ -116,7 +116,7 @@ def _run(steps: str | None, environment: str, from_run: str | None, force: str |
     check_from_run(from_run, selected)
     settings = _settings(environment, overrides_from(**options))
     if dry_run:
-        print_plan(plan_pipeline(settings, selected, forced, from_run))
+        print_plan(plan_pipeline(settings, selected, forced, from_run), settings)
         return 0
     result = run_pipeline(settings, selected, reporter=ConsoleReporter(), force=forced,
                           parent_run_id=parent_run_id, from_run=from_run)

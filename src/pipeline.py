@@ -18,7 +18,7 @@ from src.lib.cache import CacheKey
 from src.lib.catalog import Catalog, Input
 from src.lib.config import Settings
 from src.lib.discovery import load_steps, step_names
-from src.lib.errors import DataValidationError, PipelineError, StepError
+from src.lib.errors import ConfigError, DataValidationError, PipelineError, StepError, StorageUnreachable
 from src.lib.lineage import load_manifest
 from src.lib.planner import Decision, Planner
 from src.lib.runs import TAG_NOTES, TAG_REUSED_FROM, Runs, step_digests, step_outputs
@@ -42,6 +42,8 @@ class StepResult:
     reused_from: str | None = None
     reason: str = ""
     notes: list[str] = field(default_factory=list)
+    # What it read: {dataset: "<uri> <digest>"}; a model's digest names the version that was used.
+    inputs: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -81,7 +83,7 @@ def parse_steps(text: str) -> list[str]:
         return list(order)
     unknown = [n for n in names if n not in order]
     if unknown:
-        raise PipelineError(f"unknown step(s) {unknown}: choose 'all' or from {', '.join(order)} (comma-separated)")
+        raise ConfigError(f"unknown step(s) {unknown}: choose 'all' or from {', '.join(order)} (comma-separated)")
     return [s for s in order if s in names]
 
 
@@ -115,7 +117,7 @@ def plan_pipeline(settings: Settings, steps: list[str], force: Iterable[str] = (
                   from_run: str | None = None) -> list[Decision]:
     """What ``run_pipeline`` would do, step by step, without starting a run or writing any data."""
     runs = Runs(settings)
-    runs.connect()
+    runs.connect(create=False)  # a dry run leaves no trace: no experiment, no SQLite file
     planner = _planner(settings, runs, force, from_run)
     return planner.plan([load_steps()[s] for s in steps])
 
@@ -161,7 +163,7 @@ def run_pipeline(
     reporter = reporter or _LogReporter()
     started = time.perf_counter()
     runs = Runs(settings, parent_run_id=parent_run_id)
-    experiment_id = runs.connect()
+    experiment_id = runs.connect() or ""
     runs.close_orphaned_runs()
     if from_run:
         load_manifest(from_run)  # a wrong run id fails before any run starts
@@ -170,6 +172,8 @@ def run_pipeline(
     # Check what the steps that will (or may) run need before any run starts; a fully reused pipeline skips this.
     try:
         to_run = [d.step for d in planner.plan(specs) if d.action == "run"]
+    except StorageUnreachable:
+        raise  # nothing can run: say so now, before any run starts
     except PipelineError:
         to_run = list(steps)  # an input cannot be found yet: the step itself will say so
     preflight(settings, to_run, planner.catalog)
@@ -182,6 +186,8 @@ def run_pipeline(
                 step_result = _run_step(planner, spec, reporter, index, len(specs))
             except Exception as exc:
                 reporter.step_failed(spec.name, exc)
+                if isinstance(exc, StepError):
+                    raise
                 raise StepError(spec.name, exc) from exc
             step_result.seconds = time.perf_counter() - step_started
             runs.log_parent_metrics(parent.info.run_id, spec.name, step_result.metrics)
@@ -192,12 +198,15 @@ def run_pipeline(
 
 
 def _run_step(planner: Planner, spec: Step[Any], reporter: Reporter, index: int, total: int) -> StepResult:
-    inputs = planner.inputs(spec)
-    key = planner.key(spec, inputs)
-    decision = planner.decide(spec, key)
+    try:
+        inputs = planner.inputs(spec)
+        key = planner.key(spec, inputs)
+        decision = planner.decide(spec, key)
+    except PipelineError as exc:
+        raise StepError(spec.name, exc, run_started=False) from exc
     reporter.step_started(spec.name, index, total, decision.reason if decision.action == "run" else "reusing")
     if decision.action == "reuse":
-        return _reuse_step(planner, spec, key, decision)
+        return _reuse_step(planner, spec, key, decision, inputs)
     settings, runs = planner.settings, planner.runs
     with runs.step_run(spec.name) as run:
         run_id = run.info.run_id
@@ -213,22 +222,28 @@ def _run_step(planner: Planner, spec: Step[Any], reporter: Reporter, index: int,
         saved = save_outputs(settings, planner.catalog, spec, output, run_id, sources)
         metrics, notes = {**output.metrics, **saved.metrics}, [*output.notes, *saved.notes]
         runs.log(metrics=metrics)
-        outputs = {n: i.uri for n, i in saved.written.items()}
-        runs.log_outputs(outputs, {n: i.digest for n, i in saved.written.items()})
+        runs.log_lineage(inputs, saved.written)
         if notes:
             runs.log(tags={TAG_NOTES: "\n".join(notes)[:4000]})
     planner.done[spec.name] = saved.written
-    return StepResult(spec.name, run_id, outputs, metrics, reason=decision.reason, notes=notes)
+    return StepResult(spec.name, run_id, {n: i.uri for n, i in saved.written.items()}, metrics,
+                      reason=decision.reason, notes=notes, inputs=_described(inputs))
 
 
-def _reuse_step(planner: Planner, spec: Step[Any], key: CacheKey, decision: Decision) -> StepResult:
+def _described(inputs: Mapping[str, Input]) -> dict[str, str]:
+    return {name: f"{i.uri} {i.digest}" for name, i in inputs.items()}
+
+
+def _reuse_step(planner: Planner, spec: Step[Any], key: CacheKey, decision: Decision,
+                inputs: dict[str, Input]) -> StepResult:
     """A child run that points at the reused run, with its outputs, digests and metrics."""
     cached = planner.runs.get_run(decision.cached_run_id or "")
     outputs, digests, metrics = step_outputs(cached), step_digests(cached), dict(cached.data.metrics)
+    written = {n: Input(uri, digests.get(n, uri)) for n, uri in outputs.items()}
     notes = [f"as decided then: {n}" for n in cached.data.tags.get(TAG_NOTES, "").splitlines() if n]
     with planner.runs.step_run(spec.name) as run:
         planner.runs.log(tags={**key.tags(), TAG_REUSED_FROM: cached.info.run_id}, metrics=metrics)
-        planner.runs.log_outputs(outputs, digests)
-    planner.done[spec.name] = {n: Input(uri, digests.get(n, uri)) for n, uri in outputs.items()}
-    return StepResult(spec.name, run.info.run_id, outputs, metrics,
-                      reused_from=cached.info.run_id, reason=decision.reason, notes=notes)
+        planner.runs.log_lineage(inputs, written)
+    planner.done[spec.name] = written
+    return StepResult(spec.name, run.info.run_id, outputs, metrics, reused_from=cached.info.run_id,
+                      reason=decision.reason, notes=notes, inputs=_described(inputs))

@@ -24,6 +24,23 @@ _LEAKY_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "M
               "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3")
 
 
+def _repo_outputs() -> set[str]:
+    """Files under the repo's own run outputs: tests must never add any."""
+    found = set()
+    for folder in ("mlruns", "mlartifacts", "data"):
+        found |= {p.relative_to(REPO_ROOT).as_posix() for p in (REPO_ROOT / folder).rglob("*") if p.is_file()}
+    found |= {name for name in ("mlflow.db", "mlflow.db.lock") if (REPO_ROOT / name).exists()}
+    return found
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _repo_left_as_it_was() -> Iterator[None]:
+    before = _repo_outputs()
+    yield
+    added = sorted(_repo_outputs() - before)
+    assert not added, f"tests wrote into the repo's own outputs: {added[:10]}"
+
+
 @pytest.fixture(autouse=True)
 def _isolated_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     for name in _LEAKY_ENV:

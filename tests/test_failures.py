@@ -23,25 +23,75 @@ STEPS = step_names()
 pytestmark = pytest.mark.slow
 
 
-def _start(workspace, *args: str, log: Path) -> subprocess.Popen:
+def _start(workspace, *args: str, log: Path, prefix: tuple[str, ...] = ()) -> subprocess.Popen:
     env = scrubbed_env(workspace.env())
-    return subprocess.Popen([sys.executable, "src/main.py", *args], cwd=REPO_ROOT, env=env,
+    return subprocess.Popen([*prefix, sys.executable, "src/main.py", *args], cwd=REPO_ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=log.open("w"))
 
 
-def _wait_for_running_step(workspace, step: str, proc: subprocess.Popen, timeout: float = 120) -> None:
-    """Wait until ``step`` has a RUNNING run in MLflow, i.e. the process is inside that step."""
+def _wait_for_running_step(workspace, step: str, proc: subprocess.Popen, timeout: float = 120,
+                           tag: str = "pipeline.step") -> None:
+    """Wait until a run tagged ``tag = step`` is RUNNING in MLflow, i.e. the process is inside that step."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise AssertionError(f"process ended before {step} started")
         try:
-            if any(r.data.tags.get("pipeline.step") == step and r.info.status == "RUNNING" for r in _runs(workspace)):
+            if any(r.data.tags.get(tag) == step and r.info.status == "RUNNING" for r in _runs(workspace)):
                 return
         except Exception:  # noqa: BLE001 - the database or experiment may not exist yet
             pass
         time.sleep(0.05)
     raise AssertionError(f"timed out waiting for a RUNNING {step} run")
+
+
+def _statuses(workspace) -> list[tuple[str, str]]:
+    return [(r.data.tags.get("pipeline.step") or r.data.tags.get("pipeline.kind", "?"), r.info.status)
+            for r in _runs(workspace)]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM])
+def test_the_gates_baseline_run_is_closed_however_the_process_ends(workspace, tmp_path: Path, signum) -> None:
+    first = _start(workspace, log=tmp_path / "first.log")
+    assert first.wait(timeout=300) == 0, (tmp_path / "first.log").read_text()
+    # A champion exists: the next training evaluates it in a nested baseline run. Stop the process in there.
+    proc = _start(workspace, "--force", "train_model", log=tmp_path / "second.log")
+    _wait_for_running_step(workspace, "baseline", proc, tag="pipeline.kind")
+    proc.send_signal(signum)
+    proc.wait(timeout=60)
+    if signum == signal.SIGKILL:  # nothing could close the runs: the next pipeline does
+        third = _start(workspace, "--step", "make_data", log=tmp_path / "third.log")
+        assert third.wait(timeout=300) == 0, (tmp_path / "third.log").read_text()
+
+    statuses = _statuses(workspace)
+    assert ("baseline", "KILLED") in statuses
+    assert ("train_model", "KILLED") in statuses
+    assert not [s for s in statuses if s[1] == "RUNNING"]
+
+
+def test_a_live_pipeline_in_another_pid_namespace_is_not_taken_for_dead(workspace, tmp_path: Path) -> None:
+    probe = subprocess.run(["unshare", "--pid", "--fork", "--mount-proc", "true"], capture_output=True, timeout=30)
+    if probe.returncode != 0:
+        pytest.skip(f"cannot make a PID namespace here (unshare: {probe.stderr.decode().strip()[:200]})")
+    from src.lib.config import load_config
+    from src.lib.runs import Runs
+
+    # Same host name, another PID namespace: its pids mean other processes here. Its pipeline gets a pid that no
+    # process has here, which a check by host name and pid alone would take for a dead owner.
+    target = next(pid for pid in range(40, 4000) if not os.path.exists(f"/proc/{pid}"))
+    spin = f'i=2; while [ "$i" -lt {target} ]; do /bin/true; i=$((i+1)); done; "$0" "$@"'
+    proc = _start(workspace, log=tmp_path / "other.log",
+                  prefix=("unshare", "--pid", "--fork", "--mount-proc", "sh", "-c", spin))
+    _wait_for_running_step(workspace, "train_model", proc)
+    assert {r.data.tags["pipeline.pid"] for r in _runs(workspace)} == {str(target)}
+    runs = Runs(load_config("local"))
+    runs.connect()
+
+    closed = runs.close_orphaned_runs()
+
+    assert closed == []
+    assert proc.wait(timeout=300) == 0, (tmp_path / "other.log").read_text()
+    assert {status for _, status in _statuses(workspace)} == {"FINISHED"}
 
 
 def _runs(workspace):
@@ -104,7 +154,7 @@ def test_two_pipelines_at_once_keep_their_own_outputs(workspace, tmp_path: Path)
         assert len(pd.read_parquet(path)) == 114
     from mlflow import MlflowClient
 
-    assert len(MlflowClient(workspace.tracking_uri).search_model_versions("name='breast-cancer-classifier'")) == 2
+    assert len(MlflowClient(workspace.tracking_uri).search_model_versions("name='breast-cancer-local'")) == 2
 
 
 # -- bad input: one clear error, nothing under a final name --------------------------------------------------------
@@ -177,7 +227,7 @@ def test_predict_input_missing_model_columns(workspace) -> None:
     assert len(list(workspace.data_root.glob("processed/predictions/*/predictions.parquet"))) == 1
 
 
-@pytest.mark.parametrize("uri", ["models:/breast-cancer-classifier@staging", "models:/nope/1",
+@pytest.mark.parametrize("uri", ["models:/breast-cancer-local@staging", "models:/nope/1",
                                  "runs:/0123456789abcdef0123456789abcdef/model"])
 def test_model_that_does_not_exist(workspace, uri: str) -> None:
     run_pipeline(load_config("local"), list(STEPS))

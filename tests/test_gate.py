@@ -19,7 +19,7 @@ STEPS = step_names()
 
 pytestmark = pytest.mark.slow
 
-NAME = "breast-cancer-classifier"
+NAME = "breast-cancer-local"
 # A model that predicts the majority class for everything: f1 of the positive class is 0.
 BAD = {"train_model": {"set_params": {"C": 1e-6}}}
 # A weak but real model: one shallow tree.
@@ -108,7 +108,7 @@ def test_predict_without_a_champion_says_why(workspace) -> None:
     with pytest.raises(StepError) as caught:
         run_pipeline(load_config("local"), ["predict"])
 
-    assert "no version of 'breast-cancer-classifier' holds the alias @champion" in str(caught.value)
+    assert "no version of 'breast-cancer-local' holds the alias @champion" in str(caught.value)
     assert "promote" in str(caught.value)
 
 
@@ -124,7 +124,7 @@ def test_promote_and_rollback_by_hand(workspace) -> None:
 
     promoted = _cli(workspace, "promote", "--version", "2", "--reason", "canary")
     assert promoted.returncode == 0, promoted.stderr
-    assert "@champion of 'breast-cancer-classifier' is now version 2 (was 1)" in promoted.stderr
+    assert "@champion of 'breast-cancer-local' is now version 2 (was 1)" in promoted.stderr
     assert _champion(workspace) == "2"
     tags = _client(workspace).get_model_version(NAME, "2").tags
     assert tags["champion.promoted_by"] == "manual (promote command)"
@@ -140,3 +140,15 @@ def test_promote_and_rollback_by_hand(workspace) -> None:
     both = _cli(workspace, "promote")
     assert both.returncode == 1
     assert "exactly one of --version N or --rollback" in both.stderr
+
+
+def test_after_a_manual_promotion_the_summary_names_the_model_that_scored(workspace) -> None:
+    run_pipeline(load_config("local"), list(STEPS))  # version 1: champion
+    _train(_merge(WEAK, LOW_BAR))  # version 2, rejected
+    assert _cli(workspace, "promote", "--version", "2").returncode == 0
+
+    again = _cli(workspace)
+
+    assert again.returncode == 0, again.stderr
+    assert "= train_model reused run" in again.stderr  # train_model's note still says version 1 was promoted
+    assert f"predict used model: models:/{NAME}@champion = version 2 of {NAME}" in again.stdout

@@ -45,7 +45,7 @@ def test_help_does_not_import_heavy_libraries() -> None:
     ("args", "expected", "code"),
     [
         (["--environment", "staging"], "unknown environment 'staging'", 2),
-        (["--step", "train"], "unknown step(s) ['train']", 1),
+        (["--step", "train"], "unknown step(s) ['train']", 2),
         (["--estimator", "xgb"], "train_model.estimator", 2),
         (["--seed", "abc"], "'abc' is not a valid int", 2),
         (["--param", "C"], "is not KEY=VALUE", 2),
@@ -96,3 +96,13 @@ def test_unknown_model_uri_fails_cleanly(workspace) -> None:
     assert result.returncode == 1
     assert "model 'models:/nope@champion' does not exist" in result.stderr
     assert not list(workspace.data_root.glob("processed/predictions/**/*.parquet"))
+
+
+@pytest.mark.slow
+def test_a_step_that_could_not_start_does_not_claim_a_failed_run(workspace) -> None:
+    result = _run(["src/main.py", "--step", "feat_data"], workspace.env())
+
+    assert result.returncode == 1
+    assert "no finished 'make_data' run" in result.stderr
+    assert "the step did not start; the pipeline run is marked FAILED" in result.stderr
+    assert "the step's run and the pipeline run are marked FAILED" not in result.stderr

@@ -47,6 +47,9 @@ def _mlflow_run(workspace, *args: str) -> subprocess.CompletedProcess:
 def test_mlflow_run_nests_steps_under_the_project_run(workspace) -> None:
     from mlflow import MlflowClient
 
+    # `mlflow run` would create the experiment with artifacts under ./mlruns of the repo: give it a place here.
+    MlflowClient(workspace.tracking_uri).create_experiment(
+        "project-test", artifact_location=(workspace.root / "project-artifacts").as_uri())
     whole = _mlflow_run(workspace, "--experiment-name", "project-test")
     assert whole.returncode == 0, whole.stderr[-3000:]
     alone = _mlflow_run(workspace, "-e", "train_model", "-P", "environment=local", "--experiment-name", "project-test")
@@ -70,4 +73,4 @@ def test_mlflow_run_nests_steps_under_the_project_run(workspace) -> None:
                        and r.data.tags.get("mlflow.parentRunId") == projects[0].info.run_id)
     second_train = next(r for r in runs if r.data.tags.get("mlflow.parentRunId") == projects[1].info.run_id)
     assert second_train.data.tags["pipeline.reused_from"] == first_train.info.run_id
-    assert len(client.search_model_versions("name = 'breast-cancer-classifier'")) == 1
+    assert len(client.search_model_versions("name = 'breast-cancer-local'")) == 1

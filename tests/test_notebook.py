@@ -28,6 +28,6 @@ def test_notebook_runs_on_the_latest_run(workspace) -> None:
         for cell in notebook.cells if cell.cell_type == "code" for output in cell.get("outputs", [])
     )
     assert "accuracy on the holdout" in text
-    assert "models:/breast-cancer-classifier/1" in text
+    assert "models:/breast-cancer-local/1" in text
     assert any("image/png" in output.get("data", {})
                for cell in notebook.cells if cell.cell_type == "code" for output in cell.get("outputs", []))

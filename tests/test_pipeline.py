@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from src.lib.config import load_config
-from src.lib.errors import PipelineError, StepError
+from src.lib.errors import ConfigError, StepError
 from src.lib.runs import TAG_ENVIRONMENT, TAG_STEP
 from src.lib.store import TAG_GIT_COMMIT, TAG_GIT_DIRTY
 from src.lib.discovery import step_names
@@ -61,9 +61,9 @@ def test_train_model_logs_evaluation_and_registers(workspace) -> None:
     plots = {a.path for a in client.list_artifacts(train.run_id)}
     assert {"confusion_matrix.png", "roc_curve_plot.png"} <= plots
     assert {"roc_auc", "f1_score", "accuracy_score"} <= set(client.get_run(train.run_id).data.metrics)
-    version = client.get_model_version("breast-cancer-classifier", "1")
+    version = client.get_model_version("breast-cancer-local", "1")
     assert version.run_id == train.run_id
-    assert train.outputs["registered_model"] == "models:/breast-cancer-classifier/1"
+    assert train.outputs["registered_model"] == "models:/breast-cancer-local/1"
 
     import mlflow
 
@@ -103,7 +103,7 @@ def test_steps_run_alone_take_inputs_from_the_latest_runs(workspace) -> None:
     train_run = client.get_run(train_only.steps[0].run_id)
     assert train_run.data.params["train_rows"] == "455"
     predict_run = client.get_run(predict_only.steps[0].run_id)
-    assert predict_run.data.params["model_uri"] == "models:/breast-cancer-classifier@champion"
+    assert predict_run.data.params["model_uri"] == "models:/breast-cancer-local@champion"
     assert predict_run.data.params["model_version"] == "1"
     assert predict_run.data.params["input_uri"] == feat.outputs["test"]
 
@@ -144,7 +144,7 @@ def test_parse_steps(text: str, expected: list[str]) -> None:
 
 
 def test_parse_steps_rejects_unknown_names() -> None:
-    with pytest.raises(PipelineError) as caught:
+    with pytest.raises(ConfigError) as caught:
         parse_steps("make_data,train")
 
     assert "unknown step(s) ['train']" in str(caught.value)

@@ -69,10 +69,11 @@ def dev(monkeypatch: pytest.MonkeyPatch, s3_server: str, team_server: str) -> De
     return env
 
 
-def _run_cli(dev: DevEnv, *args: str) -> subprocess.CompletedProcess:
-    env = scrubbed_env(dev.env())
-    return subprocess.run([sys.executable, "src/main.py", *args], cwd=REPO_ROOT, env=env, capture_output=True,
-                          text=True, timeout=600)
+def _run_cli(dev: DevEnv, *args: str, extra: dict[str, str] | None = None,
+             unset: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in {**dev.env(), **(extra or {})}.items() if k not in unset}
+    return subprocess.run([sys.executable, "src/main.py", *args], cwd=REPO_ROOT, env=scrubbed_env(env),
+                          capture_output=True, text=True, timeout=600)
 
 
 def test_dev_pipeline_writes_data_snapshots_and_models_to_s3(dev: DevEnv) -> None:
@@ -186,9 +187,8 @@ def test_check_command_reports_each_part(dev: DevEnv) -> None:
     good = _run_cli(dev, "check", "--environment", "dev")
     env_without_keys = {k: v for k, v in dev.env().items() if not k.startswith("AWS_SECRET")}
     bad = subprocess.run([sys.executable, "src/main.py", "check", "-e", "dev"], cwd=REPO_ROOT,
-                         env={**{k: v for k, v in os.environ.items()
-                                 if not k.startswith(("MLFLOW_", "PIPELINE_", "AWS_ACCESS", "AWS_SECRET"))},
-                              **env_without_keys, "PIPELINE_TRACKING_URI": f"http://127.0.0.1:{free_port()}"},
+                         env=scrubbed_env({**env_without_keys, "PIPELINE_TRACKING_URI": f"http://127.0.0.1:{free_port()}"},
+                                          drop=("AWS_ACCESS", "AWS_SECRET")),
                          capture_output=True, text=True, timeout=120)
 
     assert good.returncode == 0, good.stdout + good.stderr
@@ -197,3 +197,60 @@ def test_check_command_reports_each_part(dev: DevEnv) -> None:
     assert "FAIL credentials" in bad.stdout
     assert "FAIL tracking" in bad.stdout
     assert "fix: set AWS_PROFILE" in bad.stdout
+
+
+def test_check_and_dry_run_leave_no_trace_on_the_server_or_in_the_bucket(dev: DevEnv) -> None:
+    from mlflow import MlflowClient
+
+    before = dev.keys(dev.prefix + "/")
+
+    check = _run_cli(dev, "check", "--environment", "dev")
+    plan = _run_cli(dev, "--environment", "dev", "--dry-run")
+
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert "does not exist yet" in check.stdout
+    assert plan.returncode == 0, plan.stdout + plan.stderr
+    assert "no earlier run" in plan.stdout
+    assert MlflowClient(dev.tracking_uri).get_experiment_by_name(dev.experiment) is None
+    assert dev.keys(dev.prefix + "/") == before
+
+
+def test_a_dead_s3_endpoint_is_reported_within_seconds(dev: DevEnv) -> None:
+    import time
+
+    dead = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}"}
+    timings = {}
+    results = {}
+    for name, args in (("check", ("check", "-e", "dev")), ("pipeline", ("-e", "dev"))):
+        started = time.monotonic()
+        results[name] = _run_cli(dev, *args, extra=dead)
+        timings[name] = time.monotonic() - started
+    print(f"dead S3 endpoint reported in: check {timings['check']:.1f} s, pipeline {timings['pipeline']:.1f} s")
+
+    assert results["check"].returncode == 1
+    assert "the S3 endpoint cannot be reached" in results["check"].stdout
+    assert results["pipeline"].returncode == 1
+    assert "the S3 endpoint cannot be reached" in results["pipeline"].stderr
+    # About 10 s is the promise; the margin covers a loaded 2-core machine (both include ~3 s of imports).
+    assert max(timings.values()) < 20, timings
+
+
+def test_dev_and_prd_on_one_server_keep_their_own_experiments_and_models(dev: DevEnv) -> None:
+    from mlflow import MlflowClient
+
+    # Names derive from the project and the environment: no override of them here.
+    project = f"iso-{dev.prefix}"
+    results = {environment: _run_cli(dev, "--environment", environment, extra={"PIPELINE__PROJECT": project},
+                                     unset=("PIPELINE_EXPERIMENT", "PIPELINE__CATALOG__MODEL__NAME"))
+               for environment in ("dev", "prd")}
+
+    for environment, done in results.items():
+        assert done.returncode == 0, done.stderr
+        assert f"models:/{project}-{environment}/1" in done.stdout
+    client = MlflowClient(dev.tracking_uri)
+    for environment in ("dev", "prd"):
+        experiment = client.get_experiment_by_name(f"{project}-{environment}")
+        predict = client.search_runs([experiment.experiment_id], filter_string="tags.`pipeline.step` = 'predict'")
+        assert [r.data.params["model_uri"] for r in predict] == [f"models:/{project}-{environment}@champion"]
+        assert [v.version for v in client.search_model_versions(f"name = '{project}-{environment}'")] == ["1"]
+

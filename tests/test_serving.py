@@ -61,7 +61,7 @@ def test_scoring_server_matches_batch_predictions(workspace, tmp_path: Path) -> 
     assert from_json.json()["predictions"] == expected
     assert missing.status_code == 400
     assert "missing inputs" in missing.text.lower()
-    assert f"models:/breast-cancer-classifier@champion (version 1) on {url}" in (tmp_path / "serve.log").read_text()
+    assert f"models:/breast-cancer-local@champion (version 1) on {url}" in (tmp_path / "serve.log").read_text()
 
 
 @pytest.mark.slow

@@ -41,7 +41,7 @@ def test_unchanged_rerun_reuses_every_step_under_a_new_parent(workspace) -> None
     assert len(children) == 4
     assert all(c.data.tags["pipeline.reused_from"] for c in children)
     assert client.get_run(second.parent_run_id).data.metrics["train_model/roc_auc"] > 0.95
-    assert len(client.search_model_versions("name = 'breast-cancer-classifier'")) == 1
+    assert len(client.search_model_versions("name = 'breast-cancer-local'")) == 1
 
 
 def test_parameter_change_reruns_that_step_and_below(workspace) -> None:

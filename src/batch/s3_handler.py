@@ -39,7 +39,7 @@ class BatchScorer:
     _model: tuple[str, Any, list[str], Any] | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
-        self.storage = Storage(profile=self.settings.aws.profile, region=self.settings.aws.region)
+        self.storage = Storage.for_settings(self.settings)
         connect(self.settings)
 
     def score_object(self, bucket: str, key: str) -> dict[str, Any]:

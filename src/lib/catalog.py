@@ -31,6 +31,8 @@ class Input:
 
     uri: str
     digest: str
+    # True for a file read where the config says (not an output of a run): its location is part of the cache key.
+    from_config: bool = False
 
 
 class Catalog:
@@ -38,7 +40,7 @@ class Catalog:
 
     def __init__(self, settings: Settings, storage: Storage | None = None) -> None:
         self.settings = settings
-        self.storage = storage or Storage(profile=settings.aws.profile, region=settings.aws.region)
+        self.storage = storage or Storage.for_settings(settings)
 
     # -- locations -----------------------------------------------------------------------------------------
     def source(self, name: str) -> Input | None:
@@ -49,7 +51,7 @@ class Catalog:
         uri = self.settings.location(name)
         if uri is None:
             return None
-        return Input(uri, self.storage.fingerprint(uri))
+        return Input(uri, self.storage.fingerprint(uri), from_config=True)
 
     def output_uri(self, name: str, run_id: str) -> str:
         """Where a run writes dataset ``name``: a folder of its own, so runs never overwrite each other."""
@@ -65,8 +67,12 @@ class Catalog:
         return sorted({self.settings.location(n) or "" for n in names if self.settings.dataset(n).kind in kinds})
 
     # -- I/O -----------------------------------------------------------------------------------------------
-    def load(self, uri: str) -> pd.DataFrame:
-        return self.storage.read_table(uri)
+    def load(self, name: str, uri: str) -> pd.DataFrame:
+        """Read a table of dataset ``name`` (its CSV options apply) from ``uri``."""
+        from src.lib.tables import CsvOptions
+
+        csv = self.settings.dataset(name).csv
+        return self.storage.read_table(uri, csv=CsvOptions(csv.sep, csv.encoding, csv.decimal))
 
     def save(self, name: str, frame: pd.DataFrame, run_id: str) -> Input:
         written = self.storage.write_table(frame, self.output_uri(name, run_id))
@@ -77,19 +83,28 @@ class Catalog:
             return True  # registry entries and logged models are immutable
         return self.storage.exists(uri)
 
-    def snapshot(self, name: str, source: Input) -> tuple[WrittenFile, pd.DataFrame]:
+    def snapshot(self, name: str, source: Input, from_run: str | None = None) -> tuple[WrittenFile, pd.DataFrame]:
         """Store the exact bytes of ``source`` content-addressed (once) and parse the frame from those very bytes.
 
-        Bytes that no longer match the digest recorded when they were written are refused.
+        Bytes that no longer match the digest recorded when they were written are refused: ``from_run`` names the
+        run whose snapshot ``source`` is, for the message.
         """
         import pandas as pd
 
         data = self.storage.read_bytes(source.uri)
         expected = source.digest.removeprefix("sha256:")
-        if len(expected) == 64 and hashlib.sha256(data).hexdigest() != expected:
+        actual = hashlib.sha256(data).hexdigest()
+        if len(expected) == 64 and actual != expected:
+            if from_run:
+                raise DataValidationError(
+                    f"the {name} snapshot of run {from_run} at '{source.uri}' was changed after that run: its "
+                    f"SHA-256 is {actual}, the run recorded {expected}. Restore the file from a backup (or a bucket "
+                    "version), retrain from another run's snapshot (--from-run), or train on current data "
+                    "(python src/main.py)"
+                )
             raise DataValidationError(
-                f"the {name} data at '{source.uri}' changed after it was written (its SHA-256 no longer matches "
-                f"{expected}): re-run the step that wrote it, or retrain from an intact snapshot"
+                f"the {name} data at '{source.uri}' changed after it was written (its SHA-256 is {actual}, "
+                f"{expected} was recorded): re-run the step that wrote it (--force it), then train again"
             )
         spec = self.settings.dataset(SNAPSHOTS)
         written = self.storage.snapshot(data, self.settings.location(SNAPSHOTS) or "", f".{spec.file_format}")

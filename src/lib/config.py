@@ -12,7 +12,16 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    create_model,
+    field_validator,
+    model_validator,
+)
 
 from src.lib.config_sources import (
     apply_env_overrides,
@@ -34,6 +43,12 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
+class CsvSettings(_Strict):
+    sep: str = Field(",", min_length=1)
+    encoding: str = "utf-8"
+    decimal: str = Field(".", min_length=1, max_length=1)
+
+
 class DatasetSpec(_Strict):
     """One entry of the catalog: where a dataset lives, in what format, and how its locations are made."""
 
@@ -47,6 +62,8 @@ class DatasetSpec(_Strict):
     format: Literal["parquet", "csv"] | None = None
     name: str | None = None
     uri: str | None = None
+    # How a CSV input is read: separator, encoding and decimal mark ({sep: ";", decimal: ","}).
+    csv: CsvSettings = Field(default_factory=lambda: CsvSettings())
 
     @model_validator(mode="after")
     def _complete(self) -> DatasetSpec:
@@ -107,12 +124,19 @@ class TrackingConfig(_Strict):
     experiment: str
     # Unset: next to a SQLite database, "<db folder>/mlruns/<experiment>"; for a server, the server's default.
     artifact_location: str | None = None
+    # Per request to a tracking server, and how often a failed request is retried.
+    timeout_seconds: int = Field(30, gt=0)
+    max_retries: int = Field(2, ge=0)
 
 
 class AwsConfig(_Strict):
     # Credentials never live here: they come from the standard AWS chain (env, profile, role).
     profile: str | None = None
     region: str | None = None
+    # S3: seconds to connect and to wait for a read, and attempts per request (retries with backoff).
+    connect_timeout: float = Field(3.0, gt=0)
+    read_timeout: float = Field(60.0, gt=0)
+    max_attempts: int = Field(3, ge=1)
 
 
 class Settings(_Strict):
@@ -121,6 +145,8 @@ class Settings(_Strict):
 
     environment: str
     project: str
+    # True: this environment never sends runs or data to a remote server, whatever the environment variables say.
+    local_only: bool = False
     data: DataConfig
     catalog: dict[str, DatasetSpec]
     dataset_schema: SchemaConfig = Field(alias="schema")
@@ -128,6 +154,12 @@ class Settings(_Strict):
     batch: BatchParams = BatchParams()
     tracking: TrackingConfig
     aws: AwsConfig = AwsConfig()
+    # Which keys an environment variable or a command-line option set: {"tracking.uri": "PIPELINE_TRACKING_URI"}.
+    _overrides: dict[str, str] = PrivateAttr(default_factory=dict)
+
+    @property
+    def overrides(self) -> dict[str, str]:
+        return dict(self._overrides)
 
     @field_validator("project")
     @classmethod
@@ -210,11 +242,47 @@ def load_config(
     merged["environment"] = environment
     sources = apply_env_overrides(merged, env)
     apply_overrides(merged, overrides or {}, sources)
+    _fill_names(merged)
     try:
         settings = settings_model().model_validate(merged)
     except ValidationError as exc:
         raise ConfigError(_describe_validation_error(exc, base_file, env_file, sources)) from exc
-    return _resolve_locations(settings)
+    _check_local_only(settings, sources, env_file)
+    settings = _resolve_locations(settings)
+    settings._overrides = {".".join(key): source for key, source in sources.items()}
+    return settings
+
+
+def _fill_names(config: dict[str, Any]) -> None:
+    """``{project}`` and ``{environment}`` in the experiment and model names: one of each per environment."""
+    names = {"{project}": str(config.get("project", "")), "{environment}": str(config["environment"])}
+
+    def fill(value: Any) -> Any:
+        if isinstance(value, str):
+            for placeholder, text in names.items():
+                value = value.replace(placeholder, text)
+        return value
+
+    tracking = config.get("tracking")
+    if isinstance(tracking, dict):
+        tracking["experiment"] = fill(tracking.get("experiment"))
+    for entry in (config.get("catalog") or {}).values():
+        if isinstance(entry, dict) and "name" in entry:
+            entry["name"] = fill(entry["name"])
+
+
+def _check_local_only(settings: Settings, sources: dict[tuple[str, ...], str], env_file: Path) -> None:
+    """A local-only environment refuses a tracking server or a bucket, whoever set it."""
+    if not settings.local_only:
+        return
+    for key, value in ((("tracking", "uri"), settings.tracking.uri), (("data", "root"), settings.data.root)):
+        if value.startswith(("http://", "https://", "s3://")):
+            source = describe_source(sources, key) or env_file.name
+            raise ConfigError(
+                f"{'.'.join(key)} is '{value}' (from {source}), a remote location, but environment "
+                f"'{settings.environment}' is local_only: unset the variable (it is meant for another environment, "
+                "e.g. --environment dev), or set local_only: false in its config file"
+            )
 
 
 def join_uri(root: str, relative: str) -> str:

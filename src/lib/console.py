@@ -11,6 +11,7 @@ from rich.table import Table
 
 if TYPE_CHECKING:
     from src.lib.config import Settings
+    from src.lib.errors import StepError
     from src.pipeline import Decision, PipelineResult, StepResult
 
 # Progress and errors go to stderr, the summary to stdout (so it can be captured on its own).
@@ -39,18 +40,23 @@ class ConsoleReporter:
         err.print(f"[bold red]FAILED[/] {step}")
 
 
-def print_error(message: str, cause: BaseException | None = None, verbose: bool = False) -> None:
+def print_error(message: str, failed: StepError | None = None, verbose: bool = False) -> None:
     """One clear message; the traceback only when asked for (it is always logged on the failed run)."""
     from src.lib.errors import PipelineError
 
+    cause = failed.cause if failed is not None else None
     if cause is not None and verbose:
         err.print("".join(traceback.format_exception(cause)), markup=False)
     err.print(f"[bold red]error:[/] {message}", markup=True, soft_wrap=True)
-    if cause is not None and not isinstance(cause, PipelineError):
+    if failed is None:
+        return
+    if not isinstance(cause, PipelineError):
         err.print("  (an unexpected error: the full traceback is on the failed run as error/traceback.txt; "
                   "re-run with --verbose to print it)")
-    if cause is not None:
+    if failed.run_started:
         err.print("  the step's run and the pipeline run are marked FAILED in MLflow")
+    else:
+        err.print("  the step did not start; the pipeline run is marked FAILED in MLflow")
 
 
 def print_summary(settings: Settings, result: PipelineResult) -> None:
@@ -70,12 +76,36 @@ def print_summary(settings: Settings, result: PipelineResult) -> None:
         if step is result.steps[-1] or any(u.startswith(("models:/", "runs:/")) for u in step.outputs.values()):
             lines += [f"  {name}: {uri}" for name, uri in step.outputs.items()]
         lines += [f"  {step.step}: {note}" for note in step.notes]
+        # The model a step actually used, resolved when it ran (a reused train_model's version may be older).
+        lines += [f"  {step.step} used {name}: {uri} = version {_version(digest)}"
+                  for name, (uri, _, digest) in ((n, v.partition(" ")) for n, v in step.inputs.items())
+                  if uri.startswith("models:/")]
     lines.append(f"see the runs: {ui_command(settings.tracking.uri)}")
-    for line in lines:
+    for line in lines + override_lines(settings):
         out.print(line, soft_wrap=True)
 
 
-def print_plan(decisions: list[Decision]) -> None:
+def _version(identity: str) -> str:
+    """``name/3@run`` -> ``3 of name (run run)``."""
+    name_version, _, run = identity.partition("@")
+    name, _, version = name_version.rpartition("/")
+    return f"{version} of {name} (run {run})" if version else identity
+
+
+def override_lines(settings: Settings) -> list[str]:
+    """One loud line per config key set from outside the config files: what runs where must never surprise."""
+    return [f"override in effect: {key} = {_value_of(settings, key)!r} (from {source})"
+            for key, source in sorted(settings.overrides.items())]
+
+
+def _value_of(settings: Settings, dotted: str) -> object:
+    value: object = settings.to_dict()
+    for part in dotted.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
+
+
+def print_plan(decisions: list[Decision], settings: Settings | None = None) -> None:
     """The dry run: per step, run or reuse, and why."""
     table = Table(title="dry run: nothing is run or written", title_justify="left")
     for column in ("step", "action", "why"):
@@ -84,6 +114,8 @@ def print_plan(decisions: list[Decision]) -> None:
         action = f"reuse {d.cached_run_id}" if d.action == "reuse" else "run"
         table.add_row(d.step, action, d.reason)
     out.print(table)
+    for line in override_lines(settings) if settings else []:
+        out.print(line, soft_wrap=True)
 
 
 def print_checks(environment: str, checks: list) -> None:

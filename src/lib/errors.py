@@ -27,6 +27,10 @@ class StorageError(PipelineError):
     """A dataset cannot be read or written where the config says it lives."""
 
 
+class StorageUnreachable(StorageError):
+    """The storage itself cannot be used (endpoint down, no credentials): nothing can run, so it stops at once."""
+
+
 class TrackingError(PipelineError):
     """The MLflow tracking server, a run or a model cannot be reached or found."""
 
@@ -34,7 +38,9 @@ class TrackingError(PipelineError):
 class StepError(PipelineError):
     """A step failed; wraps the step name around the underlying error."""
 
-    def __init__(self, step: str, cause: BaseException) -> None:
+    def __init__(self, step: str, cause: BaseException, run_started: bool = True) -> None:
         super().__init__(f"step '{step}' failed: {cause}")
         self.step = step
         self.cause = cause
+        # False when it failed before its run was opened (an input that cannot be found, say).
+        self.run_started = run_started

@@ -60,6 +60,9 @@ class Planner:
     def dataset(self, name: str, step: Step[Any]) -> Input:
         spec = self.settings.dataset(name)
         if spec.kind == "model":
+            if self.runs.experiment_id is None:  # a dry run on an empty store: looking would create the store
+                raise PipelineError(f"no model to read: nothing has run in environment '{self.settings.environment}'"
+                                    " yet (its experiment does not exist)")
             uri = spec.uri or registry.champion_uri(spec.name or "", self.settings.gate.alias)
             # An alias or "latest" is resolved now: the key changes when the alias moves.
             return Input(uri, registry.describe_model(uri).identity)
@@ -93,13 +96,16 @@ class Planner:
 
     # -- cache ---------------------------------------------------------------------------------------------
     def key(self, step: Step[Any], inputs: dict[str, Input]) -> CacheKey:
+        """The step's cache key: its code, parameters and the resolved locations it writes to, the environment, and
+        its inputs (by content; an input file also by location, so that data read elsewhere is never mistaken)."""
         params = {
             "params": self.settings.params(step.name).model_dump(mode="json"),
             "schema": self.settings.dataset_schema.model_dump(mode="json"),
             "catalog": {n: self.settings.dataset(n).model_dump(mode="json") for n in step.writes},
+            "locations": {n: self.settings.location(n) for n in step.writes},
         }
-        return make_key(step.name, self.settings.environment, code_digest(step.run.__module__), params,
-                        {name: i.digest for name, i in inputs.items()})
+        digests = {name: f"{i.uri} {i.digest}" if i.from_config else i.digest for name, i in inputs.items()}
+        return make_key(step.name, self.settings.environment, code_digest(step.run.__module__), params, digests)
 
     def decide(self, step: Step[Any], key: CacheKey) -> Decision:
         if step.name in self.force:

@@ -31,11 +31,11 @@ def log_model(model: Any, example: Any) -> str:
     return str(info.model_uri)
 
 
-def register(model_uri: str, name: str) -> str:
-    """Register a logged model; ``models:/<name>/<version>``."""
+def register(model_uri: str, name: str, tags: dict[str, str] | None = None) -> str:
+    """Register a logged model, with ``tags`` on the version from the start; ``models:/<name>/<version>``."""
     import mlflow
 
-    version = mlflow.register_model(model_uri, name).version
+    version = mlflow.register_model(model_uri, name, tags=tags).version
     return f"models:/{name}/{version}"
 
 

@@ -9,7 +9,6 @@ import contextlib
 import functools
 import logging
 import os
-import socket
 import time
 import traceback
 from collections.abc import Iterator, Mapping
@@ -17,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from src.lib.config import Settings
 from src.lib.errors import TrackingError
-from src.lib.store import TAG_HOST, TAG_PID, connect, owner_tags, process_alive
+from src.lib.store import TAG_PID, TAG_PROCESS, connect, owner_is_gone, owner_tags
 
 if TYPE_CHECKING:
     from mlflow.entities import Run
@@ -30,6 +29,7 @@ TAG_KIND = "pipeline.kind"  # "pipeline" on parent runs, "step" on step runs
 TAG_ERROR = "pipeline.error"
 TAG_OUTPUT_PREFIX = "pipeline.output."
 TAG_DIGEST_PREFIX = "pipeline.digest."
+TAG_INPUT_PREFIX = "pipeline.input."  # what a step run read: "<uri> <digest>" (a model's digest names its version)
 TAG_REUSED_FROM = "pipeline.reused_from"
 TAG_NOTES = "pipeline.notes"
 TAG_CACHE_KEY = "pipeline.cache.key"
@@ -45,8 +45,9 @@ class Runs:
         # attaches its step run to this parent instead of opening a parent of its own.
         self.parent_run_id = parent_run_id
 
-    def connect(self) -> str:
-        self.experiment_id = connect(self.settings)
+    def connect(self, create: bool = True) -> str | None:
+        """Connect to the tracking store; without ``create``, nothing is written (a missing experiment is None)."""
+        self.experiment_id = connect(self.settings, create=create)
         return self.experiment_id
 
     @functools.cached_property
@@ -85,7 +86,7 @@ class Runs:
         from mlflow import MlflowClient
 
         # No pid tag: the process that opens it ends at once, and the run must not look orphaned.
-        tags = {k: v for k, v in self._tags("pipeline").items() if k != TAG_PID}
+        tags = {k: v for k, v in self._tags("pipeline").items() if k not in (TAG_PID, TAG_PROCESS)}
         client = MlflowClient()
         run = client.create_run(self.experiment_id, run_name=f"pipeline-{self.settings.environment}", tags=tags)
         for key, value in params.items():
@@ -138,16 +139,17 @@ class Runs:
             yield run
 
     def _tags(self, kind: str) -> dict[str, str]:
-        return {TAG_KIND: kind, TAG_ENVIRONMENT: self.settings.environment, **owner_tags()}
+        return run_tags(kind, self.settings.environment)
 
     # -- what a step run records -----------------------------------------------------------------------------
     @staticmethod
-    def log_outputs(outputs: Mapping[str, str], digests: Mapping[str, str]) -> None:
-        """Record a step's output URIs and their digests on its run, for the next step (and people) to find."""
+    def log_lineage(inputs: Mapping[str, Any], outputs: Mapping[str, Any]) -> None:
+        """Record what a step run read and wrote (each an ``Input``: URI and digest), for the next step and people."""
         import mlflow
 
-        tags = {TAG_OUTPUT_PREFIX + name: uri for name, uri in outputs.items()}
-        tags |= {TAG_DIGEST_PREFIX + name: digest for name, digest in digests.items()}
+        tags = {TAG_INPUT_PREFIX + name: f"{i.uri} {i.digest}" for name, i in inputs.items()}
+        tags |= {TAG_OUTPUT_PREFIX + name: o.uri for name, o in outputs.items()}
+        tags |= {TAG_DIGEST_PREFIX + name: o.digest for name, o in outputs.items()}
         mlflow.set_tags(tags)
 
     @staticmethod
@@ -198,25 +200,30 @@ class Runs:
     def _search(self, filter_string: str, max_results: int) -> list[Run]:
         import mlflow
 
+        if not self._search_experiments():
+            return []  # no experiment yet (a dry run before the first run): nothing to find
         return mlflow.search_runs(experiment_ids=self._search_experiments(), filter_string=filter_string,
                                   order_by=["attributes.start_time DESC"], max_results=max_results,
                                   output_format="list")
 
     def close_orphaned_runs(self) -> list[str]:
-        """End as KILLED the RUNNING runs of this environment whose process on this host is gone (kill -9)."""
+        """End as KILLED the RUNNING runs of this environment whose owning process is gone (kill -9).
+
+        A run whose owner this process cannot see (another machine, boot or PID namespace) is left alone.
+        """
         from mlflow import MlflowClient
 
         client = MlflowClient()
         runs = client.search_runs(
             self._search_experiments(),
-            filter_string=(f"attributes.status = 'RUNNING' and tags.`{TAG_HOST}` = '{socket.gethostname()}' "
-                           f"and tags.`{TAG_ENVIRONMENT}` = '{self.settings.environment}'"),
+            filter_string=(f"attributes.status = 'RUNNING' and tags.`{TAG_ENVIRONMENT}` = "
+                           f"'{self.settings.environment}'"),
             max_results=200,
         )
         closed = []
         for run in runs:
-            pid = run.data.tags.get(TAG_PID, "")
-            if pid.isdigit() and int(pid) != os.getpid() and not process_alive(int(pid)):
+            if owner_is_gone(run.data.tags.get(TAG_PROCESS, "")):
+                pid = run.data.tags.get(TAG_PID, "?")
                 client.set_tag(run.info.run_id, TAG_ERROR, f"process {pid} ended without closing the run")
                 client.set_terminated(run.info.run_id, "KILLED")
                 closed.append(run.info.run_id)
@@ -230,6 +237,24 @@ class Runs:
         active = mlflow.active_run()
         experiments = {self.experiment_id, active.info.experiment_id if active else None, self._parent_experiment_id}
         return sorted(e for e in experiments if e)
+
+
+def run_tags(kind: str, environment: str) -> dict[str, str]:
+    """What every run the pipeline opens carries: its kind, environment, git state and owning process."""
+    return {TAG_KIND: kind, TAG_ENVIRONMENT: environment, **owner_tags()}
+
+
+@contextlib.contextmanager
+def nested_run(name: str, kind: str, environment: str, tags: Mapping[str, str]) -> Iterator[Run]:
+    """A run nested in the active one (the gate's baseline, say), tagged like every pipeline run so that a later
+    pipeline can close it if this process is killed, and ended on every path."""
+    import mlflow
+
+    active = mlflow.active_run()
+    run = mlflow.start_run(run_name=name, nested=True, experiment_id=active.info.experiment_id if active else None)
+    with ending(run):
+        mlflow.set_tags({**run_tags(kind, environment), **tags})
+        yield run
 
 
 def step_outputs(run: Run) -> dict[str, str]:

@@ -81,8 +81,9 @@ class Step(Generic[P]):
         headline: metrics shown in the console summary.
         resources: CPU and memory of the step's pod when the DAG runs it on Kubernetes.
         fallbacks: a dataset to read in place of one that is not set (``predict_input`` -> ``test``).
-        policy: ``"module:function"`` called after a model it wrote was registered (the quality gate). Named by
-            string so that the policy's code is not part of the step's cache key.
+        policy: the module whose ``decide(settings, name, evaluation, data)`` judges a model it wrote before it is
+            registered and whose ``apply(decision, version)`` acts on it after (the quality gate). Named by string
+            so that the policy's code is not part of the step's cache key.
     """
 
     name: str

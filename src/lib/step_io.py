@@ -42,11 +42,11 @@ def load_inputs(settings: Settings, catalog: Catalog, step: Step[Any], inputs: d
             model, columns = registry.load_model(source.uri)
             loaded[name] = LoadedModel(model, columns, registry.describe_model(source.uri))
         elif name in step.snapshot:
-            written, frame = catalog.snapshot(name, source)
+            written, frame = catalog.snapshot(name, source, from_run)
             loaded[name], sources[name] = frame, Input(written.uri, written.sha256)
             files[name] = catalog.describe(frame, written, source)
         else:
-            loaded[name] = catalog.load(source.uri)
+            loaded[name] = catalog.load(name, source.uri)
     if not files:
         return loaded, sources, {}
     lineage.log_manifest({"run_id": run_id, "from_run": from_run, "files": files})
@@ -82,12 +82,13 @@ def _save_model(settings: Settings, step: Step[Any], name: str, out: ModelOutput
                            holdout.digest.removeprefix("sha256:"), targets=out.label_column)
     lineage.log_input(data, "evaluation")
     evaluation = evaluate(model_uri, data)
-    version_uri = registry.register(model_uri, registered_name)
+    saved.metrics.update(evaluation_metrics(evaluation))
+    # The policy decides before the version exists, so that the version carries its decision from the start.
+    policy = importlib.import_module(step.policy) if step.policy else None
+    decision = policy.decide(settings, registered_name, evaluation, data) if policy else None
+    version_uri = registry.register(model_uri, registered_name, tags=decision.version_tags() if decision else None)
     # Digests of a model: its URI (a logged model and a registered version never change).
     for key, uri in ((name, model_uri), (f"registered_{name}", version_uri)):
         saved.written[key] = Input(uri, uri)
-    saved.metrics.update(evaluation_metrics(evaluation))
-    if step.policy:
-        module, _, function = step.policy.partition(":")
-        policy = getattr(importlib.import_module(module), function)
-        saved.notes.append(policy(settings, registered_name, version_uri.rsplit("/", 1)[1], evaluation, data))
+    if policy:
+        saved.notes.append(policy.apply(decision, version_uri.rsplit("/", 1)[1]))

@@ -8,6 +8,7 @@ Credentials come from the standard AWS chain; ``AWS_ENDPOINT_URL`` points at an 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import logging
 import os
@@ -18,7 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from src.lib.errors import StorageError
+from src.lib.errors import StorageError, StorageUnreachable
+from src.lib.tables import CsvOptions, read_frame
 
 if TYPE_CHECKING:
     import fsspec
@@ -45,9 +47,20 @@ class Storage:
 
     profile: str | None = None
     region: str | None = None
+    # S3 requests: bounded, so that a dead endpoint is reported in seconds, not minutes.
+    connect_timeout: float = 3.0
+    read_timeout: float = 60.0
+    max_attempts: int = 3
     _filesystems: dict[str, Any] = field(default_factory=dict, repr=False)
     # Local fingerprints by (path, size, mtime): a pipeline plans, then runs, and must not hash a large file twice.
     _fingerprints: dict[tuple[str, int, int], str] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def for_settings(cls, settings: Any) -> Storage:
+        """The storage of an environment: its AWS profile, region, timeouts and attempts."""
+        aws = settings.aws
+        return cls(profile=aws.profile, region=aws.region, connect_timeout=aws.connect_timeout,
+                   read_timeout=aws.read_timeout, max_attempts=aws.max_attempts)
 
     # -- filesystems -------------------------------------------------------------------------------------------
     def filesystem(self, uri: str) -> tuple[fsspec.AbstractFileSystem, str]:
@@ -65,8 +78,10 @@ class Storage:
             options: dict[str, Any] = {
                 # One filesystem per Storage: credentials are looked up afresh, not taken from another instance.
                 "skip_instance_cache": True,
-                # Transient errors (throttling, 5xx, dropped connections) are retried with backoff by botocore.
-                "config_kwargs": {"retries": {"max_attempts": 8, "mode": "adaptive"}},
+                # Transient errors (throttling, 5xx, dropped connections) are retried with backoff by botocore,
+                # a bounded number of times; s3fs's own retries are bounded the same way.
+                "config_kwargs": {"connect_timeout": self.connect_timeout, "read_timeout": self.read_timeout,
+                                  "retries": {"max_attempts": self.max_attempts, "mode": "standard"}},
             }
             if self.profile:
                 options["profile"] = self.profile
@@ -75,7 +90,9 @@ class Storage:
             endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
             if endpoint:
                 options["endpoint_url"] = endpoint
-            return fsspec.filesystem("s3", **options)
+            fs = fsspec.filesystem("s3", **options)
+            fs.retries = 1  # botocore retries (above); s3fs's own loop on top would multiply the attempts
+            return fs
         try:
             return fsspec.filesystem(protocol)
         except (ImportError, ValueError) as exc:
@@ -86,7 +103,7 @@ class Storage:
         fs, path = self.filesystem(uri)
         return self._call(uri, "check", fs.exists, path)
 
-    def read_table(self, uri: str, columns: list[str] | None = None) -> pd.DataFrame:
+    def read_table(self, uri: str, columns: list[str] | None = None, csv: CsvOptions | None = None) -> pd.DataFrame:
         """Read a CSV or Parquet dataset (chosen by extension)."""
         import pandas as pd
 
@@ -94,11 +111,11 @@ class Storage:
         fs, path = self.filesystem(uri)
         if not self._call(uri, "check", fs.exists, path):
             raise StorageError(f"dataset '{uri}' does not exist: check data.root and the dataset path in the config")
+        if self._call(uri, "check", fs.isdir, path):
+            raise StorageError(f"dataset '{uri}' is a folder, not a file: point the catalog entry at the file in it")
         try:
             with fs.open(path, "rb") as handle:
-                if suffix == ".parquet":
-                    return pd.read_parquet(handle, columns=columns)
-                return pd.read_csv(handle, usecols=columns)
+                return read_frame(handle, uri, suffix, csv, columns)
         except pd.errors.EmptyDataError as exc:
             raise StorageError(f"dataset '{uri}' is empty: it has no header and no rows") from exc
         except (pd.errors.ParserError, UnicodeDecodeError, OSError, ValueError) as exc:
@@ -161,15 +178,30 @@ class Storage:
         return self._write_via(uri, lambda tmp: Path(tmp).write_bytes(data))
 
     def snapshot(self, data: bytes, folder: str, suffix: str = ".parquet") -> WrittenFile:
-        """Store ``data`` content-addressed under ``folder`` (``<sha256><suffix>``), once: never overwritten."""
+        """Store ``data`` content-addressed under ``folder`` (``<sha256><suffix>``), once. A stored copy is checked
+        first (its SHA-256, or for S3 its size and ETag) and written again if it was damaged."""
         sha = hashlib.sha256(data).hexdigest()
         uri = folder.rstrip("/") + f"/{sha}{suffix}"
         if self.exists(uri):
-            logger.info("snapshot %s already stored", uri)
-            return WrittenFile(uri=uri, sha256=sha, size=len(data))
+            if self._holds(uri, data, sha):
+                logger.info("snapshot %s already stored", uri)
+                return WrittenFile(uri=uri, sha256=sha, size=len(data))
+            logger.warning("snapshot %s was damaged (its content no longer matches its name): writing it again", uri)
         written = self.write_bytes(data, uri)
         logger.info("stored snapshot %s (%s bytes)", uri, f"{written.size:,}")
         return written
+
+    def _holds(self, uri: str, data: bytes, sha: str) -> bool:
+        """Whether the object at ``uri`` has exactly ``data``: without downloading it from S3 where its ETag is an
+        MD5 (a single-part upload); otherwise by its SHA-256."""
+        fs, path = self.filesystem(uri)
+        info = self._call(uri, "check", fs.info, path)
+        if info.get("size") != len(data):
+            return False
+        etag = str(info.get("ETag") or info.get("etag") or "").strip('"')
+        if etag and "-" not in etag and len(etag) == 32:
+            return etag == hashlib.md5(data, usedforsecurity=False).hexdigest()
+        return self.sha256(uri) == sha
 
     def ensure_writable(self, uri: str) -> None:
         """Fail early, with the reason, if nothing can be written under the folder ``uri``."""
@@ -215,7 +247,11 @@ class Storage:
 
     def _storage_error(self, uri: str, verb: str, exc: BaseException) -> StorageError:
         text = f"{type(exc).__name__}: {exc}"
-        if isinstance(exc, PermissionError) and not _is_remote(uri):
+        if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+            hint = "the disk is full: free space there, or point data.root at a disk with room"
+        elif isinstance(exc, IsADirectoryError):
+            hint = "it is a folder, not a file: point the catalog entry at a file"
+        elif isinstance(exc, PermissionError) and not _is_remote(uri):
             hint = "the location is not writable/readable by this user: fix its permissions or point data.root elsewhere"
         elif _is_auth_error(exc):
             hint = "no valid AWS credentials were found: set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY"
@@ -225,7 +261,8 @@ class Storage:
             hint = "the S3 endpoint cannot be reached: check AWS_ENDPOINT_URL and the network"
         else:
             hint = "check the location in the config and your access to it"
-        return StorageError(f"cannot {verb} '{uri}': {text} -> {hint}")
+        unreachable = _is_auth_error(exc) or "cannot be reached" in hint
+        return (StorageUnreachable if unreachable else StorageError)(f"cannot {verb} '{uri}': {text} -> {hint}")
 
 
 def _is_auth_error(exc: BaseException) -> bool:

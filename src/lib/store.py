@@ -19,29 +19,62 @@ TAG_GIT_COMMIT = "git.commit"
 TAG_GIT_DIRTY = "git.dirty"
 TAG_HOST = "pipeline.host"
 TAG_PID = "pipeline.pid"
+# Which process owns a run, unambiguously across containers and PID namespaces: boot id, PID namespace, pid,
+# and the process's start time (a recycled pid has another start time).
+TAG_PROCESS = "pipeline.process"
 
 
-def connect(settings: Settings) -> str:
-    """Point MLflow at the environment's tracking server and make sure the experiment exists; its id."""
+def connect(settings: Settings, create: bool = True) -> str | None:
+    """Point MLflow at the environment's tracking server and return its experiment's id.
+
+    With ``create`` the experiment (and a SQLite store) is created when missing; without, nothing is written
+    (``--dry-run``, ``check``) and a missing experiment or SQLite file gives None.
+    """
     import mlflow
 
     tracking = settings.tracking
     probe_server(tracking.uri)
+    apply_http_limits(settings)
     mlflow.set_tracking_uri(tracking.uri)
+    if not create and tracking.uri.startswith("sqlite:///") and not os.path.exists(tracking.uri[len("sqlite:///"):]):
+        return None
     try:
-        with _sqlite_setup_lock(tracking.uri):
+        with _sqlite_setup_lock(tracking.uri if create else ""):
             experiment = mlflow.get_experiment_by_name(tracking.experiment)
             if experiment is not None:
                 return str(experiment.experiment_id)
+            if not create:
+                return None
             return str(mlflow.create_experiment(tracking.experiment, artifact_location=tracking.artifact_location))
     except Exception as exc:  # noqa: BLE001 - any failure to talk to the store is a TrackingError
-        raise TrackingError(
-            f"cannot use the MLflow tracking store '{tracking.uri}': {type(exc).__name__}: {exc}; "
-            "check tracking.uri (or PIPELINE_TRACKING_URI / MLFLOW_TRACKING_URI) and that the server is up"
-        ) from exc
+        raise TrackingError(f"cannot use the MLflow tracking store '{tracking.uri}': {type(exc).__name__}: "
+                            f"{exc}; {_store_hint(tracking.uri, exc)}") from exc
 
 
-def probe_server(uri: str, timeout: float = 5.0) -> None:
+def _store_hint(uri: str, exc: BaseException) -> str:
+    """What to do, by what went wrong (not a generic 'is the server up')."""
+    text = f"{type(exc).__name__} {exc}".lower()
+    if uri.startswith("sqlite:") and ("not a database" in text or "malformed" in text or "file is encrypted" in text):
+        return (f"the SQLite file {uri[len('sqlite:///'):]} is damaged (not an MLflow database): move it aside to "
+                "start a new store, or restore it from a backup")
+    if "no space left" in text or "disk is full" in text or "database or disk is full" in text:
+        return "the disk holding the tracking store is full: free space there"
+    if "readonly" in text or "read-only" in text or "permission denied" in text:
+        return "the tracking store cannot be written by this user: fix its permissions or point tracking.uri elsewhere"
+    if uri.startswith(("http://", "https://")):
+        return "check tracking.uri (or PIPELINE_TRACKING_URI / MLFLOW_TRACKING_URI) and that the server is up"
+    return "check tracking.uri (or PIPELINE_TRACKING_URI / MLFLOW_TRACKING_URI)"
+
+
+def apply_http_limits(settings: Settings) -> None:
+    """Bounded timeouts and retries for an HTTP tracking server (MLflow's defaults wait minutes on a dead one).
+    Variables already set by the user win."""
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(settings.tracking.timeout_seconds))
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", str(settings.tracking.max_retries))
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+
+
+def probe_server(uri: str, timeout: float = 3.0) -> None:
     """For an HTTP tracking server: fail in seconds, with the reason, if it does not answer its /health."""
     if not uri.startswith(("http://", "https://")):
         return
@@ -108,14 +141,56 @@ def owner_tags() -> dict[str, str]:
         TAG_GIT_DIRTY: "unknown" if dirty is None else str(dirty).lower(),
         TAG_HOST: socket.gethostname(),
         TAG_PID: str(os.getpid()),
+        TAG_PROCESS: process_identity(os.getpid()),
     }
 
 
-def process_alive(pid: int) -> bool:
+def process_identity(pid: int) -> str:
+    """``<boot id>/<pid namespace>/<pid>/<start time>`` of a process of this machine ("" if it does not exist)."""
+    start = _start_time(pid)
+    return f"{_boot_id()}/{_pid_namespace()}/{pid}/{start}" if start is not None else ""
+
+
+def owner_is_gone(identity: str) -> bool | None:
+    """Whether the process an identity names has ended: True, False, or None when this process cannot tell
+    (another machine, boot or PID namespace: the same pid number there is another process)."""
+    parts = identity.split("/")
+    if len(parts) != 4 or not parts[2].isdigit() or parts[:2] != [_boot_id(), _pid_namespace()]:
+        return None
+    if "unknown" in parts[:2]:
+        return None
+    return process_identity(int(parts[2])) != identity
+
+
+@functools.cache
+def _boot_id() -> str:
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as handle:
+            return handle.read().strip()
+    except OSError:
+        return "unknown"
+
+
+@functools.cache
+def _pid_namespace() -> str:
+    try:
+        return os.readlink("/proc/self/ns/pid").removeprefix("pid:").strip("[]")
+    except OSError:
+        return "unknown"
+
+
+def _start_time(pid: int) -> str | None:
+    """The process's start time in clock ticks since boot (field 22 of /proc/<pid>/stat); "?" off Linux."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[19]
+    except FileNotFoundError:
+        return None
+    except (OSError, IndexError):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        except PermissionError:
+            pass
+        return "?"

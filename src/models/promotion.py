@@ -1,8 +1,9 @@
 """The promotion policy: which registered version gets the alias (``@champion``) that predict and serving use.
 
-``judge`` is the rule, a pure function; ``gate_candidate`` applies it after train_model registered a candidate
-(the step names it as its ``policy``, so editing this module never retrains a model); ``set_alias`` moves the
-alias and keeps the history on the versions; ``previous_champion`` is what ``promote --rollback`` goes back to.
+``judge`` is the rule, a pure function; ``decide`` applies it to a candidate train_model evaluated, before it
+is registered, and ``apply`` moves the alias once it is (the step names this module as its ``policy``, so editing
+it never retrains a model); ``set_alias`` keeps the history on the versions; ``previous_champion`` is what
+``promote --rollback`` goes back to.
 """
 
 from __future__ import annotations
@@ -33,6 +34,11 @@ class GateDecision:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def version_tags(self) -> dict[str, str]:
+        """What the registered version carries from the moment it exists."""
+        return {"gate.decision": "promoted" if self.promoted else "rejected",
+                "gate.reasons": "; ".join(self.reasons)[:4000]}
 
     def summary(self) -> str:
         if self.promoted:
@@ -70,38 +76,43 @@ def judge(candidate: dict[str, float], baseline: dict[str, float] | None, gate: 
     return True, [f"passed: {', '.join(parts)}{against}"]
 
 
-def gate_candidate(settings: Settings, name: str, version: str, evaluation: Any, evaluation_data: Any) -> str:
-    """Judge a registered candidate against the thresholds and the current alias holder (evaluated on the same
-    holdout in a nested run); promote it only if it passes. Logged on the active run and the version."""
+def decide(settings: Settings, name: str, evaluation: Any, evaluation_data: Any) -> GateDecision:
+    """Judge a candidate (evaluated, not yet registered) against the thresholds and the current alias holder,
+    evaluated on the same holdout in a nested run. The pipeline registers the candidate with the decision's tags,
+    then calls ``apply``: no registered version is ever without its decision."""
     import mlflow
-    from mlflow import MlflowClient
 
     from src.lib.evaluation import evaluate
     from src.lib.registry import alias_version
+    from src.lib.runs import nested_run
 
     gate = settings.gate
     champion = alias_version(name, gate.alias)
     baseline = None
     if champion is not None:
-        active = mlflow.active_run()
-        with mlflow.start_run(run_name=f"{gate.alias}_baseline", nested=True,
-                              experiment_id=active.info.experiment_id if active else None):
-            mlflow.set_tags({"pipeline.kind": "baseline", "gate.baseline_version": champion})
+        with nested_run(f"{gate.alias}_baseline", "baseline", settings.environment,
+                        {"gate.baseline_version": champion}):
             baseline = evaluate(f"models:/{name}/{champion}", evaluation_data).metrics
     passed, reasons = judge(evaluation.metrics, baseline, gate, champion)
-    decision = GateDecision(
-        promoted=passed, name=name, version=version, alias=gate.alias, previous=champion, reasons=reasons,
+    verdict = "promoted" if passed else "rejected"
+    mlflow.set_tags({"gate.decision": verdict, "gate.reasons": "; ".join(reasons)[:4000]})
+    return GateDecision(
+        promoted=passed, name=name, version="", alias=gate.alias, previous=champion, reasons=reasons,
         candidate={m: evaluation.metrics.get(m) for m in gate.thresholds},
         baseline={m: baseline.get(m) for m in gate.thresholds} if baseline else None,
     )
-    if passed:
+
+
+def apply(decision: GateDecision, version: str) -> str:
+    """Give the registered candidate the alias if it passed; log the decision on the run. Its one-line summary."""
+    import mlflow
+
+    decision = dataclasses.replace(decision, version=version)
+    if decision.promoted:
         run = mlflow.active_run()
-        set_alias(name, version, gate.alias, by=f"pipeline run {run.info.run_id}" if run else "pipeline",
-                  reason="; ".join(reasons))
-    verdict = "promoted" if passed else "rejected"
-    mlflow.set_tags({"gate.decision": verdict, "gate.reasons": "; ".join(reasons)[:4000]})
+        set_alias(decision.name, version, decision.alias, by=f"pipeline run {run.info.run_id}" if run else "pipeline",
+                  reason="; ".join(decision.reasons))
     mlflow.log_dict(decision.to_dict(), "gate/decision.json")
-    MlflowClient().set_model_version_tag(name, version, "gate.decision", verdict)
     return decision.summary()
 
 

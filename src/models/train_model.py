@@ -150,5 +150,5 @@ STEP = Step(
     snapshot=("train", "test"),
     headline=("roc_auc", "f1_score", "accuracy_score"),
     resources={"cpu": "4", "memory": "16Gi"},
-    policy="src.models.promotion:gate_candidate",
+    policy="src.models.promotion",
 )

@@ -72,7 +72,7 @@ def test_put_event_scores_the_object_like_predict(s3_env) -> None:
     assert scored["prediction"].tolist() == predicted["prediction"].head(40).tolist()
     assert scored["probability"].round(9).tolist() == predicted["probability"].head(40).round(9).tolist()
     assert set(scored["model_version"].astype(str)) == {"1"}
-    assert set(scored["model_name"]) == {"breast-cancer-classifier"}
+    assert set(scored["model_name"]) == {"breast-cancer-dev"}
 
 
 def test_bad_object_gets_an_error_report_not_a_crash(s3_env) -> None:

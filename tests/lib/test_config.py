@@ -77,8 +77,8 @@ def test_environment_variables_override_yaml(tmp_path: Path) -> None:
 
 def test_pipeline_tracking_uri_wins_over_mlflow_tracking_uri() -> None:
     env = {"PIPELINE_TRACKING_URI": "http://127.0.0.1:1", "MLFLOW_TRACKING_URI": "http://127.0.0.1:2"}
-    assert load_config("local", env=env).tracking.uri == "http://127.0.0.1:1"
-    assert load_config("local", env={"MLFLOW_TRACKING_URI": "http://127.0.0.1:2"}).tracking.uri == "http://127.0.0.1:2"
+    assert load_config("dev", env=env).tracking.uri == "http://127.0.0.1:1"
+    assert load_config("dev", env={"MLFLOW_TRACKING_URI": "http://127.0.0.1:2"}).tracking.uri == "http://127.0.0.1:2"
 
 
 def test_overrides_win_over_everything() -> None:
@@ -147,4 +147,41 @@ def test_missing_base_file_is_reported(tmp_path: Path) -> None:
 def test_empty_overlay_is_allowed(tmp_path: Path) -> None:
     settings = load_config("local", config_dir=_config_dir(tmp_path, ""), env={})
 
-    assert settings.tracking.experiment == "breast-cancer"
+    assert settings.tracking.experiment == "breast-cancer-local"
+
+
+def test_every_environment_has_its_own_experiment_and_model_name() -> None:
+    names = {env: load_config(env, env={}) for env in ("local", "dev", "prd")}
+
+    assert len({s.tracking.experiment for s in names.values()}) == 3
+    assert len({s.model_name for s in names.values()}) == 3
+    assert names["dev"].model_name == "breast-cancer-dev"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "key"),
+    [("PIPELINE_TRACKING_URI", "http://127.0.0.1:5050", "tracking.uri"),
+     ("MLFLOW_TRACKING_URI", "https://mlflow.example", "tracking.uri"),
+     ("PIPELINE_DATA_ROOT", "s3://team-bucket/pipeline", "data.root")],
+)
+def test_local_refuses_a_remote_override_and_names_the_variable(variable: str, value: str, key: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config("local", env={variable: value})
+
+    message = str(caught.value)
+    assert f"{key} is '{value}' (from environment variable {variable})" in message
+    assert "local_only" in message
+
+
+def test_the_same_variable_is_taken_by_dev_and_recorded_as_an_override() -> None:
+    settings = load_config("dev", env={"PIPELINE_TRACKING_URI": "http://127.0.0.1:5050"})
+
+    assert settings.overrides == {"tracking.uri": "PIPELINE_TRACKING_URI"}
+
+
+def test_no_default_tracking_uri_is_an_address_another_command_serves_on() -> None:
+    served = {"http://127.0.0.1:5000", "http://localhost:5000",  # make ui / mlflow ui
+              "http://127.0.0.1:8080", "http://localhost:8080"}  # python src/main.py serve
+
+    for environment in ("local", "dev", "prd"):
+        assert load_config(environment, env={}).tracking.uri.rstrip("/") not in served

@@ -113,3 +113,20 @@ def test_an_unset_input_without_fallback_is_a_config_error(memory_workspace) -> 
         plan_pipeline(settings, ["make_data"])
 
     assert "catalog.raw.path is not set" in str(caught.value)
+
+
+def test_outputs_at_another_data_root_are_never_reused(memory_workspace, monkeypatch) -> None:
+    import fsspec
+
+    first = run_pipeline(memory_workspace.settings(), ["make_data"])
+    other = memory_workspace.data_root + "-other"
+    fsspec.filesystem("memory").copy(memory_workspace.data_root + "/raw/breast_cancer.csv",
+                                     other + "/raw/breast_cancer.csv")
+    monkeypatch.setenv("PIPELINE_DATA_ROOT", other)
+    elsewhere = run_pipeline(memory_workspace.settings(), ["make_data"])
+    monkeypatch.setenv("PIPELINE_DATA_ROOT", memory_workspace.data_root)
+    back = plan_pipeline(memory_workspace.settings(), ["make_data"])
+
+    assert elsewhere.steps[0].reused_from is None
+    assert elsewhere.steps[0].outputs["clean"].startswith(other + "/")
+    assert [(d.action, d.cached_run_id) for d in back] == [("reuse", first.steps[0].run_id)]

@@ -47,3 +47,30 @@ def test_a_damaged_split_is_refused_before_training(memory_workspace) -> None:
         run_pipeline(memory_workspace.settings(), ["train_model"])
 
     assert "changed after it was written" in str(caught.value)
+
+
+def test_every_registered_version_carries_its_gate_decision(memory_workspace) -> None:
+    from mlflow import MlflowClient
+
+    run_pipeline(memory_workspace.settings(), ["make_data", "feat_data", "train_model"])
+    run_pipeline(memory_workspace.settings(train_model={"set_params": {"C": 1e-6}}), ["train_model"])
+
+    versions = MlflowClient().search_model_versions(f"name = '{memory_workspace.settings().model_name}'")
+    assert sorted((str(v.version), v.tags["gate.decision"]) for v in versions) == [("1", "promoted"), ("2", "rejected")]
+
+
+def test_retraining_from_a_damaged_snapshot_names_the_file_and_what_to_do(memory_workspace) -> None:
+    first = run_pipeline(memory_workspace.settings(), ["make_data", "feat_data", "train_model"])
+    train_run = first.steps[2].run_id
+    from mlflow import MlflowClient
+
+    snapshot = MlflowClient().get_run(train_run).data.params["test_uri"]
+    with fsspec.open(snapshot, "wb") as handle:
+        handle.write(b"damaged")
+
+    with pytest.raises(StepError) as caught:
+        run_pipeline(memory_workspace.settings(), ["train_model"], from_run=train_run)
+
+    message = str(caught.value)
+    assert f"the test snapshot of run {train_run} at '{snapshot}' was changed after that run" in message
+    assert "Restore the file from a backup" in message

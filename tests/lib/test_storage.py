@@ -94,3 +94,32 @@ def test_write_below_a_file_is_reported(tmp_path: Path, frame: pd.DataFrame) -> 
 
     assert "cannot write" in str(caught.value)
     assert "a_file" in str(caught.value)
+
+
+def test_a_folder_where_a_file_should_be_is_named(tmp_path: Path) -> None:
+    folder = tmp_path / "raw.csv"
+    folder.mkdir()
+
+    with pytest.raises(StorageError) as caught:
+        Storage().read_table(str(folder))
+
+    assert "is a folder, not a file" in str(caught.value)
+
+
+def test_a_full_disk_is_said_so() -> None:
+    import errno
+
+    error = Storage()._storage_error("/data/x.parquet", "write", OSError(errno.ENOSPC, "No space left on device"))
+
+    assert "the disk is full" in str(error)
+
+
+def test_a_damaged_snapshot_is_written_again(tmp_path: Path) -> None:
+    storage = Storage()
+    first = storage.snapshot(b"exact bytes", str(tmp_path))
+    Path(first.uri).write_bytes(b"other bytes")
+
+    again = storage.snapshot(b"exact bytes", str(tmp_path))
+
+    assert again.uri == first.uri
+    assert Path(again.uri).read_bytes() == b"exact bytes"
