@@ -129,8 +129,9 @@ def bench_overhead(workload: Workload, repeats: int, work: Path) -> dict[str, fl
         folder, env = fresh_workspace(workload, work)
         total = 0.0
         for step in STEPS:
-            total += run([sys.executable, "-m", "mlflow", "run", ".", "-e", step, "--env-manager", "local",
-                          "--experiment-name", "chained"], env)
+            # Started from the workspace: `mlflow run` creates the experiment with its artifacts under ./mlruns.
+            total += run([sys.executable, "-m", "mlflow", "run", str(ROOT), "-e", step, "--env-manager", "local",
+                          "--experiment-name", "chained"], env, cwd=folder)
         chained.append(total)
         shutil.rmtree(folder)
     return {"first": median(first), "second": median(second), "plain": median(plain), "chained": median(chained)}
