@@ -149,3 +149,11 @@ def load_model(model_uri: str) -> tuple[Any, list[str]]:
     except Exception as exc:  # noqa: BLE001
         raise TrackingError(f"cannot load model '{model_uri}': {exc}") from exc
     return model, columns
+
+
+def input_schema(model_uri: str) -> dict[str, str]:
+    """The input columns of a model's signature and their types (what it must be given to score)."""
+    import mlflow
+
+    signature = mlflow.models.get_model_info(model_uri).signature
+    return {spec["name"]: str(spec["type"]) for spec in signature.inputs.to_dict()} if signature else {}

@@ -79,13 +79,14 @@ def _save_model(settings: Settings, step: Step[Any], name: str, out: ModelOutput
     model_uri = registry.log_model(out.model, out.example)
     holdout = sources[out.evaluation_dataset]
     data = lineage.dataset(out.evaluation_data, out.evaluation_dataset, holdout.uri,
-                           holdout.digest.removeprefix("sha256:"), targets=out.label_column)
+                           holdout.digest.removeprefix("sha256:"), targets=out.target_column)
     lineage.log_input(data, "evaluation")
-    evaluation = evaluate(model_uri, data)
+    evaluation = evaluate(model_uri, data, settings.dataset_schema)
     saved.metrics.update(evaluation_metrics(evaluation))
     # The policy decides before the version exists, so that the version carries its decision from the start.
     policy = importlib.import_module(step.policy) if step.policy else None
-    decision = policy.decide(settings, registered_name, evaluation, data) if policy else None
+    decision = policy.decide(settings, registered_name, model_uri, evaluation, data, out.train_target) \
+        if policy else None
     version_uri = registry.register(model_uri, registered_name, tags=decision.version_tags() if decision else None)
     # Digests of a model: its URI (a logged model and a registered version never change).
     for key, uri in ((name, model_uri), (f"registered_{name}", version_uri)):
