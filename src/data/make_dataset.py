@@ -182,7 +182,8 @@ def _failure_report(failure_cases: pd.DataFrame, raw: pd.DataFrame) -> str:
 
 def run_make_data(ctx: StepContext[MakeDataParams], inputs: Mapping[str, Any]) -> StepOutput:
     params = {"raw_uri": ctx.input_uris.get("raw", ""), **ctx.params.model_dump()}
-    clean, report = clean_data(inputs["raw"], ctx.settings.dataset_schema, ctx.params)
+    with ctx.phase(f"validating {len(inputs['raw']):,} rows"):
+        clean, report = clean_data(inputs["raw"], ctx.settings.dataset_schema, ctx.params)
     return StepOutput(outputs={"clean": clean}, metrics={k: float(v) for k, v in vars(report).items()}, params=params)
 
 

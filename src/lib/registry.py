@@ -33,9 +33,13 @@ def log_model(model: Any, example: Any) -> str:
 
 def register(model_uri: str, name: str, tags: dict[str, str] | None = None) -> str:
     """Register a logged model, with ``tags`` on the version from the start; ``models:/<name>/<version>``."""
+    import contextlib
+    import io
+
     import mlflow
 
-    version = mlflow.register_model(model_uri, name, tags=tags).version
+    with contextlib.redirect_stderr(io.StringIO()):  # MLflow prints "Successfully registered ..." itself
+        version = mlflow.register_model(model_uri, name, tags=tags).version
     return f"models:/{name}/{version}"
 
 

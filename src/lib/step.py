@@ -8,7 +8,9 @@ It never sees a path, a bucket or MLflow: the pipeline reads, writes, digests, s
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -65,6 +67,8 @@ class StepContext(Generic[P]):
     run_id: str
     # Where each dataset read was taken from ({name: URI}), for the runner to log.
     input_uris: Mapping[str, str] = field(default_factory=dict)
+    # ``with ctx.phase("fitting"):`` tells the person watching what a long step is doing (a live line on a terminal).
+    phase: Callable[[str], AbstractContextManager[None]] = lambda _text: contextlib.nullcontext()
 
 
 @dataclass(frozen=True)

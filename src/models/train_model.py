@@ -140,7 +140,8 @@ def run_train_model(ctx: StepContext[TrainModelParams], inputs: Mapping[str, Any
     train, test = inputs["train"], inputs["test"]
     p, schema = ctx.params, ctx.settings.dataset_schema
     features = model_features(train, schema)
-    model = train_model(train, p, features, schema.target)
+    with ctx.phase(f"fitting {p.estimator} on {len(train):,} rows"):
+        model = train_model(train, p, features, schema.target)
     evaluation_data = feature_frame(test, features).assign(**{schema.target: target_values(test[schema.target])})
     output = ModelOutput(model, feature_frame(train, features).head(5), evaluation_data, schema.target, "test",
                          train_target=target_values(train[schema.target]))
