@@ -93,6 +93,7 @@ def _settings(environment: str | None, overrides: dict[str, Any] | None = None) 
               help="Re-run steps even when a cached run matches: all (no value) or a comma list.")
 @click.option("--dry-run", is_flag=True, help="Print, per step, whether it would run or be reused, and why.")
 @click.option("--verbose", "-v", is_flag=True, help="Show library logs and full tracebacks.")
+@click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors (the exit code says how it went).")
 @click.pass_context
 def cli(ctx: click.Context, **options: Any) -> None:
     """Run the MLflow pipeline: its steps in order (python src/main.py --help lists them).
@@ -106,7 +107,7 @@ def cli(ctx: click.Context, **options: Any) -> None:
 
 @command
 def _run(steps: str | None, environment: str, from_run: str | None, force: str | None, dry_run: bool,
-         parent_run_id: str | None, **options: Any) -> int:
+         parent_run_id: str | None, quiet: bool, verbose: bool, **options: Any) -> int:
     from src.lib.console import ConsoleReporter, print_plan, print_summary
     from src.pipeline import check_from_run, parse_steps, plan_pipeline, run_pipeline
 
@@ -115,12 +116,15 @@ def _run(steps: str | None, environment: str, from_run: str | None, force: str |
     forced = parse_steps(force) if force else []
     check_from_run(from_run, selected)
     settings = _settings(environment, overrides_from(**options))
+    if quiet and verbose:
+        raise click.UsageError("--quiet and --verbose contradict each other: give one")
     if dry_run:
         print_plan(plan_pipeline(settings, selected, forced, from_run), settings)
         return 0
-    result = run_pipeline(settings, selected, reporter=ConsoleReporter(), force=forced,
+    result = run_pipeline(settings, selected, reporter=ConsoleReporter(quiet=quiet), force=forced,
                           parent_run_id=parent_run_id, from_run=from_run)
-    print_summary(settings, result)
+    if not quiet:
+        print_summary(settings, result)
     return 0
 
 

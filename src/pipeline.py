@@ -8,9 +8,11 @@ gets a child run under the parent, tagged ``pipeline.reused_from`` with the run 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Iterable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -60,6 +62,8 @@ class Reporter(Protocol):
     """Receives progress events (the CLI prints them)."""
 
     def step_started(self, step: str, index: int, total: int, reason: str) -> None: ...
+    def phase(self, text: str) -> AbstractContextManager[None]: ...
+    def update(self, text: str) -> None: ...
     def step_finished(self, result: StepResult) -> None: ...
     def step_failed(self, step: str, error: BaseException) -> None: ...
 
@@ -67,6 +71,13 @@ class Reporter(Protocol):
 class _LogReporter:
     def step_started(self, step: str, index: int, total: int, reason: str) -> None:
         logger.info("step %d/%d: %s (%s)", index, total, step, reason)
+
+    def phase(self, text: str) -> AbstractContextManager[None]:
+        logger.info("  %s", text)
+        return contextlib.nullcontext()
+
+    def update(self, text: str) -> None:
+        logger.debug("  %s", text)
 
     def step_finished(self, result: StepResult) -> None:
         logger.info("step %s done in %.1fs", result.step, result.seconds)
@@ -208,18 +219,23 @@ def _run_step(planner: Planner, spec: Step[Any], reporter: Reporter, index: int,
     if decision.action == "reuse":
         return _reuse_step(planner, spec, key, decision, inputs)
     settings, runs = planner.settings, planner.runs
+    planner.catalog.storage.on_upload = lambda uri, sent, total: reporter.update(
+        f"uploading {uri.rsplit('/', 1)[-1]}: {sent / 1e6:.1f} of {total / 1e6:.1f} MB")
     with runs.step_run(spec.name) as run:
         run_id = run.info.run_id
         runs.log(tags={**key.tags(), "pipeline.run_reason": decision.reason})
-        loaded, sources, params = load_inputs(settings, planner.catalog, spec, inputs, run_id, planner.from_run)
-        ctx = StepContext(settings, settings.params(spec.name), run_id, {n: i.uri for n, i in inputs.items()})
+        with reporter.phase(f"reading {', '.join(inputs)}"):
+            loaded, sources, params = load_inputs(settings, planner.catalog, spec, inputs, run_id, planner.from_run)
+        ctx = StepContext(settings, settings.params(spec.name), run_id, {n: i.uri for n, i in inputs.items()},
+                          phase=reporter.phase)
         try:
-            output = spec.run(ctx, loaded)
+            with reporter.phase("running"):
+                output = spec.run(ctx, loaded)
         except DataValidationError as exc:
             runs.log(texts={"validation/report.txt": exc.report or str(exc)})
             raise
         runs.log(params={**params, **output.params}, texts=output.texts)
-        saved = save_outputs(settings, planner.catalog, spec, output, run_id, sources)
+        saved = save_outputs(settings, planner.catalog, spec, output, run_id, sources, reporter.phase)
         metrics, notes = {**output.metrics, **saved.metrics}, [*output.notes, *saved.notes]
         runs.log(metrics=metrics)
         runs.log_lineage(inputs, saved.written)

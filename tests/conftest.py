@@ -66,6 +66,8 @@ def schema() -> SchemaConfig:
     return SchemaConfig(
         id_column="id",
         target="outcome",
+        task="binary",
+        labels=["no", "yes"],
         positive_class="yes",
         columns={
             "age": ColumnSpec(type="float", min=0, max=130),

@@ -179,7 +179,7 @@ BAD_RAW = {
                     "column 'mean_area': values that cannot be read as float64"),
     "all-null column": (lambda ws: _rewrite_raw(ws, lambda d: d.assign(mean_area=None)),
                         "column 'mean_area': is entirely null"),
-    "one class": (lambda ws: _rewrite_raw(ws, lambda d: d.assign(diagnosis="B")), "the label has one class only"),
+    "one class": (lambda ws: _rewrite_raw(ws, lambda d: d.assign(diagnosis="B")), "holds one class only"),
     "too few rows": (lambda ws: _rewrite_raw(ws, lambda d: d.groupby("diagnosis").head(2)), "too few rows to split"),
 }
 

@@ -67,8 +67,10 @@ def test_runs_from_src_folder_and_prints_a_summary(workspace) -> None:
     result = _run(["main.py", "--step", "make_data,feat_data"], workspace.env(), cwd=REPO_ROOT / "src")
 
     assert result.returncode == 0, result.stderr
-    assert "[1/2] make_data" in result.stderr
+    # Not a terminal: one line per step, saying why it ran.
+    assert "ok make_data in" in result.stderr and "(no earlier run)" in result.stderr
     assert "ok feat_data" in result.stderr
+    assert "[1/2]" not in result.stderr
     assert "make_data" in result.stdout and "feat_data" in result.stdout
     assert f"mlflow ui --backend-store-uri {workspace.tracking_uri}" in result.stdout
     assert list(workspace.data_root.glob("processed/*/train.parquet"))
@@ -106,3 +108,14 @@ def test_a_step_that_could_not_start_does_not_claim_a_failed_run(workspace) -> N
     assert "no finished 'make_data' run" in result.stderr
     assert "the step did not start; the pipeline run is marked FAILED" in result.stderr
     assert "the step's run and the pipeline run are marked FAILED" not in result.stderr
+
+
+@pytest.mark.slow
+def test_quiet_prints_nothing_but_errors(workspace) -> None:
+    quiet = _run(["src/main.py", "--step", "make_data", "--quiet"], workspace.env())
+    both = _run(["src/main.py", "--quiet", "--verbose"], workspace.env())
+
+    assert quiet.returncode == 0, quiet.stderr
+    assert (quiet.stdout, quiet.stderr) == ("", "")
+    assert both.returncode == 2
+    assert "--quiet and --verbose contradict each other" in both.stderr

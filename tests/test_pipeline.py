@@ -89,7 +89,8 @@ def test_outputs_are_run_scoped_files_in_the_data_root(workspace) -> None:
     assert scored["sample_id"].tolist() == test["sample_id"].tolist()
     assert set(scored["model_version"]) == {"1"}
     assert scored["probability"].between(0, 1).all()
-    assert (scored["prediction"] == scored["label"]).mean() > 0.9
+    assert (scored["prediction"] == scored["diagnosis"]).mean() > 0.9
+    assert set(scored["prediction"]) == {"B", "M"}
 
 
 def test_steps_run_alone_take_inputs_from_the_latest_runs(workspace) -> None:

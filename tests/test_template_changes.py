@@ -17,7 +17,7 @@ from tests.helpers import run_main, serving
 
 pytestmark = pytest.mark.slow
 
-NEW_STEP = '''"""report_model: the champion's predictions on the test split, summarised per true label."""
+NEW_STEP = '''"""report_model: the champion's predictions on the test split, summarised per true class."""
 
 from collections.abc import Mapping
 from typing import Any
@@ -31,7 +31,7 @@ class ReportModelParams(StepParams):
 
 
 def summarise(test: Any, probabilities: Any, threshold: float) -> Any:
-    return test.assign(flagged=probabilities >= threshold).groupby("label", as_index=False)["flagged"].mean()
+    return test.assign(flagged=probabilities >= threshold).groupby("diagnosis", as_index=False)["flagged"].mean()
 
 
 def run_report_model(ctx: StepContext[ReportModelParams], inputs: Mapping[str, Any]) -> StepOutput:
@@ -101,7 +101,7 @@ def test_adding_a_step_touches_its_module_its_config_and_the_mlproject(workspace
     assert all("mlflow.parentRunId" in r.data.tags for r in runs)
     assert runs[1].data.tags["pipeline.reused_from"] == runs[0].info.run_id
     report = pd.read_parquet(runs[0].data.tags["pipeline.output.model_report"])
-    assert report["label"].tolist() == [0, 1]
+    assert report["diagnosis"].tolist() == ["B", "M"]
     assert str(workspace.data_root / "reports" / runs[0].info.run_id) in runs[0].data.tags["pipeline.output.model_report"]
 
 

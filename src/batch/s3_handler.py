@@ -74,7 +74,7 @@ class BatchScorer:
             model, columns = load_model(f"models:/{ref.name}/{ref.version}")
             self._model = (ref.identity, model, columns, ref)
         _, model, columns, ref = self._model
-        return predict_frame(model, batch, columns, ref, datetime.now(UTC))
+        return predict_frame(model, batch, columns, ref, datetime.now(UTC), self.settings.dataset_schema.positive_class)
 
 
 _scorer: BatchScorer | None = None  # kept between invocations of a warm function

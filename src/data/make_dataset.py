@@ -23,6 +23,7 @@ logger = logging.getLogger(__name__)
 
 # pandas dtype each schema type is coerced to (nullable dtypes, so a missing value never changes a column's type).
 DTYPES = {"float": "float64", "int": "Int64", "bool": "boolean", "category": "category", "string": "string"}
+LABEL_CHECK = "label_in_schema_labels"
 
 
 class MakeDataParams(StepParams):
@@ -50,7 +51,12 @@ def build_raw_schema(schema: SchemaConfig, params: MakeDataParams):  # -> pander
     columns: dict[str, pa.Column] = {}
     if schema.id_column:
         columns[schema.id_column] = pa.Column(nullable=False)
-    columns[schema.target] = pa.Column(nullable=True)
+    if schema.is_classification:
+        # An unknown label is an error that names it, never a silent negative.
+        known = pa.Check(lambda s, labels=tuple(schema.labels or ()): s.isin(labels), name=LABEL_CHECK)
+        columns[schema.target] = pa.Column("string", checks=[known], nullable=True, coerce=True)
+    else:
+        columns[schema.target] = pa.Column("float64", nullable=True, coerce=True)
     for name, spec in schema.columns.items():
         checks = []
         if spec.min is not None:
@@ -86,7 +92,8 @@ def validate_raw(raw: pd.DataFrame, schema: SchemaConfig, params: MakeDataParams
             "point data.raw at a file with data"
         )
     try:
-        return build_raw_schema(schema, params).validate(raw, lazy=True)  # pandera copies (inplace=False)
+        # pandera copies (inplace=False)
+        return build_raw_schema(schema, params).validate(_integral_target(raw, schema), lazy=True)
     except pa_errors.SchemaErrors as exc:
         report = _failure_report(exc.failure_cases, raw)
         raise DataValidationError(
@@ -95,6 +102,19 @@ def validate_raw(raw: pd.DataFrame, schema: SchemaConfig, params: MakeDataParams
             + "\nfix the data, or the 'schema' section of the config if the data is right",
             report=report,
         ) from None
+
+
+def _integral_target(raw: pd.DataFrame, schema: SchemaConfig) -> pd.DataFrame:
+    """A numeric class column with gaps is read as floats (1.0): make it whole numbers again, so labels "1" match."""
+    from pandas.api.types import is_float_dtype
+
+    target = raw.get(schema.target)
+    if not schema.is_classification or target is None or not is_float_dtype(target):
+        return raw
+    values = target.dropna()
+    if len(values) and (values == values.round()).all():
+        return raw.assign(**{schema.target: target.astype("Int64")})
+    return raw
 
 
 def clean_data(raw: pd.DataFrame, schema: SchemaConfig, params: MakeDataParams) -> tuple[pd.DataFrame, CleanReport]:
@@ -144,6 +164,9 @@ def _failure_report(failure_cases: pd.DataFrame, raw: pd.DataFrame) -> str:
         if check.startswith(("coerce_dtype", "dtype")):
             wanted = check.split("(")[-1].rstrip(")").strip("'")
             text = f"values that cannot be read as {wanted} ({len(group)} rows; e.g. {examples})"
+        elif check == LABEL_CHECK:
+            text = f"values that are not one of schema.labels ({len(group)} rows; e.g. {examples}): add the label " \
+                   "to schema.labels if it is right, or fix the data"
         elif check == "not_nullable":
             text = f"nulls where none are allowed ({len(group)} rows)"
         elif check.startswith("null_share"):
@@ -159,7 +182,8 @@ def _failure_report(failure_cases: pd.DataFrame, raw: pd.DataFrame) -> str:
 
 def run_make_data(ctx: StepContext[MakeDataParams], inputs: Mapping[str, Any]) -> StepOutput:
     params = {"raw_uri": ctx.input_uris.get("raw", ""), **ctx.params.model_dump()}
-    clean, report = clean_data(inputs["raw"], ctx.settings.dataset_schema, ctx.params)
+    with ctx.phase(f"validating {len(inputs['raw']):,} rows"):
+        clean, report = clean_data(inputs["raw"], ctx.settings.dataset_schema, ctx.params)
     return StepOutput(outputs={"clean": clean}, metrics={k: float(v) for k, v in vars(report).items()}, params=params)
 
 

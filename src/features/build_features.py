@@ -1,6 +1,6 @@
 """feat_data: the clean DataFrame in, train and test DataFrames out. No I/O, no tracking.
 
-The columns written here (but the id and the label) are the model's inputs: derive, add or drop features in
+The columns written here (but the id and the target) are the model's inputs: derive, add or drop features in
 ``build_features``. What the model must also compute at serving time from the raw columns (imputation,
 scaling, encoding) belongs in its scikit-learn Pipeline (``src/models/train_model.py``).
 """
@@ -19,8 +19,6 @@ from src.lib.step import Step, StepContext, StepOutput, StepParams
 if TYPE_CHECKING:
     import pandas as pd
 
-LABEL = "label"
-
 
 class FeatDataParams(StepParams):
     # Share of rows held out for evaluation.
@@ -32,57 +30,64 @@ class FeatDataParams(StepParams):
 
 
 def build_features(clean: pd.DataFrame, schema: SchemaConfig) -> pd.DataFrame:
-    """Keep the id and feature columns and add ``label`` (1 for the positive class, else 0)."""
+    """The id, the model's input columns and the target (under its own name). Derive or add features here."""
     missing = [c for c in [schema.target, *schema.features] if c not in clean.columns]
     if missing:
         raise DataValidationError(f"the clean dataset lacks columns {missing}: re-run make_data with this config")
-    keep = ([schema.id_column] if schema.id_column else []) + schema.features
-    label = (clean[schema.target].astype(str) == str(schema.positive_class)).astype("int64")
-    counts = label.value_counts()
-    if len(counts) < 2:
-        only = "positive" if counts.index[0] == 1 else "negative"
-        values = sorted(map(str, clean[schema.target].dropna().unique()))[:5]
-        raise DataValidationError(
-            f"the label has one class only: every row is {only} ('{schema.target}' values: {values}; "
-            f"positive_class is {schema.positive_class!r}): a classifier needs both classes; check "
-            "schema.positive_class or the data"
-        )
-    return clean.loc[:, keep].assign(**{LABEL: label.to_numpy()})
+    keep = ([schema.id_column] if schema.id_column else []) + schema.features + [schema.target]
+    if schema.is_classification:
+        present = set(clean[schema.target].dropna().astype(str))
+        absent = [label for label in schema.labels or [] if label not in present]
+        if len(present) < 2:
+            raise DataValidationError(
+                f"the target '{schema.target}' holds one class only ({sorted(present)}; schema.labels is "
+                f"{schema.labels}): a classifier needs at least two; check the data or schema.labels"
+            )
+        if schema.task == "binary" and absent:
+            raise DataValidationError(f"the target '{schema.target}' never holds {absent}: a binary classifier needs "
+                                      "both labels in the data; check the data or schema.labels")
+    return clean.loc[:, keep]
 
 
-def split_data(features: pd.DataFrame, params: FeatDataParams) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Split into train and test sets, stratified on the label when asked."""
+def split_data(features: pd.DataFrame, params: FeatDataParams, schema: SchemaConfig) -> tuple[pd.DataFrame,
+                                                                                                pd.DataFrame]:
+    """Split into train and test sets, stratified on the target for a classification task when asked."""
     from sklearn.model_selection import train_test_split
 
+    stratify = params.stratify and schema.is_classification
     n_rows = len(features)
     n_test = max(1, round(n_rows * params.test_size)) if n_rows else 0
-    smallest_class = int(features[LABEL].value_counts().min()) if n_rows else 0
-    if n_rows - n_test < 2 or n_test < 2 or (params.stratify and smallest_class < 2):
+    smallest_class = int(features[schema.target].value_counts().min()) if n_rows and stratify else 2
+    if n_rows - n_test < 2 or n_test < 2 or smallest_class < 2:
         raise DataValidationError(
             f"too few rows to split: {n_rows} rows (smallest class: {smallest_class}) with test_size "
             f"{params.test_size}; train and test each need at least 2 rows, and stratifying needs 2 rows per "
             "class: add data or change feat_data.test_size"
         )
     try:
-        train, test = train_test_split(
-            features,
-            test_size=params.test_size,
-            random_state=params.seed,
-            stratify=features[LABEL] if params.stratify else None,
-        )
+        train, test = train_test_split(features, test_size=params.test_size, random_state=params.seed,
+                                       stratify=features[schema.target] if stratify else None)
     except ValueError as exc:
         raise DataValidationError(f"cannot split {n_rows} rows with test_size {params.test_size}: {exc}") from exc
     return train.reset_index(drop=True), test.reset_index(drop=True)
 
 
+def target_metrics(split: pd.DataFrame, schema: SchemaConfig, name: str) -> dict[str, float]:
+    """The target's balance in a split: the positive rate, each class's share, or the mean."""
+    target = split[schema.target]
+    if schema.task == "binary":
+        return {f"positive_rate_{name}": float((target == schema.positive_class).mean())}
+    if schema.task == "multiclass":
+        return {f"share_{label}_{name}": float((target == label).mean()) for label in schema.labels or []}
+    return {f"target_mean_{name}": float(target.mean())}
+
+
 def run_feat_data(ctx: StepContext[FeatDataParams], inputs: Mapping[str, Any]) -> StepOutput:
-    train, test = split_data(build_features(inputs["clean"], ctx.settings.dataset_schema), ctx.params)
-    return StepOutput(
-        outputs={"train": train, "test": test},
-        metrics={"train_rows": float(len(train)), "test_rows": float(len(test)),
-                 "positive_rate_train": float(train[LABEL].mean()), "positive_rate_test": float(test[LABEL].mean())},
-        params=ctx.params.model_dump(),
-    )
+    schema = ctx.settings.dataset_schema
+    train, test = split_data(build_features(inputs["clean"], schema), ctx.params, schema)
+    metrics = {"train_rows": float(len(train)), "test_rows": float(len(test)),
+               **target_metrics(train, schema, "train"), **target_metrics(test, schema, "test")}
+    return StepOutput(outputs={"train": train, "test": test}, metrics=metrics, params=ctx.params.model_dump())
 
 
 STEP = Step(

@@ -87,29 +87,36 @@ class DataConfig(_Strict):
     root: str
 
 
-# Metrics the gate may use, and whether more is better (names as mlflow.models.evaluate logs them).
-GATE_METRICS = {
-    "roc_auc": True, "f1_score": True, "accuracy_score": True, "precision_score": True, "recall_score": True,
-    "precision_recall_auc": True, "log_loss": False,
+# Metrics the gate may use per task, and whether more is better (names as mlflow.models.evaluate logs them).
+GATE_METRICS: dict[str, dict[str, bool]] = {
+    "binary": {"roc_auc": True, "f1_score": True, "accuracy_score": True, "precision_score": True,
+               "recall_score": True, "precision_recall_auc": True, "log_loss": False},
+    "multiclass": {"f1_score": True, "accuracy_score": True, "precision_score": True, "recall_score": True,
+                   "log_loss": False},
+    "regression": {"root_mean_squared_error": False, "mean_absolute_error": False, "mean_squared_error": False,
+                   "r2_score": True, "max_error": False},
 }
+# What the gate compares with the dummy baseline and the champion when gate.metrics is not set.
+DEFAULT_GATE_METRICS = {"binary": ["roc_auc", "f1_score"], "multiclass": ["f1_score", "accuracy_score"],
+                        "regression": ["root_mean_squared_error", "r2_score"]}
 
 
 class GateParams(_Strict):
     """When a trained candidate may become the model that predict and serving use."""
 
     alias: str = "champion"
-    # Every candidate must reach these on the holdout.
+    # Compared with the dummy baseline and the champion; null: the task's defaults (DEFAULT_GATE_METRICS).
+    metrics: list[str] | None = None
+    # A candidate must be better than scikit-learn's Dummy model (the prior, or the mean) on the same holdout by
+    # more than this, on every gated metric.
+    min_lift_over_dummy: float = Field(0.0, ge=0.0)
+    # Minimums (maximums for error metrics) every candidate must reach on the holdout.
     thresholds: dict[str, float] = Field(default_factory=dict)
     # And, when a champion exists, beat it on the same holdout by at least this much on each gated metric.
     min_improvement: float = Field(1e-6, gt=0.0)
 
-    @field_validator("thresholds")
-    @classmethod
-    def _known_metrics(cls, value: dict[str, float]) -> dict[str, float]:
-        unknown = sorted(set(value) - set(GATE_METRICS))
-        if unknown:
-            raise ValueError(f"unknown gate metric(s) {unknown}: use {', '.join(GATE_METRICS)}")
-        return value
+    def gated(self, task: str) -> list[str]:
+        return list(self.metrics if self.metrics is not None else DEFAULT_GATE_METRICS[task])
 
 
 class BatchParams(_Strict):
@@ -167,6 +174,15 @@ class Settings(_Strict):
         if not value.strip():
             raise ValueError("must not be empty")
         return value
+
+    @model_validator(mode="after")
+    def _gate_metrics_fit_the_task(self) -> Settings:
+        task = self.dataset_schema.task
+        known = GATE_METRICS[task]
+        unknown = sorted({*self.gate.thresholds, *self.gate.gated(task)} - set(known))
+        if unknown:
+            raise ValueError(f"gate metric(s) {unknown} are not metrics of a {task} model: use {', '.join(known)}")
+        return self
 
     def params(self, step: str) -> Any:
         """The validated parameters of ``step`` (its config section)."""

@@ -31,12 +31,19 @@ COMMAND_LINE = "command-line option"
 Sources = dict[tuple[str, ...], str]
 
 
-def deep_merge(base: Mapping[str, Any], overlay: Mapping[str, Any]) -> dict[str, Any]:
-    """Recursively merge ``overlay`` into a copy of ``base``; mappings merge, anything else replaces."""
+# Sections an environment's file replaces whole instead of merging into: a dataset's contract and the gate's
+# minimums are meant as a set (an overlay describing other data must not inherit the example's columns).
+REPLACED_SECTIONS = {("schema",), ("gate", "thresholds")}
+
+
+def deep_merge(base: Mapping[str, Any], overlay: Mapping[str, Any], path: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Recursively merge ``overlay`` into a copy of ``base``: mappings merge (but REPLACED_SECTIONS), anything
+    else replaces."""
     result = copy.deepcopy(dict(base))
     for key, value in overlay.items():
-        if isinstance(value, Mapping) and isinstance(result.get(key), Mapping):
-            result[key] = deep_merge(result[key], value)
+        here = (*path, key)
+        if isinstance(value, Mapping) and isinstance(result.get(key), Mapping) and here not in REPLACED_SECTIONS:
+            result[key] = deep_merge(result[key], value, here)
         else:
             result[key] = copy.deepcopy(value)
     return result

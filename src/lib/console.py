@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
+import threading
+import time
 import traceback
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from rich.console import Console
@@ -20,24 +24,97 @@ err = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() el
 out = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
 
 
-
 class ConsoleReporter:
-    """Prints one line when a step starts and one when it ends."""
+    """Progress for people. On a terminal: a line when a step starts, a live line with what it is doing and for how
+    long while it works (reading, validating, fitting, evaluating, uploading with bytes sent), and a line when it
+    ends. Elsewhere (a log, a pipe, CI): one line per step. ``quiet``: nothing but errors."""
+
+    def __init__(self, quiet: bool = False, live: bool | None = None) -> None:
+        self.quiet = quiet
+        self.live = err.is_terminal if live is None else live
+        self._positions: dict[str, str] = {}
+        self._heartbeat: Heartbeat | None = None
 
     def step_started(self, step: str, index: int, total: int, reason: str) -> None:
+        self._positions[step] = f"[{index}/{total}]"
+        if self.quiet or not self.live:
+            return
         if reason != "reusing":
             err.print(f"[bold cyan]>[/] [{index}/{total}] {step} ... ({reason})", soft_wrap=True)
+            self._heartbeat = Heartbeat(step)
+
+    @contextlib.contextmanager
+    def phase(self, text: str) -> Iterator[None]:
+        """What the running step does now (shown with its elapsed time on a terminal)."""
+        if self._heartbeat is None:
+            yield
+            return
+        with self._heartbeat.doing(text):
+            yield
+
+    def update(self, text: str) -> None:
+        if self._heartbeat is not None:
+            self._heartbeat.detail = text
 
     def step_finished(self, result: StepResult) -> None:
+        self._stop()
+        if self.quiet:
+            return
         if result.reused_from:
-            err.print(f"[bold green]=[/] {result.step} reused run {result.reused_from} ({result.reason})", soft_wrap=True)
+            err.print(f"[bold green]=[/] {result.step} reused run {result.reused_from} ({result.reason})",
+                      soft_wrap=True)
         else:
-            err.print(f"[bold green]ok[/] {result.step} in {result.seconds:.1f}s  {_headline(result)}", soft_wrap=True)
+            why = "" if self.live else f" ({result.reason})"  # a log has no start line: say why it ran here
+            err.print(f"[bold green]ok[/] {result.step} in {result.seconds:.1f}s{why}  {_headline(result)}",
+                      soft_wrap=True)
         for note in result.notes:
             err.print(f"   {note}", soft_wrap=True)
 
     def step_failed(self, step: str, error: BaseException) -> None:
-        err.print(f"[bold red]FAILED[/] {step}")
+        self._stop()
+        err.print(f"[bold red]FAILED[/] {self._positions.get(step, '')} {step}", soft_wrap=True)
+
+    def _stop(self) -> None:
+        if self._heartbeat is not None:
+            self._heartbeat.stop()
+            self._heartbeat = None
+
+
+class Heartbeat:
+    """A live status line: ``train_model: fitting (12 s)``, refreshed every second until stopped."""
+
+    def __init__(self, step: str) -> None:
+        self.step = step
+        self.started = time.monotonic()
+        self.doing_now = "starting"
+        self.detail = ""
+        self._status = err.status(self._text())
+        self._status.start()
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._tick, daemon=True)
+        self._thread.start()
+
+    @contextlib.contextmanager
+    def doing(self, text: str) -> Iterator[None]:
+        before, self.doing_now, self.detail = self.doing_now, text, ""
+        self._status.update(self._text())
+        try:
+            yield
+        finally:
+            self.doing_now, self.detail = before, ""
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._thread.join()
+        self._status.stop()
+
+    def _tick(self) -> None:
+        while not self._stopped.wait(1.0):
+            self._status.update(self._text())
+
+    def _text(self) -> str:
+        detail = f", {self.detail}" if self.detail else ""
+        return f"{self.step}: {self.doing_now}{detail} ({time.monotonic() - self.started:.0f} s)"
 
 
 def print_error(message: str, failed: StepError | None = None, verbose: bool = False) -> None:

@@ -33,9 +33,13 @@ def log_model(model: Any, example: Any) -> str:
 
 def register(model_uri: str, name: str, tags: dict[str, str] | None = None) -> str:
     """Register a logged model, with ``tags`` on the version from the start; ``models:/<name>/<version>``."""
+    import contextlib
+    import io
+
     import mlflow
 
-    version = mlflow.register_model(model_uri, name, tags=tags).version
+    with contextlib.redirect_stderr(io.StringIO()):  # MLflow prints "Successfully registered ..." itself
+        version = mlflow.register_model(model_uri, name, tags=tags).version
     return f"models:/{name}/{version}"
 
 
@@ -149,3 +153,11 @@ def load_model(model_uri: str) -> tuple[Any, list[str]]:
     except Exception as exc:  # noqa: BLE001
         raise TrackingError(f"cannot load model '{model_uri}': {exc}") from exc
     return model, columns
+
+
+def input_schema(model_uri: str) -> dict[str, str]:
+    """The input columns of a model's signature and their types (what it must be given to score)."""
+    import mlflow
+
+    signature = mlflow.models.get_model_info(model_uri).signature
+    return {spec["name"]: str(spec["type"]) for spec in signature.inputs.to_dict()} if signature else {}

@@ -8,7 +8,9 @@ It never sees a path, a bucket or MLflow: the pipeline reads, writes, digests, s
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -33,14 +35,15 @@ class NoParams(StepParams):
 @dataclass(frozen=True)
 class ModelOutput:
     """A fitted model a runner returns: the pipeline logs it (signature from ``example``), evaluates it on
-    ``evaluation_data`` (features + ``label_column``; digest taken from the dataset named ``evaluation_dataset``),
-    and registers it under the catalog entry's name."""
+    ``evaluation_data`` (features + ``target_column``; digest taken from the dataset named ``evaluation_dataset``),
+    and registers it under the catalog entry's name. ``train_target`` is what baselines are fitted on."""
 
     model: Any
     example: Any
     evaluation_data: Any
-    label_column: str
+    target_column: str
     evaluation_dataset: str
+    train_target: Any = None
 
 
 @dataclass
@@ -64,6 +67,8 @@ class StepContext(Generic[P]):
     run_id: str
     # Where each dataset read was taken from ({name: URI}), for the runner to log.
     input_uris: Mapping[str, str] = field(default_factory=dict)
+    # ``with ctx.phase("fitting"):`` tells the person watching what a long step is doing (a live line on a terminal).
+    phase: Callable[[str], AbstractContextManager[None]] = lambda _text: contextlib.nullcontext()
 
 
 @dataclass(frozen=True)
@@ -81,7 +86,8 @@ class Step(Generic[P]):
         headline: metrics shown in the console summary.
         resources: CPU and memory of the step's pod when the DAG runs it on Kubernetes.
         fallbacks: a dataset to read in place of one that is not set (``predict_input`` -> ``test``).
-        policy: the module whose ``decide(settings, name, evaluation, data)`` judges a model it wrote before it is
+        policy: the module whose ``decide(settings, name, model_uri, evaluation, data, train_target)`` judges a
+            model it wrote before it is
             registered and whose ``apply(decision, version)`` acts on it after (the quality gate). Named by string
             so that the policy's code is not part of the step's cache key.
     """

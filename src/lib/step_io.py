@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +19,8 @@ from src.lib.step import ModelOutput, StepOutput
 
 if TYPE_CHECKING:
     from src.lib.step import Step
+
+Phase = Callable[[str], AbstractContextManager[None]]
 
 
 @dataclass
@@ -56,7 +61,7 @@ def load_inputs(settings: Settings, catalog: Catalog, step: Step[Any], inputs: d
 
 
 def save_outputs(settings: Settings, catalog: Catalog, step: Step[Any], output: StepOutput, run_id: str,
-                 sources: dict[str, Input]) -> Saved:
+                 sources: dict[str, Input], phase: Phase = lambda _text: contextlib.nullcontext()) -> Saved:
     """Write what the runner returned: each name in ``step.writes``, nothing else."""
     unknown = sorted(set(output.outputs) - set(step.writes))
     missing = sorted(set(step.writes) - set(output.outputs))
@@ -66,26 +71,31 @@ def save_outputs(settings: Settings, catalog: Catalog, step: Step[Any], output: 
     saved = Saved()
     for name, value in output.outputs.items():
         if isinstance(value, ModelOutput):
-            _save_model(settings, step, name, value, sources, saved)
+            _save_model(settings, step, name, value, sources, saved, phase)
         else:
-            saved.written[name] = catalog.save(name, value, run_id)
+            with phase(f"writing {name}"):
+                saved.written[name] = catalog.save(name, value, run_id)
     return saved
 
 
 def _save_model(settings: Settings, step: Step[Any], name: str, out: ModelOutput, sources: dict[str, Input],
-                saved: Saved) -> None:
+                saved: Saved, phase: Phase) -> None:
     """Log, evaluate on the holdout (recorded as the run's ``evaluation`` input), register; then the policy."""
     registered_name = settings.dataset(name).name or name
-    model_uri = registry.log_model(out.model, out.example)
+    with phase("logging the model"):
+        model_uri = registry.log_model(out.model, out.example)
     holdout = sources[out.evaluation_dataset]
     data = lineage.dataset(out.evaluation_data, out.evaluation_dataset, holdout.uri,
-                           holdout.digest.removeprefix("sha256:"), targets=out.label_column)
+                           holdout.digest.removeprefix("sha256:"), targets=out.target_column)
     lineage.log_input(data, "evaluation")
-    evaluation = evaluate(model_uri, data)
+    with phase(f"evaluating on {out.evaluation_dataset}"):
+        evaluation = evaluate(model_uri, data, settings.dataset_schema)
     saved.metrics.update(evaluation_metrics(evaluation))
     # The policy decides before the version exists, so that the version carries its decision from the start.
     policy = importlib.import_module(step.policy) if step.policy else None
-    decision = policy.decide(settings, registered_name, evaluation, data) if policy else None
+    with phase("judging against the baselines"):
+        decision = policy.decide(settings, registered_name, model_uri, evaluation, data, out.train_target) \
+            if policy else None
     version_uri = registry.register(model_uri, registered_name, tags=decision.version_tags() if decision else None)
     # Digests of a model: its URI (a logged model and a registered version never change).
     for key, uri in ((name, model_uri), (f"registered_{name}", version_uri)):

@@ -51,6 +51,8 @@ class Storage:
     connect_timeout: float = 3.0
     read_timeout: float = 60.0
     max_attempts: int = 3
+    # Called as uploads progress: (uri, bytes sent, bytes in all).
+    on_upload: Callable[[str, int, int], None] | None = field(default=None, repr=False)
     _filesystems: dict[str, Any] = field(default_factory=dict, repr=False)
     # Local fingerprints by (path, size, mtime): a pipeline plans, then runs, and must not hash a large file twice.
     _fingerprints: dict[tuple[str, int, int], str] = field(default_factory=dict, repr=False)
@@ -228,13 +230,27 @@ class Storage:
             if local:
                 os.replace(tmp, path)
             else:
-                self._call(uri, "write", fs.put_file, tmp, path)
+                self._call(uri, "write", self._upload, fs, tmp, path, uri, size)
         except OSError as exc:
             raise self._storage_error(uri, "write", exc) from exc
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.remove(tmp)
         return WrittenFile(uri=uri, sha256=sha, size=size)
+
+    def _upload(self, fs: Any, tmp: str, path: str, uri: str, size: int) -> None:
+        from fsspec.callbacks import Callback
+
+        report = self.on_upload
+        if report is None:
+            fs.put_file(tmp, path)
+            return
+
+        class _Sent(Callback):
+            def call(self, *args: Any, **kwargs: Any) -> None:
+                report(uri, int(self.value), size)
+
+        fs.put_file(tmp, path, callback=_Sent(size=size))
 
     # -- errors ------------------------------------------------------------------------------------------------
     def _call(self, uri: str, verb: str, func: Any, *args: Any) -> Any:

@@ -30,8 +30,11 @@ def predict_frame(
     input_columns: list[str],
     model_ref: ModelRef,
     scored_at: datetime,
+    positive_class: str | None = None,
 ) -> pd.DataFrame:
-    """Score ``batch`` and return it with prediction, probability and model columns appended."""
+    """Score ``batch`` and return it with the prediction (in the labels of the data), the probability of each
+    class for a classifier (``probability_<label>``; with ``positive_class``, its own as ``probability`` too),
+    and the model's identity appended. Every input column is kept, the target's own name included."""
     missing = [c for c in input_columns if c not in batch.columns]
     if missing:
         raise DataValidationError(
@@ -44,7 +47,11 @@ def predict_frame(
     predictions = model.predict(X)
     extra: dict[str, Any] = {PREDICTION: predictions}
     if hasattr(model, "predict_proba"):
-        extra[PROBABILITY] = model.predict_proba(X)[:, 1]
+        probabilities = model.predict_proba(X)
+        classes = [str(c) for c in getattr(model, "classes_", range(probabilities.shape[1]))]
+        extra |= {f"{PROBABILITY}_{c}": probabilities[:, i] for i, c in enumerate(classes)}
+        if positive_class in classes:
+            extra[PROBABILITY] = probabilities[:, classes.index(positive_class)]
     extra.update(
         model_uri=model_ref.uri,
         model_name=model_ref.name,
@@ -57,10 +64,17 @@ def predict_frame(
 
 def run_predict(ctx: StepContext[Any], inputs: Mapping[str, Any]) -> StepOutput:
     loaded: LoadedModel = inputs["model"]
-    scored = predict_frame(loaded.model, inputs["predict_input"], loaded.input_columns, loaded.ref, datetime.now(UTC))
+    schema = ctx.settings.dataset_schema
+    scored = predict_frame(loaded.model, inputs["predict_input"], loaded.input_columns, loaded.ref, datetime.now(UTC),
+                           schema.positive_class)
+    metrics = {"rows_scored": float(len(scored))}
+    if schema.task == "binary":
+        metrics["positive_rate"] = float((scored[PREDICTION] == schema.positive_class).mean())
+    elif schema.task == "regression":
+        metrics["prediction_mean"] = float(scored[PREDICTION].mean())
     return StepOutput(
         outputs={"predictions": scored},
-        metrics={"rows_scored": float(len(scored)), "positive_rate": float(scored[PREDICTION].mean())},
+        metrics=metrics,
         params={"model_uri": loaded.ref.uri, "model_version": loaded.ref.version,
                 "input_uri": ctx.input_uris.get("predict_input", "")},
     )
@@ -72,6 +86,6 @@ STEP = Step(
     writes=("predictions",),
     run=run_predict,
     fallbacks={"predict_input": "test"},
-    headline=("rows_scored", "positive_rate"),
+    headline=("rows_scored", "positive_rate", "prediction_mean"),
     resources={"cpu": "2", "memory": "8Gi"},
 )

@@ -31,14 +31,17 @@ class GateDecision:
     reasons: list[str]
     candidate: dict[str, Any]
     baseline: dict[str, Any] | None
+    dummy: dict[str, Any] | None = None
+    champion_skipped: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     def version_tags(self) -> dict[str, str]:
         """What the registered version carries from the moment it exists."""
-        return {"gate.decision": "promoted" if self.promoted else "rejected",
+        tags = {"gate.decision": "promoted" if self.promoted else "rejected",
                 "gate.reasons": "; ".join(self.reasons)[:4000]}
+        return tags | ({"gate.champion_comparison": self.champion_skipped[:4000]} if self.champion_skipped else {})
 
     def summary(self) -> str:
         if self.promoted:
@@ -48,58 +51,100 @@ class GateDecision:
         return f"version {self.version} not promoted: {'; '.join(self.reasons)}{kept}"
 
 
-def judge(candidate: dict[str, float], baseline: dict[str, float] | None, gate: GateParams,
-          champion: str | None = None) -> tuple[bool, list[str]]:
-    """The gate's rule. Every gated metric must reach its threshold; with a champion (``baseline``, measured on the
-    same holdout), it must also beat it by at least ``gate.min_improvement``. Returns (passed, reasons)."""
+@dataclasses.dataclass(frozen=True)
+class Evidence:
+    """What the gate judges: the candidate's holdout metrics, and the baselines measured on the same holdout."""
+
+    candidate: dict[str, float]
+    dummy: dict[str, float] | None = None
+    champion: dict[str, float] | None = None
+    champion_version: str | None = None
+    # Why the champion was not compared (its inputs differ from the candidate's), or "".
+    champion_skipped: str = ""
+
+
+def judge(evidence: Evidence, gate: GateParams, task: str) -> tuple[bool, list[str]]:
+    """The gate's rule: every threshold reached; on every gated metric, better than the dummy baseline by more
+    than ``gate.min_lift_over_dummy`` and, with a comparable champion, better than it by at least
+    ``gate.min_improvement``. Returns (passed, reasons)."""
+    more = GATE_METRICS[task]
     failures = []
+
+    def worse(value: float, than: float, margin: float, strict: bool) -> bool:
+        """Whether ``value`` fails to beat ``than`` by ``margin`` (``strict``: a tie fails too)."""
+        better_is_more = more[metric]
+        target = than + margin if better_is_more else than - margin
+        if better_is_more:
+            return value <= target if strict else value < target
+        return value >= target if strict else value > target
+
     for metric, threshold in gate.thresholds.items():
-        more_is_better = GATE_METRICS[metric]
-        value = candidate.get(metric)
+        value = evidence.candidate.get(metric)
+        if value is not None and worse(value, threshold, 0.0, strict=False):
+            failures.append(f"{metric}: {value:.4g} is {'below' if more[metric] else 'above'} the threshold "
+                            f"{threshold:g}")
+    for metric in dict.fromkeys([*gate.gated(task), *gate.thresholds]):
+        value = evidence.candidate.get(metric)
         if value is None:
             failures.append(f"{metric}: the evaluation did not produce it")
             continue
-        if (value < threshold) if more_is_better else (value > threshold):
-            failures.append(f"{metric}: {value:.4g} is {'below' if more_is_better else 'above'} the threshold "
-                            f"{threshold:g}")
-        if baseline is None or baseline.get(metric) is None:
-            continue
-        base = float(baseline[metric])
-        target = base + gate.min_improvement if more_is_better else base - gate.min_improvement
-        if (value < target) if more_is_better else (value > target):
-            failures.append(f"{metric}: {value:.4g} does not beat the baseline model (version {champion}) at "
-                            f"{base:.4g} by at least {gate.min_improvement:g}")
+        dummy = (evidence.dummy or {}).get(metric)
+        if dummy is not None and metric in gate.gated(task) and worse(value, dummy, gate.min_lift_over_dummy, True):
+            failures.append(f"{metric}: {value:.4g} is no better than the dummy baseline's {dummy:.4g}"
+                            + (f" by more than {gate.min_lift_over_dummy:g}" if gate.min_lift_over_dummy else ""))
+        base = (evidence.champion or {}).get(metric)
+        if base is not None and metric in gate.gated(task) and worse(value, base, gate.min_improvement, False):
+            failures.append(f"{metric}: {value:.4g} does not beat the baseline model (version "
+                            f"{evidence.champion_version}) at {base:.4g} by at least {gate.min_improvement:g}")
+    notes = [f"champion not compared: {evidence.champion_skipped}"] if evidence.champion_skipped else []
     if failures:
-        return False, failures
-    parts = [f"{m} {'>=' if GATE_METRICS[m] else '<='} {v}" for m, v in gate.thresholds.items()]
-    against = f", and better than version {champion}" if champion else ""
-    return True, [f"passed: {', '.join(parts)}{against}"]
+        return False, failures + notes
+    parts = [f"better than the dummy baseline on {', '.join(gate.gated(task))}"] if evidence.dummy else []
+    parts += [f"{m} {'>=' if more[m] else '<='} {v}" for m, v in gate.thresholds.items()]
+    if evidence.champion is not None:
+        parts.append(f"better than version {evidence.champion_version}")
+    return True, [f"passed: {', '.join(parts) or 'no rule applies'}", *notes]
 
 
-def decide(settings: Settings, name: str, evaluation: Any, evaluation_data: Any) -> GateDecision:
-    """Judge a candidate (evaluated, not yet registered) against the thresholds and the current alias holder,
-    evaluated on the same holdout in a nested run. The pipeline registers the candidate with the decision's tags,
-    then calls ``apply``: no registered version is ever without its decision."""
+def decide(settings: Settings, name: str, candidate_uri: str, evaluation: Any, evaluation_data: Any,
+           train_target: Any) -> GateDecision:
+    """Judge a candidate (evaluated, not yet registered) against the thresholds, a dummy model fitted on the same
+    training target, and the current alias holder (each evaluated on the same holdout in a nested run). The
+    pipeline registers the candidate with the decision's tags, then calls ``apply``: no registered version is ever
+    without its decision."""
     import mlflow
 
     from src.lib.evaluation import evaluate
-    from src.lib.registry import alias_version
+    from src.lib.registry import alias_version, input_schema
     from src.lib.runs import nested_run
+    from src.models.baselines import dummy_model
 
-    gate = settings.gate
+    gate, schema, env = settings.gate, settings.dataset_schema, settings.environment
+    with nested_run("dummy_baseline", "baseline", env, {"gate.baseline": "dummy"}), \
+            dummy_model(schema, train_target, evaluation_data) as dummy_uri:
+        dummy = evaluate(dummy_uri, evaluation_data, schema).metrics
     champion = alias_version(name, gate.alias)
-    baseline = None
+    baseline, skipped = None, ""
     if champion is not None:
-        with nested_run(f"{gate.alias}_baseline", "baseline", settings.environment,
-                        {"gate.baseline_version": champion}):
-            baseline = evaluate(f"models:/{name}/{champion}", evaluation_data).metrics
-    passed, reasons = judge(evaluation.metrics, baseline, gate, champion)
+        theirs, ours = input_schema(f"models:/{name}/{champion}"), input_schema(candidate_uri)
+        if theirs != ours:
+            skipped = (f"version {champion}'s inputs differ from the candidate's (added: "
+                       f"{sorted(set(ours) - set(theirs))}, removed: {sorted(set(theirs) - set(ours))}, "
+                       f"changed: {sorted(c for c in set(ours) & set(theirs) if ours[c] != theirs[c])})")
+        else:
+            with nested_run(f"{gate.alias}_baseline", "baseline", env, {"gate.baseline_version": champion}):
+                baseline = evaluate(f"models:/{name}/{champion}", evaluation_data, schema).metrics
+    evidence = Evidence(evaluation.metrics, dummy, baseline, champion, skipped)
+    passed, reasons = judge(evidence, gate, schema.task)
     verdict = "promoted" if passed else "rejected"
-    mlflow.set_tags({"gate.decision": verdict, "gate.reasons": "; ".join(reasons)[:4000]})
+    tags = {"gate.decision": verdict, "gate.reasons": "; ".join(reasons)[:4000]}
+    mlflow.set_tags(tags | ({"gate.champion_comparison": skipped[:4000]} if skipped else {}))
+    metrics = [*gate.gated(schema.task), *gate.thresholds]
     return GateDecision(
         promoted=passed, name=name, version="", alias=gate.alias, previous=champion, reasons=reasons,
-        candidate={m: evaluation.metrics.get(m) for m in gate.thresholds},
-        baseline={m: baseline.get(m) for m in gate.thresholds} if baseline else None,
+        candidate={m: evaluation.metrics.get(m) for m in metrics},
+        baseline={m: baseline.get(m) for m in metrics} if baseline else None,
+        dummy={m: dummy.get(m) for m in metrics}, champion_skipped=skipped,
     )
 
 

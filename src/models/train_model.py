@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import Field, computed_field, model_validator
 
-from src.features.build_features import LABEL
 from src.lib.errors import ConfigError, DataValidationError
+from src.lib.schema import SchemaConfig
 from src.lib.step import ModelOutput, Step, StepContext, StepOutput, StepParams
 from src.models.estimators import build_estimator, distribution_of
 
@@ -73,9 +73,9 @@ class TrainModelParams(StepParams):
         return build_estimator(self.estimator_class, self.estimator_params, self.seed, where)
 
 
-def model_features(df: pd.DataFrame, id_column: str | None) -> list[str]:
-    """The model's inputs: every column of the split but the id and the label, in order."""
-    return [c for c in df.columns if c not in (LABEL, id_column)]
+def model_features(df: pd.DataFrame, schema: SchemaConfig) -> list[str]:
+    """The model's inputs: every column of the split but the id and the target, in order."""
+    return [c for c in df.columns if c not in (schema.target, schema.id_column)]
 
 
 def feature_frame(df: pd.DataFrame, features: list[str]) -> pd.DataFrame:
@@ -112,29 +112,41 @@ def build_model(params: TrainModelParams, numeric: list[str], categorical: list[
     return Pipeline([("preprocess", preprocess), ("estimator", params.build_estimator())])
 
 
-def train_model(train: pd.DataFrame, params: TrainModelParams, features: list[str]) -> Pipeline:
-    """Fit the model on the training split's feature columns and label."""
-    missing = [c for c in [*features, LABEL] if c not in train.columns]
+def train_model(train: pd.DataFrame, params: TrainModelParams, features: list[str], target: str) -> Pipeline:
+    """Fit the model on the training split's feature columns and target (class labels as they are written)."""
+    missing = [c for c in [*features, target] if c not in train.columns]
     if missing:
         raise DataValidationError(f"the training data lacks columns {missing}: re-run feat_data with this config")
     X = feature_frame(train, features)
     numeric = [c for c in features if X[c].dtype == "float64"]
     model = build_model(params, numeric, [c for c in features if c not in numeric])
     try:
-        model.fit(X, train[LABEL])
+        model.fit(X, target_values(train[target]))
     except ValueError as exc:
         raise DataValidationError(f"the model cannot be fitted on this training data: {exc}") from exc
     return model
 
 
+def target_values(target: pd.Series) -> Any:
+    """What the model learns: class labels as plain strings (object), or the numbers of a regression target."""
+    from pandas.api.types import is_numeric_dtype
+
+    if is_numeric_dtype(target):
+        return target.to_numpy(dtype="float64")
+    return target.astype("object").to_numpy()
+
+
 def run_train_model(ctx: StepContext[TrainModelParams], inputs: Mapping[str, Any]) -> StepOutput:
     train, test = inputs["train"], inputs["test"]
-    p = ctx.params
-    features = model_features(train, ctx.settings.dataset_schema.id_column)
-    model = train_model(train, p, features)
-    evaluation_data = feature_frame(test, features).assign(**{LABEL: test[LABEL].to_numpy()})
+    p, schema = ctx.params, ctx.settings.dataset_schema
+    features = model_features(train, schema)
+    with ctx.phase(f"fitting {p.estimator} on {len(train):,} rows"):
+        model = train_model(train, p, features, schema.target)
+    evaluation_data = feature_frame(test, features).assign(**{schema.target: target_values(test[schema.target])})
+    output = ModelOutput(model, feature_frame(train, features).head(5), evaluation_data, schema.target, "test",
+                         train_target=target_values(train[schema.target]))
     return StepOutput(
-        outputs={"model": ModelOutput(model, feature_frame(train, features).head(5), evaluation_data, LABEL, "test")},
+        outputs={"model": output},
         params={"estimator": p.estimator, "estimator_class": p.estimator_class, "seed": p.seed,
                 **{f"hp.{k}": v for k, v in p.estimator_params.items()},
                 "train_rows": len(train), "test_rows": len(test)},
@@ -148,7 +160,7 @@ STEP = Step(
     params=TrainModelParams,
     run=run_train_model,
     snapshot=("train", "test"),
-    headline=("roc_auc", "f1_score", "accuracy_score"),
+    headline=("roc_auc", "f1_score", "accuracy_score", "root_mean_squared_error", "r2_score"),
     resources={"cpu": "4", "memory": "16Gi"},
     policy="src.models.promotion",
 )

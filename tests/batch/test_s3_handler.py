@@ -57,7 +57,7 @@ def test_put_event_scores_the_object_like_predict(s3_env) -> None:
     predicted = pd.read_parquet(io.BytesIO(s3.get_object(
         Bucket=BUCKET, Key=result.steps[3].outputs["predictions"].split(f"{BUCKET}/", 1)[1])["Body"].read()))
     batch = predicted.drop(columns=["prediction", "probability", "model_uri", "model_name", "model_version",
-                                    "model_run_id", "scored_at", "label"]).head(40)
+                                    "model_run_id", "scored_at", "probability_B", "probability_M"]).head(40)
     s3.put_object(Bucket=BUCKET, Key=f"{prefix}/incoming/visit 2026-11.csv", Body=batch.to_csv(index=False))
 
     answer = s3_handler.handler(_event(f"{prefix}/incoming/visit+2026-11.csv"))

@@ -104,3 +104,31 @@ def test_all_rows_without_target_is_an_error(dummy_raw: pd.DataFrame, schema: Sc
         clean_data(dummy_raw.assign(outcome=None), schema, make_params)
 
     assert "no rows are left after cleaning" in str(caught.value)
+
+
+def test_a_label_not_in_the_schema_is_named_never_a_silent_negative(dummy_raw, schema, make_params) -> None:
+    raw = dummy_raw.assign(outcome=["yes", "no", "maybe"] * 4)
+
+    with pytest.raises(DataValidationError) as caught:
+        clean_data(raw, schema, make_params)
+
+    assert "column 'outcome': values that are not one of schema.labels (4 rows; e.g. 'maybe')" in str(caught.value)
+
+
+def test_numeric_labels_match_their_quoted_names_even_with_gaps(dummy_raw, schema, make_params) -> None:
+    numeric = schema.model_copy(update={"labels": ["0", "1"], "positive_class": "1"})
+    raw = dummy_raw.assign(outcome=[1.0, 0.0, None] * 4)
+
+    clean, report = clean_data(raw, numeric, make_params)
+
+    assert sorted(set(clean["outcome"])) == ["0", "1"]
+    assert report.dropped_missing_target == 4
+
+
+def test_a_regression_target_must_be_numeric(dummy_raw, schema, make_params) -> None:
+    regression = schema.model_copy(update={"task": "regression", "labels": None, "positive_class": None})
+
+    with pytest.raises(DataValidationError) as caught:
+        clean_data(dummy_raw, regression, make_params)
+
+    assert "column 'outcome': values that cannot be read as float64" in str(caught.value)

@@ -112,6 +112,9 @@ def test_unknown_environment_lists_the_choices() -> None:
         ("test_size_out_of_range", ["feat_data.test_size", "1.5"]),
         ("unknown_column_type", ["schema.columns.mean_radius.type", "decimal"]),
         ("target_is_a_feature", ["target 'mean_radius' must not also be listed"]),
+        ("unquoted_labels", ["schema.labels", "False was read by YAML as a bool, not a label: quote it ('No' or "
+                                               "'false')"]),
+        ("third_label_for_binary", ["task binary needs exactly 2 labels", "set task: multiclass"]),
     ],
 )
 def test_each_bad_config_names_file_and_key(tmp_path: Path, case: str, expected: list[str]) -> None:
@@ -185,3 +188,29 @@ def test_no_default_tracking_uri_is_an_address_another_command_serves_on() -> No
 
     for environment in ("local", "dev", "prd"):
         assert load_config(environment, env={}).tracking.uri.rstrip("/") not in served
+
+
+def test_an_overlay_schema_replaces_the_example_columns_instead_of_adding_to_them(tmp_path: Path) -> None:
+    overlay = """
+schema:
+  id_column: null
+  target: price
+  task: regression
+  columns:
+    rooms: {type: int, min: 0}
+gate:
+  thresholds: {r2_score: 0.1}
+"""
+    settings = load_config("local", config_dir=_config_dir(tmp_path, overlay), env={})
+
+    assert settings.dataset_schema.features == ["rooms"]
+    assert settings.gate.thresholds == {"r2_score": 0.1}
+
+
+def test_gate_metrics_must_belong_to_the_task(tmp_path: Path) -> None:
+    overlay = "gate:\n  thresholds: {r2_score: 0.5}\n"
+
+    with pytest.raises(ConfigError) as caught:
+        load_config("local", config_dir=_config_dir(tmp_path, overlay), env={})
+
+    assert "gate metric(s) ['r2_score'] are not metrics of a binary model" in str(caught.value)

@@ -89,7 +89,7 @@ def test_outputs_are_per_run_files_in_the_memory_catalog(memory_workspace) -> No
     train = pd.read_parquet(feat_data.outputs["train"])
     test = pd.read_parquet(feat_data.outputs["test"])
     assert (len(train), len(test)) == (455, 114)
-    assert set(train.columns) == {"sample_id", "label", *memory_workspace.settings().dataset_schema.features}
+    assert set(train.columns) == {"sample_id", "diagnosis", *memory_workspace.settings().dataset_schema.features}
 
 
 def test_bad_raw_data_fails_the_step_and_writes_nothing(memory_workspace) -> None:

@@ -74,3 +74,58 @@ def test_retraining_from_a_damaged_snapshot_names_the_file_and_what_to_do(memory
     message = str(caught.value)
     assert f"the test snapshot of run {train_run} at '{snapshot}' was changed after that run" in message
     assert "Restore the file from a backup" in message
+
+
+def _task_config(tmp_path, task: str, columns: list[str], labels: list[str] | None, estimator: str):
+    """A config folder: the repo's base.yaml with a local.yaml whose schema (replacing the example's) fits."""
+    import shutil
+
+    import yaml
+
+    from src.lib.config import REPO_ROOT
+
+    folder = tmp_path / "config"
+    shutil.copytree(REPO_ROOT / "config", folder)
+    schema = {"id_column": "row_id", "target": "target", "task": task,
+              "columns": {c: {"type": "float"} for c in columns}}
+    if labels:
+        schema["labels"] = labels
+    local = yaml.safe_load((folder / "local.yaml").read_text())
+    local |= {"schema": schema, "catalog": {"raw": {"path": "raw/data.csv"}},
+              "train_model": {"estimator": estimator}}
+    (folder / "local.yaml").write_text(yaml.safe_dump(local))
+    return folder
+
+
+@pytest.mark.parametrize("task", ["multiclass", "regression"])
+def test_multiclass_and_regression_run_through_every_step(memory_workspace, tmp_path, monkeypatch, task) -> None:
+    from sklearn.datasets import load_diabetes, load_iris
+
+    from src.lib.config import load_config
+
+    bunch = (load_iris if task == "multiclass" else load_diabetes)(as_frame=True)
+    frame = bunch.frame.rename(columns=lambda c: c.replace(" (cm)", "").replace(" ", "_"))
+    labels = [str(n) for n in bunch.target_names] if task == "multiclass" else None
+    if labels:
+        frame["target"] = frame["target"].map(dict(enumerate(labels)))
+    frame.insert(0, "row_id", range(len(frame)))
+    memory_workspace.write_raw(frame, "raw/data.csv")
+    features = [c for c in frame.columns if c not in ("row_id", "target")]
+    estimator = "sklearn.linear_model.Ridge" if task == "regression" else "logistic_regression"
+    monkeypatch.setenv("PIPELINE_CONFIG_DIR", str(_task_config(tmp_path, task, features, labels, estimator)))
+
+    result = run_pipeline(load_config("local"), list(step_names()))
+
+    train, predict = result.steps[2], result.steps[3]
+    assert train.notes == ["promoted version 1 to @champion"]
+    scored = pd.read_parquet(predict.outputs["predictions"])
+    if task == "multiclass":
+        assert {"accuracy_score", "f1_score"} <= set(train.metrics)
+        assert set(scored["prediction"]) <= set(labels) and scored["prediction"].nunique() == 3
+        assert [f"probability_{label}" for label in labels] == [c for c in scored if c.startswith("probability_")]
+        assert (scored["prediction"] == scored["target"]).mean() > 0.8
+    else:
+        assert {"root_mean_squared_error", "r2_score"} <= set(train.metrics)
+        assert scored["prediction"].dtype == "float64"
+        assert not [c for c in scored if c.startswith("probability")]
+        assert train.metrics["r2_score"] > 0.3

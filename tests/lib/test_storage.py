@@ -123,3 +123,15 @@ def test_a_damaged_snapshot_is_written_again(tmp_path: Path) -> None:
 
     assert again.uri == first.uri
     assert Path(again.uri).read_bytes() == b"exact bytes"
+
+
+def test_uploads_report_the_bytes_sent() -> None:
+    import uuid
+
+    sent: list[tuple[int, int]] = []
+    storage = Storage(on_upload=lambda uri, done, total: sent.append((done, total)))
+
+    written = storage.write_bytes(b"x" * 5000, f"memory://upload-{uuid.uuid4().hex}/blob.bin")
+
+    assert written.size == 5000
+    assert sent and sent[-1] == (5000, 5000)

@@ -17,10 +17,12 @@ WHEN = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 
 
 class Threshold:
-    """Predicts 1 when x > 0.5; its probability is x."""
+    """Predicts "high" when x > 0.5; its probability is x."""
+
+    classes_ = np.array(["low", "high"])
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
-        return (X["x"] > 0.5).astype(int).to_numpy()
+        return np.where(X["x"] > 0.5, "high", "low")
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         return np.column_stack([1 - X["x"], X["x"]])
@@ -29,11 +31,13 @@ class Threshold:
 def test_predictions_sit_next_to_the_input_columns() -> None:
     batch = pd.DataFrame({"id": [1, 2], "x": [0.2, 0.9]})
 
-    scored = predict_frame(Threshold(), batch, ["x"], REF, WHEN)
+    scored = predict_frame(Threshold(), batch, ["x"], REF, WHEN, positive_class="high")
 
     assert list(scored.columns[:2]) == ["id", "x"]
-    assert scored["prediction"].tolist() == [0, 1]
+    assert scored["prediction"].tolist() == ["low", "high"]
     assert scored["probability"].tolist() == [0.2, 0.9]
+    assert scored["probability_low"].tolist() == pytest.approx([0.8, 0.1])
+    assert scored["probability_high"].tolist() == [0.2, 0.9]
     assert set(scored["model_version"]) == {"3"}
     assert set(scored["model_name"]) == {"m"}
     assert set(scored["model_run_id"]) == {"abc"}

@@ -1,20 +1,21 @@
-"""The gate's rule (a pure function): thresholds, the champion to beat, and what the reasons say."""
+"""The gate's rule (a pure function): thresholds, the dummy baseline, the champion to beat, and the reasons."""
 
 from __future__ import annotations
 
 import pytest
 
 from src.lib.config import GateParams
-from src.models.promotion import GateDecision, judge
+from src.models.promotion import Evidence, GateDecision, judge
 
-GATE = GateParams(thresholds={"roc_auc": 0.9, "f1_score": 0.8}, min_improvement=0.01)
+GATE = GateParams(thresholds={"roc_auc": 0.9}, min_improvement=0.01)
+DUMMY = {"roc_auc": 0.5, "f1_score": 0.0}
 
 
-def test_a_candidate_over_every_threshold_without_champion_passes() -> None:
-    passed, reasons = judge({"roc_auc": 0.95, "f1_score": 0.85}, None, GATE)
+def test_a_candidate_better_than_the_dummy_and_over_every_threshold_passes() -> None:
+    passed, reasons = judge(Evidence({"roc_auc": 0.95, "f1_score": 0.85}, DUMMY), GATE, "binary")
 
     assert passed
-    assert reasons == ["passed: roc_auc >= 0.9, f1_score >= 0.8"]
+    assert reasons == ["passed: better than the dummy baseline on roc_auc, f1_score, roc_auc >= 0.9"]
 
 
 @pytest.mark.parametrize(
@@ -22,30 +23,51 @@ def test_a_candidate_over_every_threshold_without_champion_passes() -> None:
     [
         ({"roc_auc": 0.85, "f1_score": 0.85}, ["roc_auc: 0.85 is below the threshold 0.9"]),
         ({"roc_auc": 0.95}, ["f1_score: the evaluation did not produce it"]),
-        ({"roc_auc": 0.5, "f1_score": 0.1}, ["roc_auc: 0.5 is below the threshold 0.9",
-                                            "f1_score: 0.1 is below the threshold 0.8"]),
+        ({"roc_auc": 0.95, "f1_score": 0.0}, ["f1_score: 0 is no better than the dummy baseline's 0"]),
     ],
 )
-def test_every_failed_threshold_is_named(candidate: dict, expected: list[str]) -> None:
-    assert judge(candidate, None, GATE) == (False, expected)
+def test_every_failure_is_named(candidate: dict, expected: list[str]) -> None:
+    assert judge(Evidence(candidate, DUMMY), GATE, "binary") == (False, expected)
+
+
+def test_the_lift_over_the_dummy_can_be_asked_for() -> None:
+    gate = GateParams(min_lift_over_dummy=0.2)
+
+    passed, reasons = judge(Evidence({"roc_auc": 0.65, "f1_score": 0.5}, DUMMY), gate, "binary")
+
+    assert not passed
+    assert reasons == ["roc_auc: 0.65 is no better than the dummy baseline's 0.5 by more than 0.2"]
 
 
 def test_against_a_champion_the_candidate_must_beat_it_by_the_margin() -> None:
     champion = {"roc_auc": 0.95, "f1_score": 0.85}
 
-    better = judge({"roc_auc": 0.97, "f1_score": 0.87}, champion, GATE, champion="3")
-    tie = judge({"roc_auc": 0.955, "f1_score": 0.87}, champion, GATE, champion="3")
+    better = judge(Evidence({"roc_auc": 0.97, "f1_score": 0.87}, DUMMY, champion, "3"), GATE, "binary")
+    tie = judge(Evidence({"roc_auc": 0.955, "f1_score": 0.87}, DUMMY, champion, "3"), GATE, "binary")
 
-    assert better == (True, ["passed: roc_auc >= 0.9, f1_score >= 0.8, and better than version 3"])
+    assert better == (True, ["passed: better than the dummy baseline on roc_auc, f1_score, roc_auc >= 0.9, "
+                             "better than version 3"])
     assert tie == (False, ["roc_auc: 0.955 does not beat the baseline model (version 3) at 0.95 by at least 0.01"])
 
 
-def test_a_metric_where_less_is_better_is_judged_the_other_way() -> None:
-    gate = GateParams(thresholds={"log_loss": 0.3}, min_improvement=0.05)
+def test_a_champion_with_other_inputs_is_not_compared_and_the_reason_is_kept() -> None:
+    evidence = Evidence({"roc_auc": 0.93, "f1_score": 0.8}, DUMMY, None, "3", "version 3's inputs differ")
 
-    assert judge({"log_loss": 0.2}, {"log_loss": 0.3}, gate, "1")[0]
-    assert judge({"log_loss": 0.4}, None, gate) == (False, ["log_loss: 0.4 is above the threshold 0.3"])
-    assert not judge({"log_loss": 0.28}, {"log_loss": 0.3}, gate, "1")[0]
+    assert judge(evidence, GATE, "binary") == (True, [
+        "passed: better than the dummy baseline on roc_auc, f1_score, roc_auc >= 0.9",
+        "champion not compared: version 3's inputs differ"])
+
+
+def test_error_metrics_of_a_regression_are_judged_the_other_way() -> None:
+    gate = GateParams(thresholds={"root_mean_squared_error": 50.0})
+    dummy = {"root_mean_squared_error": 70.0, "r2_score": 0.0}
+
+    assert judge(Evidence({"root_mean_squared_error": 45.0, "r2_score": 0.5}, dummy), gate, "regression")[0]
+    failed = judge(Evidence({"root_mean_squared_error": 72.0, "r2_score": -0.1}, dummy), gate, "regression")
+    assert failed == (False, [
+        "root_mean_squared_error: 72 is above the threshold 50",
+        "root_mean_squared_error: 72 is no better than the dummy baseline's 70",
+        "r2_score: -0.1 is no better than the dummy baseline's 0"])
 
 
 def test_decision_summary_says_what_happened_to_the_alias() -> None:

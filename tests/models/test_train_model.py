@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from src.data.make_dataset import clean_data
-from src.features.build_features import LABEL, build_features
+from src.features.build_features import build_features
 from src.lib.errors import ConfigError, DataValidationError
 from src.lib.schema import SchemaConfig
 from src.models.train_model import TrainModelParams, build_model, feature_frame, model_features, train_model
@@ -26,7 +26,7 @@ def train(dummy_raw: pd.DataFrame, schema: SchemaConfig, make_params) -> pd.Data
 
 @pytest.fixture
 def features(train: pd.DataFrame, schema: SchemaConfig) -> list[str]:
-    return model_features(train, schema.id_column)
+    return model_features(train, schema)
 
 
 def _params(estimator: str = "logistic_regression", **hyperparameters) -> TrainModelParams:
@@ -43,22 +43,22 @@ def _params(estimator: str = "logistic_regression", **hyperparameters) -> TrainM
     ],
 )
 def test_each_estimator_fits_raw_columns(train, features, estimator: str, hyperparameters: dict) -> None:
-    model = train_model(train, _params(estimator, **hyperparameters), features)
+    model = train_model(train, _params(estimator, **hyperparameters), features, "outcome")
 
     probabilities = model.predict_proba(feature_frame(train, features))
     assert probabilities.shape == (12, 2)
-    assert set(model.predict(feature_frame(train, features))) <= {0, 1}
+    assert set(model.predict(feature_frame(train, features))) <= {"no", "yes"}
 
 
-def test_model_features_are_what_feat_data_wrote(train, features) -> None:
+def test_model_features_are_what_feat_data_wrote(train, features, schema) -> None:
     assert features == ["age", "visits", "plan"]
     derived = train.assign(age_per_visit=train["age"] / (train["visits"] + 1)).drop(columns=["plan"])
 
-    assert model_features(derived, "id") == ["age", "visits", "age_per_visit"]
+    assert model_features(derived, schema) == ["age", "visits", "age_per_visit"]
 
 
 def test_model_handles_missing_values_and_unseen_categories(train, features) -> None:
-    model = train_model(train, _params(), features)
+    model = train_model(train, _params(), features, "outcome")
     batch = feature_frame(train, features).head(2).copy()
     batch.loc[0, "age"] = np.nan
     batch.loc[1, "plan"] = "enterprise"
@@ -67,8 +67,8 @@ def test_model_handles_missing_values_and_unseen_categories(train, features) -> 
 
 
 def test_same_seed_same_model(train, features) -> None:
-    first = train_model(train, _params("random_forest", n_estimators=5), features)
-    second = train_model(train, _params("random_forest", n_estimators=5), features)
+    first = train_model(train, _params("random_forest", n_estimators=5), features, "outcome")
+    second = train_model(train, _params("random_forest", n_estimators=5), features, "outcome")
 
     X = feature_frame(train, features)
     np.testing.assert_array_equal(first.predict_proba(X), second.predict_proba(X))
@@ -120,15 +120,24 @@ def test_estimator_package_is_recorded_with_its_version() -> None:
     assert _params("sklearn.ensemble.ExtraTreesClassifier").estimator_package == f"scikit-learn=={sklearn.__version__}"
 
 
-def test_training_data_without_label_is_rejected(train, features) -> None:
+def test_training_data_without_target_is_rejected(train, features) -> None:
     with pytest.raises(DataValidationError) as caught:
-        train_model(train.drop(columns=[LABEL]), _params(), features)
+        train_model(train.drop(columns=["outcome"]), _params(), features, "outcome")
 
-    assert "lacks columns ['label']" in str(caught.value)
+    assert "lacks columns ['outcome']" in str(caught.value)
+
+
+def test_a_regressor_learns_a_numeric_target(train, features) -> None:
+    numeric = train.assign(outcome=[float(i) for i in range(len(train))])
+    params = TrainModelParams(estimator="sklearn.linear_model.Ridge", seed=1)
+
+    model = train_model(numeric, params, features, "outcome")
+
+    assert model.predict(feature_frame(numeric, features)).dtype == "float64"
 
 
 def test_feature_frame_keeps_only_features_in_order(train, features) -> None:
-    X = feature_frame(train[["plan", LABEL, "visits", "id", "age"]], features)
+    X = feature_frame(train[["plan", "outcome", "visits", "id", "age"]], features)
 
     assert list(X.columns) == ["age", "visits", "plan"]
     assert X["visits"].dtype == "float64"
