@@ -132,6 +132,27 @@ def read_csv(handle: IO[bytes], names: Sequence[str] | None = None, dtype: Mappi
         raise InputError([f"the CSV cannot be read: {exc}"], fix) from exc
 
 
+def frame_from_csv(body: bytes, schema: Schema) -> pd.DataFrame:
+    """The rows of a CSV request, checked: after a header line naming the model's inputs (in any order), or
+    with no header (SageMaker's way), one value per model input in the model's order."""
+    start = 0
+    while start < len(body):
+        end = body.find(b"\n", start)
+        end = len(body) if end < 0 else end
+        first = body[start:end].decode("utf-8", "replace")
+        if first.strip():
+            break
+        start = end + 1
+    else:
+        raise InputError(["there are no rows to score"], "Send at least one row. " + describe_inputs(schema))
+    header = csv_has_header(first, schema)
+    text = {name: str for name, kind in schema.items() if kind == "string"}  # "007" stays "007"
+    fix = "Give every row one value per column of the header." if header else \
+        "Send one value per model input, in the model's order, or a header line naming the columns."
+    frame = read_csv(io.BytesIO(body), None if header else list(schema), text, f"{fix} {describe_inputs(schema)}")
+    return check_frame(frame, schema, extra_columns=False)
+
+
 def csv_has_header(first_line: str, schema: Schema) -> bool:
     """Whether a CSV's first line names columns (any of its cells is an input of the model) or holds values."""
     cells = next(csv.reader([first_line]), [])
