@@ -7,11 +7,9 @@ typed as the model expects or an ``InputError`` out; no MLflow, no I/O. The mode
 column name -> type, in the model's order, the types named as in an MLflow signature (``double``, ``float``,
 ``long``, ``integer``, ``boolean``, ``string``, ``datetime``; others are passed on unchecked).
 
-Rows are counted from 1, a header line not included. An empty CSV value or a JSON ``null`` is a missing value:
-accepted where the type can hold one (``double``, ``float``, ``string``, ``datetime``: the model's imputer fills
-it), refused for ``long``, ``integer`` and ``boolean``. A row with more or fewer values than the model has inputs
-(or than its CSV header has columns) is refused: pandas would take an extra leading value as the index, or fill
-a missing one with NaN, and the model would answer for a row nobody sent.
+Rows are counted from 1, a header line not included. An empty CSV value or a JSON ``null`` is a missing value,
+refused only for ``long``, ``integer`` and ``boolean``. A row with a value too many or too few is refused: pandas
+would take an extra leading value as the index, or fill a missing one with NaN, and answer for a row nobody sent.
 """
 
 from __future__ import annotations
@@ -19,6 +17,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from itertools import repeat
 from typing import IO, Any
 
 import numpy as np
@@ -111,13 +110,8 @@ def read_csv(handle: IO[bytes], names: Sequence[str] | None = None, dtype: Mappi
     """A CSV read with pandas, once every row is known to hold exactly one value per column: per column of its
     header line, or per name of ``names`` for a CSV without one. The handle must be seekable."""
     start = handle.tell()
-    width = len(names) if names is not None else None
     problems = _Problems()
-    for row, line, values in _row_widths(handle, has_header=names is None):
-        if width is None:
-            width = values
-        elif values != width:
-            problems.add(f"row {row} (line {line}): {values} values, expected {width}")
+    _check_widths(handle, len(names) if names is not None else None, problems)
     problems.raise_if_any(fix)
     handle.seek(start)
     try:
@@ -135,21 +129,14 @@ def read_csv(handle: IO[bytes], names: Sequence[str] | None = None, dtype: Mappi
 def frame_from_csv(body: bytes, schema: Schema) -> pd.DataFrame:
     """The rows of a CSV request, checked: after a header line naming the model's inputs (in any order), or
     with no header (SageMaker's way), one value per model input in the model's order."""
-    start = 0
-    while start < len(body):
-        end = body.find(b"\n", start)
-        end = len(body) if end < 0 else end
-        first = body[start:end].decode("utf-8", "replace")
-        if first.strip():
-            break
-        start = end + 1
-    else:
+    if not body.strip():
         raise InputError(["there are no rows to score"], "Send at least one row. " + describe_inputs(schema))
-    header = csv_has_header(first, schema)
+    header = csv_has_header(body.lstrip().split(b"\n", 1)[0].decode("utf-8", "replace"), schema)
     text = {name: str for name, kind in schema.items() if kind == "string"}  # "007" stays "007"
     fix = "Give every row one value per column of the header." if header else \
         "Send one value per model input, in the model's order, or a header line naming the columns."
-    frame = read_csv(io.BytesIO(body), None if header else list(schema), text, f"{fix} {describe_inputs(schema)}")
+    frame = read_csv(io.BytesIO(body), None if header else list(schema), text or None,
+                     f"{fix} {describe_inputs(schema)}")
     return check_frame(frame, schema, extra_columns=False)
 
 
@@ -309,40 +296,48 @@ def _show(value: Any) -> str:
 
 
 # -- CSV rows ------------------------------------------------------------------------------------------------------
-def _row_widths(handle: IO[bytes], has_header: bool) -> Iterator[tuple[int, int, int]]:
-    """(row, line, number of values) of the header (row 0) and each row of a CSV; blank lines are skipped.
+def _check_widths(handle: IO[bytes], width: int | None, problems: _Problems) -> None:
+    """Add a problem for each row of a CSV without ``width`` values (None: as many as its header line has).
 
     Counting separators is exact when no value is quoted; a CSV with a quote anywhere is read with the ``csv``
-    module, which knows quoted separators and line breaks. Memory stays bounded: the file is read in chunks."""
+    module, which knows quoted separators and line breaks. The file is read in chunks (bounded memory), and
+    only the lines whose count differs (blank lines among them) are looked at one by one."""
     start = handle.tell()
     quoted = any(b'"' in chunk for chunk in iter(lambda: handle.read(_CHUNK), b""))
     handle.seek(start)
-    lines = _quoted_lines(handle) if quoted else _plain_lines(handle)
-    row = 0 if has_header else 1
-    for line, values in lines:
-        yield row, line, values
-        row += 1
+    row, line_no = (0 if width is None else 1), 0
+    for lines, seps, numbers in (_quoted_lines(handle) if quoted else _plain_lines(handle)):
+        blanks = 0
+        every = width is None or width == 1  # until the header is known, or when a blank line has the width
+        for i in (range(len(lines)) if every else [i for i, c in enumerate(seps) if c != width - 1]):
+            if not lines[i].strip():
+                blanks += 1
+            elif width is None:
+                width = seps[i] + 1
+            elif seps[i] + 1 != width:
+                line = numbers[i] if numbers else line_no + i + 1
+                problems.add(f"row {row + i - blanks} (line {line}): {seps[i] + 1} values, expected {width}")
+        row, line_no = row + len(lines) - blanks, line_no + len(lines)
 
 
-def _plain_lines(handle: IO[bytes]) -> Iterator[tuple[int, int]]:
-    line_no, tail = 0, b""
+def _plain_lines(handle: IO[bytes]) -> Iterator[tuple[list[bytes], list[int], None]]:
+    """Chunks of lines, with the separators in each."""
+    tail = b""
     while chunk := handle.read(_CHUNK):
         lines = (tail + chunk).split(b"\n")
         tail = lines.pop()
-        for line in lines:
-            line_no += 1
-            if line.strip():
-                yield line_no, line.count(b",") + 1
-    if tail.strip():
-        yield line_no + 1, tail.count(b",") + 1
+        yield lines, list(map(bytes.count, lines, repeat(b","))), None
+    if tail:
+        yield [tail], [tail.count(b",")], None
 
 
-def _quoted_lines(handle: IO[bytes]) -> Iterator[tuple[int, int]]:
+def _quoted_lines(handle: IO[bytes]) -> Iterator[tuple[list[bytes], list[int], list[int]]]:
+    """The whole CSV as one chunk: per row, whether it is blank (b""), its separators and its last line."""
     text = io.TextIOWrapper(handle, encoding="utf-8", errors="replace", newline="")
     try:
         reader = csv.reader(text)
-        for cells in reader:
-            if cells and (len(cells) > 1 or cells[0].strip()):
-                yield reader.line_num, len(cells)
+        rows = [(b"x" if len(cells) > 1 or (cells and cells[0].strip()) else b"", len(cells) - 1, reader.line_num)
+                for cells in reader]
     finally:
         text.detach()  # the caller still owns the handle
+    yield [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]

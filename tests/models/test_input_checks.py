@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from src.models import input_checks
 from src.models.input_checks import InputError, check_frame, csv_has_header, frame_from_json, read_csv
 
 SCHEMA = {"a": "double", "n": "long", "plan": "string"}
@@ -49,6 +50,19 @@ def test_rows_with_a_value_too_many_or_too_few_are_refused(text: str, names: lis
         _csv(text, names)
 
     assert message in str(caught.value)
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 64, 8 * 1024 * 1024])
+@pytest.mark.parametrize("quote", ["", '"'])
+def test_rows_and_lines_are_counted_across_chunks_and_blank_lines(monkeypatch: pytest.MonkeyPatch, chunk: int,
+                                                                  quote: str) -> None:
+    monkeypatch.setattr(input_checks, "_CHUNK", chunk)
+    text = f"\na,n,plan\n1,2,{quote}x{quote}\n\n   \n3,4,y\n5,6\n7,8,z\n9,10,z,11"
+
+    with pytest.raises(InputError) as caught:
+        _csv(text)
+
+    assert caught.value.problems == ["row 3 (line 7): 2 values, expected 3", "row 5 (line 9): 4 values, expected 3"]
 
 
 def test_every_misfit_row_is_counted_and_the_first_ten_are_named() -> None:
