@@ -1,4 +1,5 @@
-# The pipeline as an image: `docker run IMAGE --step train_model --environment dev`.
+# The pipeline as an image: `docker run IMAGE --step train_model --environment dev`; and a SageMaker-compatible
+# model server: `docker run -p 8080:8080 IMAGE serve` (the model from /opt/ml/model, else the champion).
 # Build with ./build_docker.sh (tags the image with the git commit).
 FROM python:3.11.14-slim-bookworm
 
@@ -11,13 +12,15 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /app
 
 # Dependencies first, in a layer of their own: it is rebuilt only when the lock file changes.
-# The user runs the pipeline: no login shell, and the code stays owned by root (read-only to it).
+# The user runs the pipeline: no login shell, and the code stays owned by root (read-only to it); data/ is its
+# own (the local environment's data root, where `serve` keeps its inference log unless told otherwise).
 COPY requirements-runtime.lock ./
 RUN pip install --no-deps -r requirements-runtime.lock \
-    && useradd --create-home --uid 10001 --shell /usr/sbin/nologin pipeline
+    && useradd --create-home --uid 10001 --shell /usr/sbin/nologin pipeline \
+    && install -d -o pipeline /app/data
 
 # The code last: it changes most often.
-COPY MLproject conda.yaml ./
+COPY MLproject conda.yaml docker-entrypoint.sh ./
 COPY config/ config/
 COPY src/ src/
 
@@ -28,5 +31,8 @@ LABEL org.opencontainers.image.revision=${GIT_COMMIT} \
       org.opencontainers.image.title="mlflow-pipeline-template"
 
 USER 10001
-ENTRYPOINT ["python", "src/main.py"]
+# SageMaker sends requests to port 8080 (`serve`).
+EXPOSE 8080
+# `serve` starts the model server, anything else is the pipeline's command line (see docker-entrypoint.sh).
+ENTRYPOINT ["./docker-entrypoint.sh"]
 CMD ["--help"]

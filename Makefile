@@ -6,10 +6,10 @@ PY     := $(VENV)/bin/python
 PIP_VERSION := 25.3
 
 .DEFAULT_GOAL := help
-.PHONY: help setup install airflow-venv run test test-fast bench ui lock clean
+.PHONY: help setup install airflow-venv run test test-fast bench bench-serving ui lock clean
 
 help:  ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
 
 setup: install run  ## Install everything, then run the whole pipeline on the local environment
 
@@ -42,6 +42,9 @@ test-fast: install  ## Run only the fast unit tests
 
 bench: install  ## Benchmarks: pipeline vs plain script, caching, scaling (about 15 minutes; bench/results.md)
 	$(PY) bench/run.py
+
+bench-serving: install  ## Serving benchmark: serve (checks, log, keys) vs mlflow models serve; into README.md
+	$(PY) bench/serving.py --readme
 
 ui: install  ## Start the MLflow UI on the local runs (http://127.0.0.1:5000)
 	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///mlflow.db

@@ -9,7 +9,7 @@ usage: ./run_docker_cloud.sh [dev|prd] [pipeline options...]
 Runs the pipeline image on the dev (default) or prd environment: data in S3, runs on the tracking server of
 config/<environment>.yaml. Options after the environment go to the pipeline, e.g.
   ./run_docker_cloud.sh dev --step train_model
-  ./run_docker_cloud.sh prd --step predict --model-uri models:/breast-cancer-classifier@champion
+  ./run_docker_cloud.sh prd --step predict --model-uri models:/breast-cancer-prd@champion
 
 credentials (never baked into the image, never on the command line):
   AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY[/AWS_SESSION_TOKEN]   passed by name from your environment, or

@@ -170,15 +170,40 @@ def promote(environment: str | None, version: str | None, rollback: bool, reason
 
 @cli.command()
 @ENVIRONMENT
-@click.option("--model-uri", default=None, help="Model to serve (default: models:/<name>@champion).")
+@click.option("--model-uri", envvar="PIPELINE_MODEL_URI", default=None,
+              help="Model to serve (default: catalog.model.uri, else models:/<name>@champion). "
+                   "Env: PIPELINE_MODEL_URI.")
+@click.option("--model-dir", envvar="PIPELINE_MODEL_DIR", default=None,
+              help="Serve the model in this folder when it holds one (an MLmodel file), as SageMaker unpacks it into "
+                   "/opt/ml/model. Env: PIPELINE_MODEL_DIR.")
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8080, show_default=True, type=int)
+@click.option("--port", default=8080, show_default=True, type=int, envvar="SAGEMAKER_BIND_TO_PORT",
+              help="Env: SAGEMAKER_BIND_TO_PORT.")
+@click.option("--workers", type=int, envvar="MODEL_SERVER_WORKERS",
+              help="Worker processes (default: serving.workers). Env: MODEL_SERVER_WORKERS.")
+@click.option("--timeout", type=float, envvar="MODEL_SERVER_TIMEOUT",
+              help="Seconds before a request gets 504 (default: serving.timeout_seconds). Env: MODEL_SERVER_TIMEOUT.")
 @command
-def serve(environment: str | None, model_uri: str | None, host: str, port: int) -> None:
-    """Serve a model with MLflow's scoring server: GET /ping, POST /invocations (CSV or JSON)."""
-    from src.serving import serve_model
+def serve(environment: str | None, model_uri: str | None, model_dir: str | None, host: str, port: int,
+          workers: int | None, timeout: float | None) -> None:
+    """Serve a model: GET /ping, POST /invocations (CSV, header or not, or JSON), checked against its inputs."""
+    from src.serving.server import serve_model
 
-    serve_model(_settings(environment), model_uri, host, port)
+    serve_model(_settings(environment), model_uri, model_dir, host, port, workers, timeout)
+
+
+@cli.command("export-model")
+@ENVIRONMENT
+@click.option("--model-uri", default=None, help="Model to export (default: models:/<name>@champion).")
+@click.option("--out", required=True, help="Where to write the archive: a path or an s3:// URI (model.tar.gz).")
+@command
+def export_model(environment: str | None, model_uri: str | None, out: str) -> None:
+    """Write a model as SageMaker's model.tar.gz (unpacked into /opt/ml/model, served by the image's `serve`)."""
+    from src.lib.console import err
+    from src.serving.server import export_model as export
+
+    ref, written = export(_settings(environment), model_uri, out)
+    err.print(f"exported {ref.uri} (version {ref.version or '-'}, run {ref.run_id}) to {written}", soft_wrap=True)
 
 
 @cli.command("parent-start")

@@ -208,3 +208,31 @@ def memory_workspace(tracking_store: str, monkeypatch: pytest.MonkeyPatch) -> It
     fs = fsspec.filesystem("memory")
     if fs.exists(f"/ws-{tag}"):
         fs.rm(f"/ws-{tag}", recursive=True)
+
+
+# -- a trained champion, shared by the serving, predict and container tests (training costs seconds) -------------
+@dataclass
+class Champion:
+    """A workspace whose pipeline ran once: version 1 of the model holds @champion."""
+
+    root: Path
+    env: dict[str, str]
+    predictions: pd.DataFrame  # predict's output on the test split
+    features: list[str]
+
+
+@pytest.fixture(scope="session")
+def champion(tmp_path_factory: pytest.TempPathFactory) -> Champion:
+    from tests.helpers import run_main
+
+    root = tmp_path_factory.mktemp("champion")
+    (root / "data" / "raw").mkdir(parents=True)
+    shutil.copy(REPO_ROOT / "data" / "raw" / "breast_cancer.csv", root / "data" / "raw" / "breast_cancer.csv")
+    env = {"PIPELINE_DATA_ROOT": str(root / "data"), "PIPELINE_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}"}
+    done = run_main(env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    [predictions] = (root / "data" / "processed" / "predictions").glob("*/predictions.parquet")
+    frame = pd.read_parquet(predictions)
+    features = [c for c in pd.read_csv(REPO_ROOT / "data" / "raw" / "breast_cancer.csv", nrows=1).columns
+                if c not in ("sample_id", "diagnosis")]
+    return Champion(root, env, frame, features)

@@ -30,16 +30,19 @@ def run_main(*args: str, env: Mapping[str, str] | None = None, cwd: Path = REPO_
 
 
 @contextlib.contextmanager
-def serving(env: Mapping[str, str], log: Path, *args: str, cwd: Path = REPO_ROOT) -> Iterator[str]:
-    """``python src/main.py serve`` on a free loopback port until the block ends; yields its URL."""
+def serving(env: Mapping[str, str], log: Path, *args: str, cwd: Path = REPO_ROOT,
+            entry: list[str] | None = None) -> Iterator[str]:
+    """``python src/main.py serve`` (or ``entry``, told its port by SAGEMAKER_BIND_TO_PORT) on a free loopback
+    port until the block ends; yields its URL. The server is stopped with SIGTERM, as ``docker stop`` does."""
     import requests
 
     from tests.servers import free_port, wait_until
 
     port = free_port()
-    server = subprocess.Popen([sys.executable, "src/main.py", "serve", "--port", str(port), *args], cwd=cwd,
-                              env=scrubbed_env(env), stdout=subprocess.DEVNULL, stderr=log.open("w"),
-                              start_new_session=True)
+    command = entry or [sys.executable, "src/main.py", "serve", "--port", str(port)]
+    server = subprocess.Popen([*command, *args], cwd=cwd,
+                              env=scrubbed_env({**env, "SAGEMAKER_BIND_TO_PORT": str(port)}),
+                              stdout=subprocess.DEVNULL, stderr=log.open("w"), start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until(lambda: requests.get(url + "/ping", timeout=2).status_code == 200, "scoring server", server,
@@ -47,4 +50,4 @@ def serving(env: Mapping[str, str], log: Path, *args: str, cwd: Path = REPO_ROOT
         yield url
     finally:
         os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
+        server.wait(timeout=60)

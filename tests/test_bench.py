@@ -42,3 +42,25 @@ def test_benchmark_prints_every_figure(tmp_path: Path) -> None:
         assert len(cells) == 11
         assert all(float(c) > 0 for c in cells[2:10])
     assert re.search(r"`python src/main.py --help`: \d+\.\d\d s", text)
+
+
+def test_serving_benchmark_prints_every_figure_and_the_target(tmp_path: Path) -> None:
+    out = tmp_path / "serving.md"
+
+    done = subprocess.run(
+        [sys.executable, "bench/serving.py", "--requests", "10", "--seconds", "2", "--rounds", "1",
+         "--batch-sizes", "100,500", "--out", str(out)],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=900,
+    )
+
+    assert done.returncode == 0, done.stderr[-3000:]
+    text = out.read_text()
+    assert text in done.stdout
+    rows = {line.split("|")[1].strip(): line for line in text.splitlines() if line.startswith("| ")}
+    for label in ("mlflow models serve", "serve, checks only", "serve, checks + log + keys"):
+        cells = [c.strip() for c in rows[label].strip("|").split("|")]
+        assert len(cells) == 5
+        assert all(float(c.replace(",", "")) > 0 for c in cells[1:])
+    verdicts = [line for line in text.splitlines() if line.startswith(("| p50", "| throughput"))]
+    assert len(verdicts) == 3
+    assert all(re.search(r"\| [+-]\d+\.\d% \| (yes|no) \|$", line) for line in verdicts)

@@ -34,8 +34,10 @@ def test_dockerfile_layers_user_and_entrypoint() -> None:
     copy_lock = lines.index("COPY requirements-runtime.lock ./")
     assert copy_lock < lines.index("COPY src/ src/")
     assert "USER 10001" in lines
-    assert 'ENTRYPOINT ["python", "src/main.py"]' in lines
-    assert not [line for line in lines if "AWS_" in line or "SECRET" in line.upper()]
+    assert "COPY MLproject conda.yaml docker-entrypoint.sh ./" in lines
+    assert 'ENTRYPOINT ["./docker-entrypoint.sh"]' in lines
+    assert "EXPOSE 8080" in lines  # SageMaker's port
+    assert not [line for line in lines if "AWS_" in line or "SECRET" in line.upper() or "API_KEY" in line]
 
 
 def test_dockerignore_keeps_data_runs_and_secrets_out() -> None:
@@ -44,8 +46,93 @@ def test_dockerignore_keeps_data_runs_and_secrets_out() -> None:
 
     assert rules[0] == "*"  # everything is out unless listed
     allowed = {rule[1:].rstrip("/") for rule in rules if rule.startswith("!")}
-    assert allowed == {"Dockerfile", "requirements-runtime.lock", "MLproject", "conda.yaml", "config", "src"}
+    assert allowed == {"Dockerfile", "requirements-runtime.lock", "MLproject", "conda.yaml", "docker-entrypoint.sh",
+                       "config", "src"}
     assert "**/.env" in rules
+
+
+# -- the entry script: `serve` is SageMaker's model server, anything else the pipeline ----------------------------
+@pytest.fixture
+def fake_python(tmp_path: Path) -> tuple[dict[str, str], Path]:
+    """A `python` first on PATH that records its arguments: what the entry script runs."""
+    record = tmp_path / "python-args.txt"
+    (tmp_path / "bin").mkdir()
+    python = tmp_path / "bin" / "python"
+    python.write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" > {record}\n')
+    python.chmod(0o755)
+    return {"PATH": f"{tmp_path / 'bin'}:/usr/bin:/bin"}, record
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "expected"),
+    [
+        (["serve"], {}, ["src/main.py", "serve", "--environment", "local", "--host", "0.0.0.0", "--model-dir",
+                         "/opt/ml/model"]),
+        (["serve", "--workers", "2"], {"PIPELINE_ENVIRONMENT": "dev", "PIPELINE_MODEL_DIR": "/models/m"},
+         ["src/main.py", "serve", "--environment", "dev", "--host", "0.0.0.0", "--model-dir", "/models/m",
+          "--workers", "2"]),
+        (["--step", "train_model", "--environment", "dev"], {},
+         ["src/main.py", "--step", "train_model", "--environment", "dev"]),
+        ([], {}, ["src/main.py"]),
+    ],
+)
+def test_entry_script_dispatches_serve_and_the_pipeline(fake_python, args: list[str], env: dict[str, str],
+                                                        expected: list[str]) -> None:
+    path_env, record = fake_python
+
+    done = subprocess.run(["sh", str(REPO_ROOT / "docker-entrypoint.sh"), *args], env={**path_env, **env},
+                          capture_output=True, text=True, timeout=30, cwd="/")
+
+    assert done.returncode == 0, done.stderr
+    assert record.read_text().splitlines() == expected
+
+
+def test_entry_script_is_executable_and_refuses_sagemaker_training(fake_python) -> None:
+    path_env, record = fake_python
+
+    done = subprocess.run([str(REPO_ROOT / "docker-entrypoint.sh"), "train"], env=path_env, capture_output=True,
+                          text=True, timeout=30)
+
+    assert done.returncode == 2
+    assert "does not run SageMaker training jobs" in done.stderr
+    assert not record.exists()
+
+
+def _docker_engine() -> bool:
+    return shutil.which("docker") is not None and subprocess.run(
+        ["docker", "info"], capture_output=True, timeout=60).returncode == 0
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not _docker_engine(), reason="no Docker engine on this machine: the image cannot be built or run")
+def test_image_serves_like_sagemaker(champion, tmp_path: Path) -> None:  # pragma: no cover - needs Docker
+    import requests
+
+    from tests.helpers import run_main
+    from tests.servers import free_port, wait_until
+
+    assert run_main("export-model", "--out", str(tmp_path / "model.tar.gz"), env=champion.env).returncode == 0
+    model = tmp_path / "model"
+    model.mkdir()
+    subprocess.run(["tar", "-xzf", str(tmp_path / "model.tar.gz"), "-C", str(model)], check=True)
+    model.chmod(0o755)
+    build = subprocess.run(["docker", "build", "-t", "pipeline-serve-test", "."], cwd=REPO_ROOT,
+                           capture_output=True, text=True, timeout=1800)
+    assert build.returncode == 0, build.stderr[-3000:]
+    port = free_port()
+    container = subprocess.run(["docker", "run", "-d", "--rm", "-p", f"127.0.0.1:{port}:8080", "-v",
+                                f"{model}:/opt/ml/model:ro", "pipeline-serve-test", "serve"],
+                               capture_output=True, text=True, timeout=120)
+    assert container.returncode == 0, container.stderr
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_until(lambda: requests.get(url + "/ping", timeout=2).status_code == 200, "container", timeout=120)
+        rows = champion.predictions[champion.features].head(5)
+        answer = requests.post(url + "/invocations", data=rows.to_csv(index=False, header=False),
+                               headers={"Content-Type": "text/csv"}, timeout=60)
+        assert answer.json()["predictions"] == champion.predictions["prediction"].head(5).tolist()
+    finally:
+        subprocess.run(["docker", "stop", container.stdout.strip()], capture_output=True, timeout=120)
 
 
 # -- scripts ---------------------------------------------------------------------------------------------------------

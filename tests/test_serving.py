@@ -1,75 +1,217 @@
-"""Serving: the real scoring server answers /ping and /invocations like the batch predict step."""
+"""Serving for real: `python src/main.py serve` (and the image's entry script) as processes on free loopback
+ports, with the champion the pipeline trained, API keys, and the inference log on disk and on an S3 server."""
 
 from __future__ import annotations
 
+import hashlib
 import json
-import os
-import signal
-import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import requests
 
-from src.lib.config import REPO_ROOT, load_config
-from src.lib.discovery import step_names
-from src.pipeline import run_pipeline
-from src.serving import with_header
-from tests.servers import free_port, wait_until
-from tests.helpers import scrubbed_env, serving
+from src.lib.storage import Storage
+from src.serving.inference_log import read_inference_log
+from tests.conftest import Champion
+from tests.helpers import run_main, serving
+from tests.servers import AWS_TEST_ENV, free_port
 
-STEPS = step_names()
+KEY = "team-a-secret-key"
+ROWS = 25
+BAD_VALUE = "row 2, column 'mean_radius': expected a number (double), got 'abc'"  # the same on every path
 
-NAMES = ["a", "b"]
+
+def _post(url: str, body: object, content_type: str = "application/json", **headers: str) -> requests.Response:
+    data = json.dumps(body) if isinstance(body, dict) else body
+    return requests.post(url + "/invocations", data=data, headers={"Content-Type": content_type, **headers},
+                         timeout=60)
 
 
-@pytest.mark.parametrize(
-    ("body", "expected"),
-    [
-        (b"1,2\n3,4\n", b"a,b\n1,2\n3,4\n"),
-        (b"a,b\n1,2\n", b"a,b\n1,2\n"),
-        (b'"b","a"\n2,1\n', b'"b","a"\n2,1\n'),
-        (b"\n1,2", b"a,b\n1,2"),
-    ],
-)
-def test_with_header_adds_names_only_when_missing(body: bytes, expected: bytes) -> None:
-    assert with_header(body, NAMES) == expected
+def _rows(champion: Champion) -> pd.DataFrame:
+    return champion.predictions[champion.features].head(ROWS)
+
+
+def _with_bad_value(champion: Champion) -> pd.DataFrame:
+    rows = _rows(champion).head(3).astype(object)
+    rows.iloc[1, 0] = "abc"
+    return rows
 
 
 @pytest.mark.slow
-def test_scoring_server_matches_batch_predictions(workspace, tmp_path: Path) -> None:
-    result = run_pipeline(load_config("local"), list(STEPS))
-    scored = pd.read_parquet(result.steps[3].outputs["predictions"])
-    features = load_config("local").dataset_schema.features
-    rows = scored.head(25)
-    with serving(workspace.env(), tmp_path / "serve.log") as url:
-        csv_body = rows[features].to_csv(index=False, header=False)
-        from_csv = requests.post(url + "/invocations", data=csv_body, headers={"Content-Type": "text/csv"}, timeout=30)
-        json_body = {"dataframe_split": {"columns": features, "data": rows[features].values.tolist()}}
-        from_json = requests.post(url + "/invocations", data=json.dumps(json_body),
-                                  headers={"Content-Type": "application/json"}, timeout=30)
-        missing = requests.post(url + "/invocations", data=json.dumps({"dataframe_split": {
-            "columns": features[:3], "data": rows[features[:3]].values.tolist()}}),
-            headers={"Content-Type": "application/json"}, timeout=30)
+def test_every_request_shape_is_checked_scored_like_predict_and_logged(champion: Champion, tmp_path: Path) -> None:
+    from mlflow import MlflowClient
 
-    expected = rows["prediction"].tolist()
-    assert from_csv.status_code == 200, from_csv.text
-    assert from_csv.json()["predictions"] == expected
-    assert from_json.status_code == 200, from_json.text
-    assert from_json.json()["predictions"] == expected
-    assert missing.status_code == 400
-    assert "missing inputs" in missing.text.lower()
-    assert f"models:/breast-cancer-local@champion (version 1) on {url}" in (tmp_path / "serve.log").read_text()
+    secrets = tmp_path / "api-keys"
+    secrets.write_text(f"{hashlib.sha256(KEY.encode()).hexdigest()} team-a\n")
+    env = {**champion.env, "PIPELINE_API_KEYS_FILE": str(secrets),
+           "PIPELINE__SERVING__LOG__PATH": str(tmp_path / "log"), "PIPELINE__SERVING__LOG__FLUSH_SECONDS": "0.2"}
+    rows, features = _rows(champion), champion.features
+    auth = {"Authorization": f"Bearer {KEY}"}
+    shapes = {
+        "csv without header": (rows.to_csv(index=False, header=False), "text/csv"),
+        "csv with header": (rows[features[::-1]].to_csv(index=False), "text/csv"),
+        "dataframe_split": ({"dataframe_split": {"columns": features, "data": rows.values.tolist()}}, None),
+        "dataframe_records": ({"dataframe_records": rows.to_dict("records")}, None),
+        "instances": ({"instances": rows.values.tolist()}, None),
+    }
+    extra_leading = "\n".join(f"{i}," + line for i, line in
+                              enumerate(rows.to_csv(index=False, header=False).splitlines()))
+    wrong = {
+        "a value too many (pandas would take it as the index)": (extra_leading, "text/csv", 400,
+                                                                 "row 1 (line 1): 31 values, expected 30"),
+        "a value too few": (rows.iloc[:, :-1].to_csv(index=False, header=False), "text/csv", 400,
+                            "row 1 (line 1): 29 values, expected 30"),
+        "a wrong type": (_with_bad_value(champion).to_csv(index=False, header=False), "text/csv", 400, BAD_VALUE),
+        "an unknown column": ({"dataframe_records": [{**rows.iloc[0].to_dict(), "age": 3}]}, None, 400,
+                              "row 1: column 'age' is not an input of the model"),
+        "an empty body": ("", "text/csv", 400, "there are no rows to score"),
+        "a 10 MB body": ("1.0," * 2_500_000, "text/csv", 413, "over the limit of 6 MB"),
+        "malformed JSON": ('{"instances": [[1.0, ', None, 400, "the body is not valid JSON"),
+    }
+
+    with serving(env, tmp_path / "serve.log") as url:
+        ping = requests.get(url + "/ping", timeout=10)
+        without_key = _post(url, shapes["instances"][0])
+        answers = {name: _post(url, body, ctype or "application/json", **auth)
+                   for name, (body, ctype) in shapes.items()}
+        refusals = {name: _post(url, body, ctype or "application/json", **auth)
+                    for name, (body, ctype, _, _) in wrong.items()}
+
+    assert ping.status_code == 200
+    assert without_key.status_code == 401
+    expected = champion.predictions["prediction"].head(ROWS).tolist()
+    for name, answer in answers.items():
+        assert answer.status_code == 200, (name, answer.text)
+        assert answer.json()["predictions"] == expected, name
+    for name, (_, _, status, message) in wrong.items():
+        assert refusals[name].status_code == status, (name, refusals[name].text)
+        assert message in refusals[name].json()["message"], name
+    stderr = (tmp_path / "serve.log").read_text()
+    assert f"models:/breast-cancer-local@champion (version 1) on {url}" in stderr
+    assert "API keys on" in stderr
+    table = read_inference_log(str(tmp_path / "log"))
+    scored = table[table["status"] == 200]
+    assert scored.groupby("request_id").size().tolist() == [ROWS] * len(shapes)
+    assert scored["output.prediction"].tolist() == expected * len(shapes)
+    assert scored["input.mean_radius"].tolist() == rows["mean_radius"].tolist() * len(shapes)
+    assert sorted(table.loc[table["status"] != 200, "status"].tolist()) == [400] * 6 + [413]
+    assert set(table["client"]) == {"team-a"}
+    version = MlflowClient(champion.env["PIPELINE_TRACKING_URI"]).get_model_version("breast-cancer-local", "1")
+    assert set(table["model_version"]) == {"1"} and set(table["model_run_id"]) == {version.run_id}
+
+
+@pytest.mark.slow
+def test_inference_log_on_s3_counts_what_overload_drops_and_is_flushed_on_stop(
+        champion: Champion, s3_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import boto3
+
+    s3 = boto3.client("s3", endpoint_url=s3_server, aws_access_key_id="testing", aws_secret_access_key="testing",
+                      region_name="us-east-1")
+    s3.create_bucket(Bucket="inference-log-test")
+    location = "s3://inference-log-test/serving/log"
+    env = {**champion.env, **AWS_TEST_ENV, "AWS_ENDPOINT_URL": s3_server, "PIPELINE__SERVING__LOG__PATH": location,
+           # Nothing is written before the server stops, and a third request of two rows overflows the queue.
+           "PIPELINE__SERVING__LOG__BATCH_ROWS": "1000", "PIPELINE__SERVING__LOG__FLUSH_SECONDS": "600",
+           "PIPELINE__SERVING__LOG__MAX_PENDING_ROWS": "5"}
+    body = {"dataframe_split": {"columns": champion.features, "data": _rows(champion).head(2).values.tolist()}}
+
+    with serving(env, tmp_path / "serve.log") as url:
+        answers = [_post(url, body) for _ in range(3)]
+        stats = requests.get(url + "/stats", timeout=10).json()
+
+    assert [a.status_code for a in answers] == [200, 200, 200]
+    assert stats["inference_log"]["requests_dropped"] == 1 and stats["inference_log"]["rows_dropped"] == 2
+    assert stats["inference_log"]["files_written"] == 0
+    assert f"inference log {location}: 2 request(s), 4 row(s) in 1 file(s); dropped: 1 request(s), 2 row(s)" \
+        in (tmp_path / "serve.log").read_text()
+    for name, value in {**AWS_TEST_ENV, "AWS_ENDPOINT_URL": s3_server}.items():
+        monkeypatch.setenv(name, value)
+    table = read_inference_log(location, Storage())
+    assert table["request_id"].tolist() == [answers[0].headers["x-request-id"]] * 2 + \
+        [answers[1].headers["x-request-id"]] * 2
+    assert set(table["model_name"]) == {"breast-cancer-local"} and set(table["model_version"]) == {"1"}
+
+
+@pytest.mark.slow
+def test_exported_model_is_served_by_the_entry_script_like_sagemaker(champion: Champion, tmp_path: Path) -> None:
+    archive = tmp_path / "model.tar.gz"
+    exported = run_main("export-model", "--out", str(archive), env=champion.env)
+    assert exported.returncode == 0, exported.stderr
+    with tarfile.open(archive) as tar:
+        names = tar.getnames()
+        tar.extractall(tmp_path / "opt" / "ml" / "model", filter="data")
+    assert "MLmodel" in names and "registered_model_meta" in names  # at the root, as SageMaker unpacks it
+    env = {"PIPELINE_SERVE_HOST": "127.0.0.1", "PIPELINE_MODEL_DIR": str(tmp_path / "opt" / "ml" / "model"),
+           # A tracking server that does not exist: a model in the folder needs none.
+           "PIPELINE_TRACKING_URI": f"http://127.0.0.1:{free_port()}", "MODEL_SERVER_WORKERS": "2",
+           "PIPELINE__SERVING__LOG__PATH": "null", "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin"}
+    rows = _rows(champion)
+
+    with serving(env, tmp_path / "serve.log", entry=["sh", "docker-entrypoint.sh", "serve"]) as url:
+        answers = [_post(url, rows.to_csv(index=False, header=False), "text/csv") for _ in range(4)]
+
+    assert f"exported models:/breast-cancer-local@champion (version 1" in exported.stderr
+    assert all(a.status_code == 200 for a in answers), answers[0].text
+    assert answers[0].json()["predictions"] == champion.predictions["prediction"].head(ROWS).tolist()
+    stderr = (tmp_path / "serve.log").read_text()
+    assert "serving models:/breast-cancer-local/1 (version 1)" in stderr and "2 worker(s)" in stderr
+
+
+@pytest.mark.slow
+def test_export_to_s3(champion: Champion, s3_server: str) -> None:
+    import boto3
+
+    s3 = boto3.client("s3", endpoint_url=s3_server, aws_access_key_id="testing", aws_secret_access_key="testing",
+                      region_name="us-east-1")
+    s3.create_bucket(Bucket="model-exports")
+
+    done = run_main("export-model", "--out", "s3://model-exports/champion/model.tar.gz",
+                    env={**champion.env, **AWS_TEST_ENV, "AWS_ENDPOINT_URL": s3_server})
+
+    assert done.returncode == 0, done.stderr
+    head = s3.head_object(Bucket="model-exports", Key="champion/model.tar.gz")
+    assert head["ContentLength"] > 1000
+
+
+@pytest.mark.slow
+def test_predict_input_with_a_bad_value_names_row_and_column(champion: Champion, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.csv"
+    _with_bad_value(champion).to_csv(bad, index=False)
+    ragged = tmp_path / "ragged.csv"
+    lines = _rows(champion).head(3).to_csv(index=False).splitlines()
+    ragged.write_text("\n".join([lines[0], lines[1], lines[2] + ",0.5", lines[3]]) + "\n")
+
+    wrong_type = run_main("--step", "predict", "--input", str(bad), env=champion.env)
+    wrong_width = run_main("--step", "predict", "--input", str(ragged), env=champion.env)
+
+    assert wrong_type.returncode == 1 and BAD_VALUE in wrong_type.stderr.replace("\n", " ")
+    assert wrong_width.returncode == 1
+    assert "row 2 (line 3): 31 values, expected 30" in wrong_width.stderr.replace("\n", " ")
 
 
 @pytest.mark.slow
 def test_serve_without_a_champion_fails_clearly(workspace) -> None:
-    env = scrubbed_env(workspace.env())
-
-    done = subprocess.run([sys.executable, "src/main.py", "serve", "--port", str(free_port())], cwd=REPO_ROOT,
-                          env=env, capture_output=True, text=True, timeout=120)
+    done = run_main("serve", "--port", str(free_port()), env=workspace.env(), timeout=120)
 
     assert done.returncode == 1
     assert "holds the alias @champion" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"PIPELINE__SERVING__REQUIRE_API_KEYS": "true"}, "serving.require_api_keys is true"),
+        ({"PIPELINE_API_KEYS_SHA256": "plain-text-key"}, "PIPELINE_API_KEYS_SHA256 (item 1) is not a SHA-256 digest"),
+    ],
+)
+def test_serve_refuses_to_start_with_missing_or_malformed_keys(tmp_path: Path, env: dict[str, str],
+                                                               message: str) -> None:
+    done = run_main("serve", "--port", str(free_port()), env={"PIPELINE_DATA_ROOT": str(tmp_path), **env},
+                    timeout=120)
+
+    assert done.returncode == 2
+    assert message in done.stderr.replace("\n", " ")
+    assert "plain-text-key" not in done.stderr

@@ -36,7 +36,7 @@ class BatchScorer:
 
     settings: Settings
     storage: Storage = field(init=False)
-    _model: tuple[str, Any, list[str], Any] | None = field(default=None, init=False)
+    _model: tuple[str, Any, dict[str, str], Any] | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         self.storage = Storage.for_settings(self.settings)
@@ -71,10 +71,10 @@ class BatchScorer:
 
         ref = describe_model(champion_uri(self.settings.model_name, self.settings.gate.alias))
         if self._model is None or self._model[0] != ref.identity:
-            model, columns = load_model(f"models:/{ref.name}/{ref.version}")
-            self._model = (ref.identity, model, columns, ref)
-        _, model, columns, ref = self._model
-        return predict_frame(model, batch, columns, ref, datetime.now(UTC), self.settings.dataset_schema.positive_class)
+            model, schema = load_model(f"models:/{ref.name}/{ref.version}")
+            self._model = (ref.identity, model, schema, ref)
+        _, model, schema, ref = self._model
+        return predict_frame(model, batch, schema, ref, datetime.now(UTC), self.settings.dataset_schema.positive_class)
 
 
 _scorer: BatchScorer | None = None  # kept between invocations of a warm function

@@ -126,6 +126,32 @@ class BatchParams(_Strict):
     output_prefix: str = "scored"
 
 
+class InferenceLogParams(_Strict):
+    """The inference log of online serving (src/serving/inference_log.py)."""
+
+    # Folder (relative to data.root, or an absolute path or s3:// URI); null: no log.
+    path: str | None = "inference_log"
+    # A Parquet file is written once this many rows wait, or flush_seconds after the oldest arrived.
+    batch_rows: int = Field(10_000, gt=0)
+    flush_seconds: float = Field(10.0, gt=0)
+    # Rows waiting to be written at most: a request beyond it is not logged (counted as dropped), never delayed.
+    max_pending_rows: int = Field(100_000, gt=0)
+
+
+class ServingParams(_Strict):
+    """Online scoring (python src/main.py serve; the image's `serve`)."""
+
+    # Worker processes, each with its own copy of the model (MODEL_SERVER_WORKERS overrides).
+    workers: int = Field(1, ge=1)
+    # Seconds a request may take before it is answered 504 (MODEL_SERVER_TIMEOUT overrides).
+    timeout_seconds: float = Field(60.0, gt=0)
+    # Largest request body accepted, in MB (SageMaker's real-time limit is 6 MB); a larger one gets 413.
+    max_body_mb: float = Field(6.0, gt=0)
+    # Refuse to start without API keys (they come from the environment, never from here).
+    require_api_keys: bool = False
+    log: InferenceLogParams = InferenceLogParams()
+
+
 class TrackingConfig(_Strict):
     uri: str
     experiment: str
@@ -159,6 +185,7 @@ class Settings(_Strict):
     dataset_schema: SchemaConfig = Field(alias="schema")
     gate: GateParams = GateParams()
     batch: BatchParams = BatchParams()
+    serving: ServingParams = ServingParams()
     tracking: TrackingConfig
     aws: AwsConfig = AwsConfig()
     # Which keys an environment variable or a command-line option set: {"tracking.uri": "PIPELINE_TRACKING_URI"}.
@@ -201,8 +228,10 @@ class Settings(_Strict):
     def location(self, name: str) -> str | None:
         """The absolute URI of an input dataset, or the folder of a written one (None: an unset input)."""
         path = self.dataset(name).path
-        if path is None:
-            return None
+        return None if path is None else self.resolve(path)
+
+    def resolve(self, path: str) -> str:
+        """A path of the config as an absolute URI: relative ones are under ``data.root``."""
         return path if _is_absolute(path) else join_uri(self.data.root, path)
 
     @property

@@ -23,8 +23,13 @@ class ModelRef:
 
 @dataclass(frozen=True)
 class LoadedModel:
-    """A model as a step receives it: the fitted object, the input columns of its signature, and its identity."""
+    """A model as a step receives it: the fitted object, its input schema (column name -> type, from its
+    signature, in order) and its identity."""
 
     model: Any
-    input_columns: list[str]
+    input_schema: dict[str, str]
     ref: ModelRef
+
+    @property
+    def input_columns(self) -> list[str]:
+        return list(self.input_schema)

@@ -142,22 +142,36 @@ def describe_model(model_uri: str) -> ModelRef:
     )
 
 
-def load_model(model_uri: str) -> tuple[Any, list[str]]:
-    """The scikit-learn model behind a URI and the input columns of its signature."""
+def load_model(model_uri: str) -> tuple[Any, dict[str, str]]:
+    """The scikit-learn model behind a URI and its input schema (column name -> type, from its signature)."""
     import mlflow
     import mlflow.sklearn
 
     try:
         model = mlflow.sklearn.load_model(model_uri)
-        columns = mlflow.models.get_model_info(model_uri).signature.inputs.input_names()
+        signature = mlflow.models.get_model_info(model_uri).signature
     except Exception as exc:  # noqa: BLE001
         raise TrackingError(f"cannot load model '{model_uri}': {exc}") from exc
-    return model, columns
+    return model, input_schema(signature, model_uri)
 
 
-def input_schema(model_uri: str) -> dict[str, str]:
-    """The input columns of a model's signature and their types (what it must be given to score)."""
+def input_schema(signature: Any, model_uri: str) -> dict[str, str]:
+    """A model signature's inputs as plain data: column name -> MLflow type name (``double``, ``string``, ...),
+    in the signature's order; what ``src/models/input_checks.py`` checks batches against."""
+    from mlflow.types.schema import ColSpec
+
+    inputs = getattr(signature, "inputs", None)
+    specs = list(getattr(inputs, "inputs", None) or [])
+    if not specs or not all(isinstance(spec, ColSpec) and spec.name for spec in specs):
+        raise TrackingError(
+            f"model '{model_uri}' has no column-based input signature, so its inputs cannot be checked: log it "
+            "with a signature inferred from a DataFrame (train_model does)"
+        )
+    return {str(spec.name): str(getattr(spec.type, "name", spec.type)) for spec in specs}
+
+
+def model_inputs(model_uri: str) -> dict[str, str]:
+    """The input columns of a registered or logged model and their types (what it must be given to score)."""
     import mlflow
 
-    signature = mlflow.models.get_model_info(model_uri).signature
-    return {spec["name"]: str(spec["type"]) for spec in signature.inputs.to_dict()} if signature else {}
+    return input_schema(mlflow.models.get_model_info(model_uri).signature, model_uri)

@@ -44,8 +44,8 @@ def load_inputs(settings: Settings, catalog: Catalog, step: Step[Any], inputs: d
     files: dict[str, dict[str, Any]] = {}
     for name, source in inputs.items():
         if settings.dataset(name).kind == "model":
-            model, columns = registry.load_model(source.uri)
-            loaded[name] = LoadedModel(model, columns, registry.describe_model(source.uri))
+            model, schema = registry.load_model(source.uri)
+            loaded[name] = LoadedModel(model, schema, registry.describe_model(source.uri))
         elif name in step.snapshot:
             written, frame = catalog.snapshot(name, source, from_run)
             loaded[name], sources[name] = frame, Input(written.uri, written.sha256)

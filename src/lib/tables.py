@@ -8,7 +8,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING
 
-from src.lib.errors import StorageError
+from src.lib.errors import DataValidationError, StorageError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -36,6 +36,14 @@ def read_frame(handle: IO[bytes], uri: str, suffix: str, options: CsvOptions | N
     options = options or CsvOptions()
     data = handle.read()
     _check_header(data, uri, options)
+    if options == CsvOptions():  # the common dialect: every row's width is checked against the header too
+        from src.models.input_checks import InputError, read_csv
+
+        try:
+            frame = read_csv(io.BytesIO(data))
+        except InputError as exc:
+            raise DataValidationError(f"dataset '{uri}': {exc}") from exc
+        return frame if columns is None else frame.loc[:, columns]
     return pd.read_csv(io.BytesIO(data), usecols=columns, sep=options.sep, encoding=options.encoding,
                        decimal=options.decimal)
 

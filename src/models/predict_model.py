@@ -12,9 +12,9 @@ from typing import Any, Protocol
 
 import pandas as pd
 
-from src.lib.errors import DataValidationError
 from src.lib.refs import LoadedModel, ModelRef
 from src.lib.step import Step, StepContext, StepOutput
+from src.models.input_checks import Schema, check_frame
 
 PREDICTION = "prediction"
 PROBABILITY = "probability"
@@ -27,23 +27,20 @@ class Classifier(Protocol):
 def predict_frame(
     model: Classifier,
     batch: pd.DataFrame,
-    input_columns: list[str],
+    input_schema: Schema,
     model_ref: ModelRef,
     scored_at: datetime,
     positive_class: str | None = None,
 ) -> pd.DataFrame:
     """Score ``batch`` and return it with the prediction (in the labels of the data), the probability of each
     class for a classifier (``probability_<label>``; with ``positive_class``, its own as ``probability`` too),
-    and the model's identity appended. Every input column is kept, the target's own name included."""
-    missing = [c for c in input_columns if c not in batch.columns]
-    if missing:
-        raise DataValidationError(
-            f"the input to score lacks {len(missing)} column(s) the model needs: {missing}; "
-            "score data with the same columns the model was trained on"
-        )
-    if batch.empty:
-        raise DataValidationError("the input to score has no rows")
-    X = batch.loc[:, input_columns]
+    and the model's identity appended. Every input column is kept, the target's own name included.
+
+    The batch is checked against the model's input schema first (src/models/input_checks.py): a missing
+    column or a value of the wrong type stops it with the row and column named; columns the model does not
+    take (an id, say) are kept next to the predictions."""
+    batch = check_frame(batch, input_schema)
+    X = batch.loc[:, list(input_schema)]
     predictions = model.predict(X)
     extra: dict[str, Any] = {PREDICTION: predictions}
     if hasattr(model, "predict_proba"):
@@ -65,7 +62,7 @@ def predict_frame(
 def run_predict(ctx: StepContext[Any], inputs: Mapping[str, Any]) -> StepOutput:
     loaded: LoadedModel = inputs["model"]
     schema = ctx.settings.dataset_schema
-    scored = predict_frame(loaded.model, inputs["predict_input"], loaded.input_columns, loaded.ref, datetime.now(UTC),
+    scored = predict_frame(loaded.model, inputs["predict_input"], loaded.input_schema, loaded.ref, datetime.now(UTC),
                            schema.positive_class)
     metrics = {"rows_scored": float(len(scored))}
     if schema.task == "binary":

@@ -115,7 +115,7 @@ def decide(settings: Settings, name: str, candidate_uri: str, evaluation: Any, e
     import mlflow
 
     from src.lib.evaluation import evaluate
-    from src.lib.registry import alias_version, input_schema
+    from src.lib.registry import alias_version, model_inputs
     from src.lib.runs import nested_run
     from src.models.baselines import dummy_model
 
@@ -126,7 +126,7 @@ def decide(settings: Settings, name: str, candidate_uri: str, evaluation: Any, e
     champion = alias_version(name, gate.alias)
     baseline, skipped = None, ""
     if champion is not None:
-        theirs, ours = input_schema(f"models:/{name}/{champion}"), input_schema(candidate_uri)
+        theirs, ours = model_inputs(f"models:/{name}/{champion}"), model_inputs(candidate_uri)
         if theirs != ours:
             skipped = (f"version {champion}'s inputs differ from the candidate's (added: "
                        f"{sorted(set(ours) - set(theirs))}, removed: {sorted(set(theirs) - set(ours))}, "

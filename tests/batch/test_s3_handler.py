@@ -89,7 +89,29 @@ def test_bad_object_gets_an_error_report_not_a_crash(s3_env) -> None:
     assert len(reports) == 2
     report = json.loads(s3.get_object(Bucket=BUCKET, Key=reports[0])["Body"].read())
     assert "input" in report and "error" in report
-    assert "lacks" in report["error"] or "not a .csv" in report["error"]
+    assert "column 'mean_texture' is missing" in report["error"] or "not a .csv" in report["error"]
+    assert not [k for k in _keys(s3, f"{prefix}/scored/") if "/errors/" not in k]
+
+
+def test_a_value_of_the_wrong_type_is_reported_by_row_and_column(s3_env) -> None:
+    s3, prefix, result = s3_env
+    rows = pd.read_csv(REPO_ROOT / "data" / "raw" / "breast_cancer.csv", nrows=3).drop(columns="diagnosis")
+    body = rows.astype(object)
+    body.loc[1, "mean_radius"] = "abc"
+    s3.put_object(Bucket=BUCKET, Key=f"{prefix}/incoming/typo.csv", Body=body.to_csv(index=False))
+    lines = rows.to_csv(index=False).splitlines()
+    s3.put_object(Bucket=BUCKET, Key=f"{prefix}/incoming/ragged.csv",
+                  Body="\n".join([lines[0], lines[1] + ",0.5", *lines[2:]]) + "\n")
+
+    answer = s3_handler.handler({"Records": _event(f"{prefix}/incoming/typo.csv")["Records"]
+                                 + _event(f"{prefix}/incoming/ragged.csv")["Records"]})
+
+    typo, ragged = answer["results"]
+    assert typo["status"] == ragged["status"] == "failed"
+    assert "row 2, column 'mean_radius': expected a number (double), got 'abc'" in typo["error"]
+    assert "row 1 (line 2): 32 values, expected 31" in ragged["error"]
+    report = json.loads(s3.get_object(Bucket=BUCKET, Key=typo["report"].split(f"{BUCKET}/", 1)[1])["Body"].read())
+    assert report["error"] == typo["error"]
     assert not [k for k in _keys(s3, f"{prefix}/scored/") if "/errors/" not in k]
 
 

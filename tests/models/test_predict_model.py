@@ -12,6 +12,7 @@ from src.lib.errors import DataValidationError
 from src.lib.refs import ModelRef
 from src.models.predict_model import predict_frame
 
+SCHEMA = {"x": "double"}
 REF = ModelRef(uri="models:/m/3", name="m", version="3", run_id="abc")
 WHEN = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 
@@ -31,7 +32,7 @@ class Threshold:
 def test_predictions_sit_next_to_the_input_columns() -> None:
     batch = pd.DataFrame({"id": [1, 2], "x": [0.2, 0.9]})
 
-    scored = predict_frame(Threshold(), batch, ["x"], REF, WHEN, positive_class="high")
+    scored = predict_frame(Threshold(), batch, SCHEMA, REF, WHEN, positive_class="high")
 
     assert list(scored.columns[:2]) == ["id", "x"]
     assert scored["prediction"].tolist() == ["low", "high"]
@@ -47,13 +48,29 @@ def test_predictions_sit_next_to_the_input_columns() -> None:
 
 def test_missing_model_columns_are_named() -> None:
     with pytest.raises(DataValidationError) as caught:
-        predict_frame(Threshold(), pd.DataFrame({"id": [1]}), ["x", "y"], REF, WHEN)
+        predict_frame(Threshold(), pd.DataFrame({"id": [1]}), {"x": "double", "y": "double"}, REF, WHEN)
 
-    assert "['x', 'y']" in str(caught.value)
+    assert "column 'x' is missing; column 'y' is missing" in str(caught.value)
 
 
 def test_empty_batch_is_refused() -> None:
     with pytest.raises(DataValidationError) as caught:
-        predict_frame(Threshold(), pd.DataFrame({"x": []}), ["x"], REF, WHEN)
+        predict_frame(Threshold(), pd.DataFrame({"x": []}), SCHEMA, REF, WHEN)
 
     assert "no rows" in str(caught.value)
+
+
+def test_a_value_of_the_wrong_type_is_named_and_nothing_is_scored() -> None:
+    batch = pd.DataFrame({"id": [1, 2, 3], "x": ["0.2", "high", "0.9"]})
+
+    with pytest.raises(DataValidationError) as caught:
+        predict_frame(Threshold(), batch, SCHEMA, REF, WHEN)
+
+    assert "row 2, column 'x': expected a number (double), got 'high'" in str(caught.value)
+
+
+def test_numbers_read_as_text_are_scored_as_numbers() -> None:
+    scored = predict_frame(Threshold(), pd.DataFrame({"x": ["0.2", "0.9"]}), SCHEMA, REF, WHEN)
+
+    assert scored["prediction"].tolist() == ["low", "high"]
+    assert scored["x"].dtype == "float64"

@@ -1,0 +1,211 @@
+"""The scoring app over real HTTP (uvicorn on a free loopback port, in a thread) with a stub model: every
+request shape, right and wrong, API keys, limits, and what reaches the inference log."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import requests
+
+from src.lib.config import InferenceLogParams
+from src.lib.refs import ModelRef
+from src.lib.storage import Storage
+from src.serving.app import Scoring, build_app
+from src.serving.auth import ApiKeys
+from src.serving.inference_log import InferenceLog, read_inference_log
+from tests.servers import free_port, wait_until
+
+SCHEMA = {"a": "double", "n": "long", "plan": "string"}
+REF = ModelRef("models:/stub/7", "stub", "7", "run-7")
+KEY = "s3cret-key"
+ROWS = [[0.2, 1, "x"], [0.9, 2, "y"], [0.7, 3, "x"]]
+EXPECTED = [0, 1, 1]
+
+
+class Threshold:
+    """Predicts 1 when a > 0.5; refuses to run on rows the checks should have stopped."""
+
+    delay = 0.0
+
+    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+        assert list(frame.columns) == list(SCHEMA) and frame["a"].dtype == "float64"
+        time.sleep(self.delay)
+        if (frame["n"] == 99).any():
+            raise ValueError("the stub cannot score n=99")
+        return (frame["a"] > 0.5).astype("int64").to_numpy()
+
+
+@contextlib.contextmanager
+def running(tmp_path: Path, keys: dict[str, str] | None = None, model: Threshold | None = None,
+            timeout: float = 30.0) -> Iterator[str]:
+    """The app on a free loopback port until the block ends (the inference log flushed when it does)."""
+    import uvicorn
+
+    log = InferenceLog(str(tmp_path / "log"), REF, InferenceLogParams(flush_seconds=60), Storage().write_table)
+    scoring = Scoring(model or Threshold(), SCHEMA, REF, ApiKeys(keys or {}), log, 1_000_000, timeout)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(build_app(scoring), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    wait_until(lambda: server.started, "app", timeout=30)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(30)
+
+
+@pytest.fixture(scope="module")
+def url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with running(tmp_path_factory.mktemp("app")) as address:
+        yield address
+
+
+def _post(url: str, body: str | bytes | dict | list, content_type: str = "application/json",
+          **headers: str) -> requests.Response:
+    data = json.dumps(body) if isinstance(body, dict | list) else body
+    return requests.post(url + "/invocations", data=data, headers={"Content-Type": content_type, **headers},
+                         timeout=30)
+
+
+def _csv(rows: list[list], header: list[str] | None = None) -> str:
+    lines = ([",".join(header)] if header else []) + [",".join(str(v) for v in row) for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+RECORDS = [dict(zip(SCHEMA, row, strict=True)) for row in ROWS]
+RIGHT = {
+    "csv without a header (SageMaker)": (_csv(ROWS), "text/csv"),
+    "csv with a header, any order": (_csv([[r[2], r[0], r[1]] for r in ROWS], ["plan", "a", "n"]), "text/csv"),
+    "csv, charset given": (_csv(ROWS), "text/csv; charset=utf-8"),
+    "dataframe_split": ({"dataframe_split": {"columns": list(SCHEMA), "data": ROWS}}, "application/json"),
+    "dataframe_records": ({"dataframe_records": RECORDS}, "application/json"),
+    "instances as records": ({"instances": RECORDS}, "application/json"),
+    "instances as rows": ({"instances": ROWS}, "application/json"),
+    "inputs as columns": ({"inputs": {"a": [0.2, 0.9, 0.7], "n": [1, 2, 3], "plan": ["x", "y", "x"]}},
+                          "application/json"),
+}
+
+
+@pytest.mark.parametrize(("body", "content_type"), list(RIGHT.values()), ids=list(RIGHT))
+def test_every_request_shape_is_scored_alike(url: str, body, content_type: str) -> None:
+    answer = _post(url, body, content_type)
+
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == {"predictions": EXPECTED}
+    assert len(answer.headers["x-request-id"]) == 32
+
+
+WRONG = {
+    "csv row with a value too many": (_csv([ROWS[0], [5.0, *ROWS[1]]]), "text/csv", 400,
+                                      "row 2 (line 2): 4 values, expected 3"),
+    "csv row with a value too few": (_csv([ROWS[0], ROWS[1][:2]]), "text/csv", 400,
+                                     "row 2 (line 2): 2 values, expected 3"),
+    "csv with a header, a row too short": (_csv([ROWS[0][:2]], list(SCHEMA)), "text/csv", 400,
+                                           "row 1 (line 2): 2 values, expected 3"),
+    "csv value of the wrong type": (_csv([ROWS[0], [0.9, "two", "y"]]), "text/csv", 400,
+                                    "row 2, column 'n': expected a whole number (long), got 'two'"),
+    "csv unknown column": (_csv(ROWS, ["a", "n", "tier"]), "text/csv", 400,
+                           "column 'plan' is missing; column 'tier' is not an input of the model"),
+    "json row too long": ({"dataframe_split": {"columns": list(SCHEMA), "data": [[*ROWS[0], 1]]}},
+                          "application/json", 400, "row 1: 4 values, expected 3"),
+    "json wrong type": ({"dataframe_records": [{**RECORDS[0], "a": "high"}]}, "application/json", 400,
+                        "row 1, column 'a': expected a number (double), got 'high'"),
+    "json unknown column": ({"dataframe_records": [{**RECORDS[0], "tier": 1}]}, "application/json", 400,
+                            "row 1: column 'tier' is not an input of the model"),
+    "json instances too short": ({"instances": [ROWS[0][:2]]}, "application/json", 400,
+                                 "row 1: 2 values, expected 3"),
+    "malformed json": ('{"dataframe_split": ', "application/json", 400, "the body is not valid JSON"),
+    "json of an unknown shape": ({"data": ROWS}, "application/json", 400, "exactly one of the keys"),
+    "empty body": ("", "text/csv", 400, "the body is empty: there are no rows to score"),
+    "blank lines only": ("\n\n", "text/csv", 400, "there are no rows to score"),
+    "not utf-8": (b"\xff\xfe0.1,1,x\n", "text/csv", 400, "not UTF-8"),
+    "body over the limit": ("0.1,1,x\n" * 200_000, "text/csv", 413, "over the limit of 1 MB"),
+    "unsupported content type": (_csv(ROWS), "text/plain", 415, "content type 'text/plain' is not served"),
+    "unsupported charset": (_csv(ROWS), "text/csv; charset=latin-1", 415, "is not served"),
+}
+
+
+@pytest.mark.parametrize(("body", "content_type", "status", "message"), list(WRONG.values()), ids=list(WRONG))
+def test_wrong_requests_are_refused_with_what_to_fix(url: str, body, content_type: str, status: int,
+                                                     message: str) -> None:
+    answer = _post(url, body, content_type)
+
+    assert answer.status_code == status, answer.text
+    assert answer.json()["error_code"] in ("BAD_REQUEST", "PAYLOAD_TOO_LARGE", "UNSUPPORTED_MEDIA_TYPE")
+    assert message in answer.json()["message"]
+    assert "predictions" not in answer.json()
+
+
+def test_a_model_failure_is_a_500_that_says_so(url: str) -> None:
+    answer = _post(url, {"instances": [[0.1, 99, "x"]]})
+
+    assert answer.status_code == 500
+    assert "the model failed on rows that passed the input checks: ValueError: the stub cannot score n=99" \
+        in answer.json()["message"]
+
+
+def test_ping_and_only_post_on_invocations(url: str) -> None:
+    assert requests.get(url + "/ping", timeout=10).status_code == 200
+    assert requests.get(url + "/health", timeout=10).status_code == 200
+    assert requests.get(url + "/invocations", timeout=10).status_code == 405
+
+
+def test_a_slow_request_gets_504(tmp_path: Path) -> None:
+    slow = Threshold()
+    slow.delay = 1.0
+    with running(tmp_path, model=slow, timeout=0.2) as address:
+        answer = _post(address, {"instances": ROWS})
+
+    assert answer.status_code == 504
+    assert "longer than 0.2 s" in answer.json()["message"]
+
+
+def test_api_keys_guard_invocations_and_stats_but_not_ping(tmp_path: Path) -> None:
+    keys = {hashlib.sha256(KEY.encode()).hexdigest(): "team-a"}
+    with running(tmp_path, keys=keys) as address:
+        ping = requests.get(address + "/ping", timeout=10)
+        anonymous = _post(address, {"instances": ROWS})
+        wrong = _post(address, {"instances": ROWS}, Authorization="Bearer not-the-key")
+        stats_anonymous = requests.get(address + "/stats", timeout=10)
+        bearer = _post(address, {"instances": ROWS}, Authorization=f"Bearer {KEY}")
+        header = _post(address, _csv(ROWS), "text/csv", **{"x-api-key": KEY, "x-request-id": "mine-1"})
+        stats = requests.get(address + "/stats", headers={"x-api-key": KEY}, timeout=10)
+    table = read_inference_log(str(tmp_path / "log"))
+
+    assert ping.status_code == 200
+    assert anonymous.status_code == 401 and wrong.status_code == 401 and stats_anonymous.status_code == 401
+    assert anonymous.headers["www-authenticate"] == "Bearer"
+    assert "Authorization: Bearer <key>" in anonymous.json()["message"]
+    assert bearer.json() == header.json() == {"predictions": EXPECTED}
+    assert header.headers["x-request-id"] == "mine-1"
+    assert stats.json()["model"]["version"] == "7"
+    # Refused (401) requests are not logged; the two scored ones are, with the key's label, never the key.
+    assert table.groupby("request_id").size().to_dict() == {bearer.headers["x-request-id"]: 3, "mine-1": 3}
+    assert set(table["client"]) == {"team-a"}
+    assert KEY not in table.to_string()
+
+
+def test_the_log_holds_scored_and_refused_requests_with_the_model_version(tmp_path: Path) -> None:
+    with running(tmp_path) as address:
+        scored = _post(address, _csv(ROWS), "text/csv")
+        refused = _post(address, _csv([ROWS[0][:2]]), "text/csv")
+    table = read_inference_log(str(tmp_path / "log"))
+
+    rows = table[table["request_id"] == scored.headers["x-request-id"]]
+    assert rows["row"].tolist() == [1, 2, 3]
+    assert rows["input.a"].tolist() == [0.2, 0.9, 0.7] and rows["input.plan"].tolist() == ["x", "y", "x"]
+    assert rows["output.prediction"].tolist() == EXPECTED
+    assert (rows["latency_ms"] > 0).all() and set(rows["status"]) == {200}
+    assert set(table["model_version"]) == {"7"} and set(table["model_name"]) == {"stub"}
+    bad = table[table["request_id"] == refused.headers["x-request-id"]].iloc[0]
+    assert bad["status"] == 400 and "row 1 (line 1): 2 values, expected 3" in bad["error"]

@@ -1,0 +1,144 @@
+"""The inference log: a bounded queue, a background writer, Parquet files read back as one table."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from src.lib.config import InferenceLogParams
+from src.lib.refs import ModelRef
+from src.lib.storage import Storage
+from src.serving.inference_log import Entry, InferenceLog, read_inference_log
+
+MODEL = ModelRef("models:/m/3", "m", "3", "run-abc")
+
+
+def _entry(rows: int, request_id: str = "r", status: int = 200) -> Entry:
+    inputs = pd.DataFrame({"a": np.arange(rows, dtype="float64"), "plan": ["x"] * rows})
+    return Entry(request_id, datetime.now(UTC), 1.5, status, client="team-a", inputs=inputs,
+                 outputs=np.arange(rows) % 2)
+
+
+class Gate:
+    """A writer that writes only once the test opens the gate: storage that is slow or stuck."""
+
+    def __init__(self) -> None:
+        self.open = threading.Event()
+        self.calls = 0
+
+    def __call__(self, frame: pd.DataFrame, uri: str) -> None:
+        self.calls += 1
+        self.open.wait(30)
+        Storage().write_table(frame, uri)
+
+
+def _log(tmp_path: Path, write=None, **params) -> InferenceLog:
+    settings = InferenceLogParams(**{"batch_rows": 1000, "flush_seconds": 60, "max_pending_rows": 100, **params})
+    return InferenceLog(str(tmp_path / "log"), MODEL, settings, write or Storage().write_table).start()
+
+
+def test_entries_are_written_in_one_file_once_enough_rows_wait(tmp_path: Path) -> None:
+    log = _log(tmp_path, batch_rows=5)
+
+    log.record(_entry(2, "first"))
+    log.record(_entry(3, "second"))
+    deadline = time.monotonic() + 10
+    while log.stats["files_written"] < 1 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    table = read_inference_log(str(tmp_path / "log"))
+    log.close()
+
+    assert log.counts.files_written == 1
+    assert len(list((tmp_path / "log").rglob("*.parquet"))) == 1
+    assert table["request_id"].tolist() == ["first"] * 2 + ["second"] * 3
+    assert table["row"].tolist() == [1, 2, 1, 2, 3]
+    assert table["input.a"].tolist() == [0.0, 1.0, 0.0, 1.0, 2.0]
+    assert table["output.prediction"].tolist() == [0, 1, 0, 1, 0]
+    assert set(table["model_version"]) == {"3"} and set(table["model_run_id"]) == {"run-abc"}
+    assert set(table["client"]) == {"team-a"}
+    assert str(table["received_at"].dtype).endswith("UTC]")
+
+
+def test_a_few_rows_are_written_after_flush_seconds(tmp_path: Path) -> None:
+    log = _log(tmp_path, flush_seconds=0.5)
+
+    log.record(_entry(1))
+    started = time.monotonic()
+    early = log.stats["files_written"]
+    while log.stats["files_written"] < 1 and time.monotonic() - started < 10:
+        time.sleep(0.02)
+    waited = time.monotonic() - started
+    log.close()
+
+    assert early == 0
+    assert log.counts.files_written == 1
+    assert 0.3 < waited < 10
+
+
+def test_what_waits_is_written_when_the_log_closes(tmp_path: Path) -> None:
+    log = _log(tmp_path)
+    log.record(_entry(2, "late"))
+    log.record(Entry("refused", datetime.now(UTC), 0.3, 400, error="row 1, column 'a': expected a number"))
+
+    counts = log.close()
+
+    table = read_inference_log(str(tmp_path / "log"))
+    assert counts.requests_logged == 2 and counts.rows_logged == 3
+    refused = table[table["request_id"] == "refused"].iloc[0]
+    assert refused["status"] == 400 and "column 'a'" in refused["error"] and pd.isna(refused["row"])
+    assert pd.isna(refused["input.a"])
+
+
+def test_overload_drops_and_counts_entries_and_never_blocks_a_request(tmp_path: Path) -> None:
+    gate = Gate()
+    log = _log(tmp_path, gate, batch_rows=1, max_pending_rows=4)
+    log.record(_entry(1, "written-first"))
+    deadline = time.monotonic() + 10
+    while gate.calls < 1 and time.monotonic() < deadline:  # the writer is now stuck in storage
+        time.sleep(0.01)
+
+    started = time.monotonic()
+    accepted = [log.record(_entry(2, f"r{i}")) for i in range(4)]
+    took = time.monotonic() - started
+    stats = log.stats
+    gate.open.set()
+    counts = log.close()
+
+    assert accepted == [True, True, False, False]
+    assert took < 0.5
+    assert stats["requests_dropped"] == 2 and stats["rows_dropped"] == 4 and stats["rows_waiting"] == 4
+    assert counts.requests_logged == 3 and counts.rows_logged == 5
+    assert set(read_inference_log(str(tmp_path / "log"))["request_id"]) == {"written-first", "r0", "r1"}
+
+
+def test_a_failed_write_is_counted_and_the_log_goes_on(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    calls = []
+
+    def flaky(frame: pd.DataFrame, uri: str) -> None:
+        calls.append(uri)
+        if len(calls) == 1:
+            raise OSError("disk full")
+        Storage().write_table(frame, uri)
+
+    log = _log(tmp_path, flaky, batch_rows=1)
+    log.record(_entry(1, "lost"))
+    deadline = time.monotonic() + 10
+    while not calls and time.monotonic() < deadline:
+        time.sleep(0.01)
+    log.record(_entry(1, "kept"))
+    counts = log.close()
+
+    assert counts.write_failures == 1 and counts.requests_dropped == 1
+    assert counts.requests_logged == 1
+    assert read_inference_log(str(tmp_path / "log"))["request_id"].tolist() == ["kept"]
+    assert "could not be written (OSError: disk full)" in caplog.text
+
+
+def test_reading_an_empty_log_gives_an_empty_table(tmp_path: Path) -> None:
+    assert read_inference_log(str(tmp_path / "nothing-yet")).empty
