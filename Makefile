@@ -13,8 +13,10 @@ UV_DEP := $(filter $(TOOLS)/bin/uv,$(UV))
 # locked versions and changes only what pyproject.toml's edits need.
 LOCK_ARGS ?=
 EXPORT := $(UV) export --quiet --frozen --no-hashes --no-emit-project
-# Extra options for JupyterLab, e.g. `make notebook JUPYTER_ARGS="--no-browser --port 8890"`.
+# Extra options for JupyterLab, e.g. `make notebook JUPYTER_ARGS="--no-browser --port 8890"`; as root (in a
+# container, say) JupyterLab refuses to start without --allow-root.
 JUPYTER_ARGS ?=
+JUPYTER_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
 
 # uv reads its own index settings (UV_DEFAULT_INDEX, UV_INDEX_URL); a mirror set for pip is used by uv too.
 ifdef PIP_INDEX_URL
@@ -24,9 +26,6 @@ endif
 endif
 # ... and one set for uv is used by pip when it installs uv itself.
 PIP_INDEX_ARGS := $(if $(PIP_INDEX_URL),,$(addprefix --index-url ,$(or $(UV_DEFAULT_INDEX),$(UV_INDEX_URL))))
-# The project's environment is .venv, whatever UV_PROJECT_ENVIRONMENT says for other projects.
-export UV_PROJECT_ENVIRONMENT := $(VENV)
-
 .DEFAULT_GOAL := help
 .PHONY: help setup install python-check airflow-venv run test test-fast bench bench-setup notebook ui lock clean
 
@@ -43,8 +42,10 @@ $(TOOLS)/bin/uv: | python-check
 	$(PYTHON) -m venv $(TOOLS)
 	$(TOOLS)/bin/python -m pip install --disable-pip-version-check $(PIP_INDEX_ARGS) uv==$(UV_VERSION)
 
+# --python only when .venv is created: given for an existing .venv whose interpreter uv sees under another path (a
+# pyenv shim, say), uv would rebuild it every time.
 install: python-check $(UV_DEP)  ## Create .venv with exactly the packages of uv.lock (uv sync), tests and notebooks included
-	$(UV) sync --locked --python $(PYTHON)
+	UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --locked $(if $(wildcard $(PY)),,--python $(PYTHON))
 	$(UV) pip check --python $(PY)
 
 airflow-venv: .airflow-venv/.installed  ## Create .airflow-venv with the pinned Airflow (for the DAG and its tests)
@@ -71,7 +72,7 @@ bench-setup: install  ## Set-up time on a fresh clone: uv against pip, cold and 
 
 notebook: install  ## Open notebooks/ in JupyterLab, the project's .venv as its kernel (Ctrl-C stops it)
 	@echo "JupyterLab on notebooks/ with the kernel of $(VENV): open the URL it prints below (Ctrl-C stops it)"
-	$(PY) -m jupyter lab --notebook-dir=notebooks $(JUPYTER_ARGS)
+	$(PY) -m jupyter lab --notebook-dir=notebooks $(JUPYTER_ROOT) $(JUPYTER_ARGS)
 
 ui: install  ## Start the MLflow UI on the local runs (http://127.0.0.1:5000)
 	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///mlflow.db

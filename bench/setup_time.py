@@ -40,8 +40,16 @@ _KEPT_ENV = ("PIP_INDEX_URL", "UV_DEFAULT_INDEX", "UV_INDEX_URL")
 
 def fresh_copy(dest: Path, source: Path = ROOT) -> Path:
     """The files a clone of ``source`` would have (tracked or new, never ignored), copied into ``dest``."""
-    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=source,
-                            capture_output=True, check=True).stdout.decode().split("\0")
+    listed = (
+        subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            cwd=source,
+            capture_output=True,
+            check=True,
+        )
+        .stdout.decode()
+        .split("\0")
+    )
     for name in filter(None, listed):
         path = source / name
         if path.is_file():  # a tracked file deleted in the work tree is not copied
@@ -53,8 +61,9 @@ def fresh_copy(dest: Path, source: Path = ROOT) -> Path:
 def base_env(pip_config: str) -> dict[str, str]:
     """This environment without pip, uv and virtualenv settings (index URLs kept), the repo's .venv off PATH."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(_DROPPED_ENV) or k in _KEPT_ENV}
-    env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep)
-                                  if p and not Path(p).resolve().is_relative_to(ROOT))
+    env["PATH"] = os.pathsep.join(
+        p for p in env.get("PATH", "").split(os.pathsep) if p and not Path(p).resolve().is_relative_to(ROOT)
+    )
     env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
     if pip_config == "isolated":
         env["PIP_CONFIG_FILE"] = os.devnull  # pip then reads no configuration file at all
@@ -72,7 +81,7 @@ def python_for_venvs(env: dict[str, str]) -> str:
 def timed(cmd: list[str], cwd: Path, env: dict[str, str]) -> float:
     """Run a command to completion; its wall time in seconds."""
     started = time.perf_counter()
-    done = subprocess.run(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    done = subprocess.run(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False)
     seconds = time.perf_counter() - started
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed in {cwd}:\n{done.stderr.decode(errors='replace')[-3000:]}")
@@ -115,9 +124,11 @@ def measure(path: str, repeats: int, work: Path, env: dict[str, str]) -> dict[st
             case_env = env | {"PIP_CACHE_DIR": str(cache / "pip"), "UV_CACHE_DIR": str(cache / "uv")}
             clone = fresh_copy(work / f"{path}-{temperature}-{i}")
             runs[temperature].append(SET_UPS[path](clone, case_env))
-            print(f"  {path} {temperature} #{i + 1}: " + ", ".join(f"{k} {v:.1f} s"
-                                                                for k, v in runs[temperature][-1].items()),
-                  flush=True)
+            print(
+                f"  {path} {temperature} #{i + 1}: "
+                + ", ".join(f"{k} {v:.1f} s" for k, v in runs[temperature][-1].items()),
+                flush=True,
+            )
             shutil.rmtree(clone)
     result = {t: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for t, rs in runs.items()}
     result["cache"] = {"mib": folder_mib(cache)}
@@ -126,11 +137,15 @@ def measure(path: str, repeats: int, work: Path, env: dict[str, str]) -> dict[st
 
 def tool_versions(env: dict[str, str]) -> str:
     python = python_for_venvs(env)
-    found = subprocess.run([python, "--version"], capture_output=True, text=True).stdout.strip()
-    uv_version = next(line.split("=")[1].strip() for line in (ROOT / "Makefile").read_text().splitlines()
-                      if line.startswith("UV_VERSION"))
-    packages = sum(1 for line in (ROOT / "requirements.lock").read_text().splitlines()
-                   if line and not line.startswith((" ", "#")))
+    found = subprocess.run([python, "--version"], capture_output=True, text=True, check=True).stdout.strip()
+    uv_version = next(
+        line.split("=")[1].strip()
+        for line in (ROOT / "Makefile").read_text().splitlines()
+        if line.startswith("UV_VERSION")
+    )
+    packages = sum(
+        1 for line in (ROOT / "requirements.lock").read_text().splitlines() if line and not line.startswith((" ", "#"))
+    )
     return f"{found}; uv {uv_version} (installed by the Makefile); pip {PIP_VERSION}; {packages} packages in the lock"
 
 
@@ -139,19 +154,31 @@ def render(results: dict[str, dict[str, dict[str, float]]], header: list[str]) -
     lines = [*header, "", "| path | cold cache (s) | warm cache (s) |", "|---|---|---|"]
     if "uv" in results:
         uv = results["uv"]
-        lines += [f"| uv: `make install` (no uv on PATH) | {uv['cold']['total']:.1f} | {uv['warm']['total']:.1f} |",
-                  f"| - of which installing uv into .tools | {uv['cold']['bootstrap']:.1f} | "
-                  f"{uv['warm']['bootstrap']:.1f} |",
-                  f"| - of which `uv sync` + `uv pip check` | {uv['cold']['sync']:.1f} | {uv['warm']['sync']:.1f} |"]
+        lines += [
+            f"| uv: `make install` (no uv on PATH) | {uv['cold']['total']:.1f} | {uv['warm']['total']:.1f} |",
+            (
+                f"| - of which installing uv into .tools | {uv['cold']['bootstrap']:.1f} | "
+                f"{uv['warm']['bootstrap']:.1f} |"
+            ),
+            f"| - of which `uv sync` + `uv pip check` | {uv['cold']['sync']:.1f} | {uv['warm']['sync']:.1f} |",
+        ]
     if "pip" in results:
         pip = results["pip"]
-        lines.append(f"| pip: `python -m venv` + `pip install -r requirements.lock` | {pip['cold']['total']:.1f} | "
-                     f"{pip['warm']['total']:.1f} |")
+        lines.append(
+            f"| pip: `python -m venv` + `pip install -r requirements.lock` | {pip['cold']['total']:.1f} | "
+            f"{pip['warm']['total']:.1f} |"
+        )
     if {"uv", "pip"} <= set(results):
-        lines.append("| pip / uv | " + " | ".join(f"{results['pip'][t]['total'] / results['uv'][t]['total']:.1f}x"
-                                                   for t in ("cold", "warm")) + " |")
-    lines += ["", "Package cache filled by a cold run: "
-              + ", ".join(f"{path} {r['cache']['mib']:.0f} MiB" for path, r in results.items())]
+        lines.append(
+            "| pip / uv | "
+            + " | ".join(f"{results['pip'][t]['total'] / results['uv'][t]['total']:.1f}x" for t in ("cold", "warm"))
+            + " |"
+        )
+    lines += [
+        "",
+        "Package cache filled by a cold run: "
+        + ", ".join(f"{path} {r['cache']['mib']:.0f} MiB" for path, r in results.items()),
+    ]
     return "\n".join(lines)
 
 
@@ -159,8 +186,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=3, help="runs per figure (the median is reported)")
     parser.add_argument("--paths", default="uv,pip", help="which set-ups to measure (uv, pip)")
-    parser.add_argument("--pip-config", choices=("isolated", "inherit"), default="isolated",
-                        help="isolated: pip reads no configuration file; inherit: pip's configuration as set here")
+    parser.add_argument(
+        "--pip-config",
+        choices=("isolated", "inherit"),
+        default="isolated",
+        help="isolated: pip reads no configuration file; inherit: pip's configuration as set here",
+    )
     parser.add_argument("--out", default=str(ROOT / "bench" / "setup_results.md"), help="Markdown file for the table")
     args = parser.parse_args(argv)
     paths = [p for p in args.paths.split(",") if p]
@@ -171,12 +202,16 @@ def main(argv: list[str] | None = None) -> int:
     memory = "unknown"
     if Path("/proc/meminfo").exists():
         memory = f"{int(Path('/proc/meminfo').read_text().split()[1]) / 2**20:.0f} GiB"
-    header = ["## Set-up time on a fresh clone", "",
-              f"- machine: {platform.machine()}, {os.cpu_count()} CPUs, {memory} RAM, {platform.system()} "
-              f"{platform.release()}",
-              f"- {tool_versions(env)}",
-              f"- medians of {args.repeats} run(s), each on a fresh copy of the repo; pip configuration: "
-              f"{args.pip_config}"]
+    header = [
+        "## Set-up time on a fresh clone",
+        "",
+        (
+            f"- machine: {platform.machine()}, {os.cpu_count()} CPUs, {memory} RAM, {platform.system()} "
+            f"{platform.release()}"
+        ),
+        f"- {tool_versions(env)}",
+        (f"- medians of {args.repeats} run(s), each on a fresh copy of the repo; pip configuration: {args.pip_config}"),
+    ]
     results = {}
     with tempfile.TemporaryDirectory(prefix="bench-setup-") as tmp:
         for path in paths:
