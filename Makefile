@@ -24,6 +24,9 @@ ifeq ($(origin UV_INDEX_URL)$(origin UV_DEFAULT_INDEX),undefinedundefined)
 export UV_DEFAULT_INDEX := $(PIP_INDEX_URL)
 endif
 endif
+# uv.lock names PyPI's files, and uv takes a lock made on another index for a stale one: with an index set, the
+# same pins are installed from requirements.lock (exported from uv.lock) with `uv pip sync` instead of `uv sync`.
+INDEX := $(strip $(or $(UV_DEFAULT_INDEX),$(UV_INDEX_URL)))
 # ... and one set for uv is used by pip when it installs uv itself.
 PIP_INDEX_ARGS := $(if $(PIP_INDEX_URL),,$(addprefix --index-url ,$(or $(UV_DEFAULT_INDEX),$(UV_INDEX_URL))))
 .DEFAULT_GOAL := help
@@ -45,7 +48,13 @@ $(TOOLS)/bin/uv: | python-check
 # --python only when .venv is created: given for an existing .venv whose interpreter uv sees under another path (a
 # pyenv shim, say), uv would rebuild it every time.
 install: python-check $(UV_DEP)  ## Create .venv with exactly the packages of uv.lock (uv sync), tests and notebooks included
+ifeq ($(INDEX),)
 	UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --locked $(if $(wildcard $(PY)),,--python $(PYTHON))
+else
+	@echo "package index $(INDEX): installing the pins of requirements.lock from it"
+	$(if $(wildcard $(PY)),,$(UV) venv --python $(PYTHON) $(VENV))
+	$(UV) pip sync --python $(PY) requirements.lock
+endif
 	$(UV) pip check --python $(PY)
 
 airflow-venv: .airflow-venv/.installed  ## Create .airflow-venv with the pinned Airflow (for the DAG and its tests)

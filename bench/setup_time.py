@@ -179,6 +179,14 @@ def render(results: dict[str, dict[str, dict[str, float]]], header: list[str]) -
         "Package cache filled by a cold run: "
         + ", ".join(f"{path} {r['cache']['mib']:.0f} MiB" for path, r in results.items()),
     ]
+    if "pip" in results and results["pip"]["cache"]["mib"] < 1:
+        lines += [
+            "",
+            (
+                "pip cached nothing: its HTTP cache keeps only responses that allow caching, and the index answered "
+                "without caching headers, so pip's warm runs downloaded every package again."
+            ),
+        ]
     return "\n".join(lines)
 
 

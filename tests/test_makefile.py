@@ -55,13 +55,19 @@ def test_install_syncs_the_venv_from_the_lock_then_checks_it(fake_uv) -> None:
     assert "installing uv" not in result.stdout  # a uv was given: nothing is bootstrapped
 
 
-def test_a_pip_mirror_is_handed_on_to_uv(fake_uv) -> None:
+def test_with_a_pip_mirror_uv_installs_the_exported_pins_from_it(fake_uv) -> None:
     uv, record = fake_uv
 
     result = _make("install", uv, {"PIP_INDEX_URL": "https://mirror.example/simple"})
 
     assert result.returncode == 0, result.stderr
-    assert "default=https://mirror.example/simple index= " in record.read_text().splitlines()[0]
+    # uv.lock names PyPI's files: from a mirror, the same pins come through requirements.lock.
+    calls = record.read_text().splitlines()
+    assert calls[0] == (
+        "pip sync --python .venv/bin/python requirements.lock | default=https://mirror.example/simple index= project="
+    )
+    assert calls[1].startswith("pip check --python .venv/bin/python")
+    assert "package index https://mirror.example/simple: installing the pins of requirements.lock" in result.stdout
 
 
 def test_uv_s_own_index_setting_wins_over_pip_s(fake_uv) -> None:
@@ -74,4 +80,4 @@ def test_uv_s_own_index_setting_wins_over_pip_s(fake_uv) -> None:
     )
 
     assert result.returncode == 0, result.stderr
-    assert "default= index=https://uv-mirror.example/simple " in record.read_text().splitlines()[0]
+    assert record.read_text().splitlines()[0].endswith("| default= index=https://uv-mirror.example/simple project=")

@@ -75,3 +75,5 @@ def test_table_reports_both_paths_and_their_ratio() -> None:
     assert rows["pip: `python -m venv` + `pip install -r requirements.lock`"] == ["80.0", "50.0"]
     assert rows["pip / uv"] == ["4.0x", "10.0x"]
     assert text.endswith("uv 990 MiB, pip 400 MiB")
+    results["pip"]["cache"]["mib"] = 0.0
+    assert "pip cached nothing" in setup_time.render(results, ["## header"])
