@@ -128,3 +128,12 @@ def test_pre_commit_runs_the_locked_ruff() -> None:
     assert {hook["id"] for hook in ruff_hooks} == {"ruff-check", "ruff-format"}
     for hook in ruff_hooks:
         assert hook["additional_dependencies"] == [f"ruff=={next(iter(_locked_versions('ruff')))}"]
+
+
+def test_tracking_server_image_pins_the_locked_versions() -> None:
+    dockerfile = (REPO_ROOT / "deploy" / "mlflow-server.Dockerfile").read_text()
+    pins = dict(re.findall(r"([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s\\]+)", dockerfile))
+
+    assert set(pins) == {"mlflow", "psycopg2-binary", "boto3"}
+    for name, version in pins.items():
+        assert _locked_versions(name) == {version}, f"deploy/mlflow-server.Dockerfile: {name} {version}"
