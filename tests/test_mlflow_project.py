@@ -1,8 +1,10 @@
-"""The MLproject file, run for real with `mlflow run . --env-manager local`."""
+"""The MLproject file, run for real with `mlflow run .`: in the current environment (`--env-manager local`) and in
+a fresh one that MLflow builds with uv from uv.lock (`--env-manager uv`, for machines without conda)."""
 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -30,17 +32,47 @@ def test_every_step_has_an_entry_point_that_runs_it() -> None:
     assert MLPROJECT["conda_env"] == "conda.yaml"
 
 
-def _mlflow_run(workspace, *args: str) -> subprocess.CompletedProcess:
+def _mlflow_run(workspace, *args: str, env_manager: str = "local",
+                extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     env = scrubbed_env({
         "MLFLOW_TRACKING_URI": workspace.tracking_uri,
         "PIPELINE_DATA_ROOT": str(workspace.data_root),
-        # `python` in the MLproject commands must be this interpreter.
+        # `python` in the MLproject commands (with `local`) and `uv` (with `uv`) come from this environment.
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        **(extra_env or {}),
     })
     return subprocess.run(
-        [sys.executable, "-m", "mlflow", "run", ".", "--env-manager", "local", *args],
-        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600,
+        [sys.executable, "-m", "mlflow", "run", ".", "--env-manager", env_manager, *args],
+        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=900, check=False,
     )
+
+
+def _package_index_env() -> dict[str, str]:
+    """The package index that works here, for uv: its own settings pass through; a pip mirror is handed on."""
+    if os.environ.get("PIP_INDEX_URL") and not (os.environ.get("UV_DEFAULT_INDEX") or os.environ.get("UV_INDEX_URL")):
+        return {"UV_DEFAULT_INDEX": os.environ["PIP_INDEX_URL"]}
+    return {}
+
+
+def _runtime_pins_for(python: Path) -> dict[str, str]:
+    """requirements-runtime.lock's pins that apply to ``python`` (markers evaluated for its version)."""
+    from packaging.markers import Marker
+
+    version = subprocess.run([str(python), "-c", "import platform; print(platform.python_version())"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    where = {"python_full_version": version, "python_version": ".".join(version.split(".")[:2])}
+    pins = {}
+    for line in (REPO_ROOT / "requirements-runtime.lock").read_text().splitlines():
+        if line and not line.startswith(("#", " ")):
+            requirement, _, marker = line.partition(" ; ")
+            if not marker or Marker(marker).evaluate(where):
+                name, version = requirement.split("==")
+                pins[_norm(name)] = version
+    return pins
+
+
+def _norm(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 @pytest.mark.slow
@@ -74,3 +106,33 @@ def test_mlflow_run_nests_steps_under_the_project_run(workspace) -> None:
     second_train = next(r for r in runs if r.data.tags.get("mlflow.parentRunId") == projects[1].info.run_id)
     assert second_train.data.tags["pipeline.reused_from"] == first_train.info.run_id
     assert len(client.search_model_versions("name = 'breast-cancer-local'")) == 1
+
+
+
+@pytest.mark.slow
+def test_mlflow_run_with_uv_builds_the_runtime_environment_from_the_lock(workspace) -> None:
+    from mlflow import MlflowClient
+
+    env_root = workspace.root / "mlflow-envs"  # empty: MLflow must build the environment
+    result = _mlflow_run(workspace, "--experiment-name", "uv-project", env_manager="uv",
+                         extra_env={"MLFLOW_ENV_ROOT": str(env_root), **_package_index_env()})
+
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "restoring environment with uv sync" in result.stderr
+    (env,) = [path for path in env_root.iterdir() if path.name.startswith("mlflow-")]
+    freeze = subprocess.run([str(Path(sys.executable).parent / "uv"), "pip", "freeze", "--python",
+                             str(env / "bin" / "python")], capture_output=True, text=True, check=True).stdout
+    installed = {_norm(name): version for name, version in (line.split("==") for line in freeze.split())}
+    # Exactly the runtime packages at their locked versions: no test or notebook tools, nothing from this venv.
+    assert installed == _runtime_pins_for(env / "bin" / "python")
+    assert "pytest" not in installed
+
+    client = MlflowClient(workspace.tracking_uri)
+    experiment = client.get_experiment_by_name("uv-project")
+    runs = client.search_runs([experiment.experiment_id], order_by=["attributes.start_time ASC"])
+    (project,) = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    assert project.data.tags["mlflow.project.env"] == "uv"
+    children = [r.data.tags["pipeline.step"] for r in runs
+                if r.data.tags.get("mlflow.parentRunId") == project.info.run_id]
+    assert children == list(STEPS)
+    assert all(r.info.status == "FINISHED" for r in runs)
