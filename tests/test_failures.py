@@ -223,7 +223,7 @@ def test_predict_input_missing_model_columns(workspace) -> None:
     with pytest.raises(StepError) as caught:
         run_pipeline(load_config("local", overrides={"catalog": {"predict_input": {"path": str(batch)}}}), ["predict"])
 
-    assert "lacks 2 column(s) the model needs: ['mean_area', 'worst_area']" in str(caught.value)
+    assert "column 'mean_area' is missing; column 'worst_area' is missing" in str(caught.value)
     assert len(list(workspace.data_root.glob("processed/predictions/*/predictions.parquet"))) == 1
 
 
