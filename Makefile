@@ -6,12 +6,12 @@ PY     := $(VENV)/bin/python
 PIP_VERSION := 25.3
 
 .DEFAULT_GOAL := help
-.PHONY: help setup install airflow-venv run test test-fast bench ui lock clean
+.PHONY: help setup install contract airflow-venv run test test-fast bench ui lock clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-setup: install run  ## Install everything, then run the whole pipeline on the local environment
+setup: install contract run  ## Install everything, infer the data contract if the config has none, run the pipeline
 
 install: $(VENV)/.installed  ## Create .venv and install the pinned dependencies
 
@@ -22,6 +22,9 @@ $(VENV)/.installed: requirements.lock
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.lock
 	$(PY) -m pip check
 	@touch $@
+
+contract: install  ## Infer the raw data's contract (`schema:` in config/base.yaml) with `init`, unless it has one
+	$(PY) src/main.py init --if-missing
 
 airflow-venv: .airflow-venv/.installed  ## Create .airflow-venv with the pinned Airflow (for the DAG and its tests)
 

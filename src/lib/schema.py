@@ -29,7 +29,12 @@ class SchemaConfig(_Strict):
 
     id_column: str | None = None
     target: str
-    positive_class: str | int | bool
+    # binary | multiclass | regression. The steps of this version train binary classifiers only.
+    task: Literal["binary", "multiclass", "regression"] = "binary"
+    # Classification: every value the target may hold, as strings (null: not listed).
+    labels: list[str] | None = None
+    # binary: the label that counts as the positive class (label 1).
+    positive_class: str | int | bool | None = None
     columns: dict[str, ColumnSpec]
 
     @model_validator(mode="after")
@@ -39,7 +44,15 @@ class SchemaConfig(_Strict):
         if self.id_column and self.id_column in self.columns:
             raise ValueError(f"id_column '{self.id_column}' must not also be listed under schema.columns")
         if not self.columns:
-            raise ValueError("schema.columns is empty: list at least one feature column")
+            raise ValueError("schema.columns is empty: list at least one feature column, or let "
+                             "`python src/main.py init` infer them from the raw data")
+        if self.task != "binary":
+            raise ValueError(f"task '{self.task}' is not handled by this version of the steps, which train "
+                             "binary classifiers only: set task: binary (positive_class against the rest)")
+        if self.positive_class is None:
+            raise ValueError("schema.positive_class is missing: name the target value that counts as positive")
+        if self.labels is not None and str(self.positive_class) not in self.labels:
+            raise ValueError(f"positive_class {self.positive_class!r} is not one of labels {self.labels}")
         return self
 
     @property
