@@ -65,8 +65,9 @@ def init_project(data_file: str | None = None, target: str | None = None, task: 
                                                 "under schema.columns): left as it is")
         if not force:
             raise ConfigError(f"{base_file} already holds a data contract ({len(columns)} columns under "
-                              "schema.columns): re-run with --force to replace it (init rewrites the schema section, "
-                              "the project line and catalog.raw.path, and keeps every other line), or edit it by hand")
+                              "schema.columns): re-run with --force to replace it (init rewrites only the schema section, "
+                              "catalog.raw.path, the project line with --name, and estimators that do not fit the "
+                              "task), or edit it by hand")
     if data_file is None:  # complete the config's own contract
         target = target or schema.get("target")
         task = task or schema.get("task")
@@ -249,6 +250,11 @@ def _check_columns(frame: pd.DataFrame, target: str | None, id_column: str | Non
             raise ConfigError(f"{option} '{column}' is not a column of {uri}: its columns are {shown}")
     if id_column == target:
         raise ConfigError(f"--id-column and --target are both '{target}': the target cannot identify the rows")
+    from src.features.build_features import LABEL
+
+    if LABEL in frame.columns and LABEL != target:
+        raise DataValidationError(f"{uri} has a column named '{LABEL}', the name feat_data gives the encoded "
+                                  "target: rename that column in the data file")
     if frame.empty:
         raise DataValidationError(f"'{uri}' has a header but no rows: init needs data to describe")
     return target, id_column or None

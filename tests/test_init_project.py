@@ -266,3 +266,32 @@ def test_a_regression_target_switches_the_classifiers_to_regressors_and_keeps_th
     assert {k: v for k, v in yaml.safe_load(edited).items() if k not in ("schema", "train_model")} == \
         {k: v for k, v in kept.items() if k not in ("schema", "train_model")}
     assert train_model["seed"] == kept["train_model"]["seed"]
+
+
+def test_a_feature_named_like_the_encoded_target_is_refused(project: Path) -> None:
+    (project / "clash.csv").write_text("label,x,y\n1,2,a\n2,3,b\n3,4,a\n")
+
+    done = _init(project, "clash.csv", "--target", "y", "--force")
+
+    assert done.returncode == 1
+    assert "has a column named 'label', the name feat_data gives the encoded target" in done.stderr
+
+
+@pytest.mark.slow
+def test_init_reads_a_file_on_s3(project: Path, s3_server: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import boto3
+
+    from tests.servers import AWS_TEST_ENV
+
+    for key, value in {**AWS_TEST_ENV, "AWS_ENDPOINT_URL": s3_server}.items():
+        monkeypatch.setenv(key, value)
+    s3 = boto3.client("s3", endpoint_url=s3_server, region_name="us-east-1")
+    s3.create_bucket(Bucket="init-data")
+    s3.put_object(Bucket="init-data", Key="in/messy.csv", Body=MESSY_CSV.encode())
+
+    init_project("s3://init-data/in/messy.csv", target="churned", id_column="row_id", force=True,
+                 config_dir=project / "config")
+
+    written = yaml.safe_load((project / "config" / "base.yaml").read_text())
+    assert written["catalog"]["raw"]["path"] == "s3://init-data/in/messy.csv"
+    assert written["schema"]["columns"] == MESSY_COLUMNS

@@ -6,27 +6,33 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-# Section text as it stands in config/base.yaml: the chosen estimator, and the estimators to choose from.
-DEFAULTS = {
-    "classification": ("logistic_regression", """  estimators:
-    logistic_regression: {class: sklearn.linear_model.LogisticRegression, params: {C: 1.0, max_iter: 2000}}
-    random_forest:
-      class: sklearn.ensemble.RandomForestClassifier
-      params: {n_estimators: 200, min_samples_leaf: 2, n_jobs: -1}
-    gradient_boosting:
-      class: sklearn.ensemble.HistGradientBoostingClassifier
-      params: {max_iter: 200, learning_rate: 0.1}
-"""),
-    "regression": ("ridge", """  estimators:
-    ridge: {class: sklearn.linear_model.Ridge, params: {alpha: 1.0}}
-    random_forest:
-      class: sklearn.ensemble.RandomForestRegressor
-      params: {n_estimators: 200, min_samples_leaf: 2, n_jobs: -1}
-    gradient_boosting:
-      class: sklearn.ensemble.HistGradientBoostingRegressor
-      params: {max_iter: 200, learning_rate: 0.1}
-"""),
+# The chosen estimator, and the estimators to choose from: name -> (import path, constructor arguments).
+DEFAULTS: dict[str, tuple[str, dict[str, tuple[str, dict[str, Any]]]]] = {
+    "classification": ("logistic_regression", {
+        "logistic_regression": ("sklearn.linear_model.LogisticRegression", {"C": 1.0, "max_iter": 2000}),
+        "random_forest": ("sklearn.ensemble.RandomForestClassifier",
+                          {"n_estimators": 200, "min_samples_leaf": 2, "n_jobs": -1}),
+        "gradient_boosting": ("sklearn.ensemble.HistGradientBoostingClassifier",
+                              {"max_iter": 200, "learning_rate": 0.1}),
+    }),
+    "regression": ("ridge", {
+        "ridge": ("sklearn.linear_model.Ridge", {"alpha": 1.0}),
+        "random_forest": ("sklearn.ensemble.RandomForestRegressor",
+                          {"n_estimators": 200, "min_samples_leaf": 2, "n_jobs": -1}),
+        "gradient_boosting": ("sklearn.ensemble.HistGradientBoostingRegressor",
+                              {"max_iter": 200, "learning_rate": 0.1}),
+    }),
 }
+
+
+def estimators_section(kind: str) -> str:
+    """The ``train_model.estimators`` section of ``kind``'s defaults, as config text."""
+    from src.lib.config_text import flow_mapping
+
+    lines = ["  estimators:"]
+    for name, (path, params) in DEFAULTS[kind][1].items():
+        lines.append(f"    {name}: {flow_mapping({'class': path, 'params': params})}")
+    return "\n".join(lines) + "\n"
 
 
 def task_kind(task: str) -> str:
@@ -55,4 +61,4 @@ def defaults_if_mismatched(train_model: dict[str, Any], task: str) -> tuple[str,
     """(estimator, estimators section) to write when the configured estimator does not fit ``task``; else None."""
     kind = estimator_kind(train_model)
     wanted = task_kind(task)
-    return DEFAULTS[wanted] if kind is not None and kind != wanted else None
+    return (DEFAULTS[wanted][0], estimators_section(wanted)) if kind is not None and kind != wanted else None
