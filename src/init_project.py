@@ -250,11 +250,6 @@ def _check_columns(frame: pd.DataFrame, target: str | None, id_column: str | Non
             raise ConfigError(f"{option} '{column}' is not a column of {uri}: its columns are {shown}")
     if id_column == target:
         raise ConfigError(f"--id-column and --target are both '{target}': the target cannot identify the rows")
-    from src.features.build_features import LABEL
-
-    if LABEL in frame.columns and LABEL != target:
-        raise DataValidationError(f"{uri} has a column named '{LABEL}', the name feat_data gives the encoded "
-                                  "target: rename that column in the data file")
     if frame.empty:
         raise DataValidationError(f"'{uri}' has a header but no rows: init needs data to describe")
     return target, id_column or None

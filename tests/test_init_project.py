@@ -268,15 +268,6 @@ def test_a_regression_target_switches_the_classifiers_to_regressors_and_keeps_th
     assert train_model["seed"] == kept["train_model"]["seed"]
 
 
-def test_a_feature_named_like_the_encoded_target_is_refused(project: Path) -> None:
-    (project / "clash.csv").write_text("label,x,y\n1,2,a\n2,3,b\n3,4,a\n")
-
-    done = _init(project, "clash.csv", "--target", "y", "--force")
-
-    assert done.returncode == 1
-    assert "has a column named 'label', the name feat_data gives the encoded target" in done.stderr
-
-
 @pytest.mark.slow
 def test_init_reads_a_file_on_s3(project: Path, s3_server: str, monkeypatch: pytest.MonkeyPatch) -> None:
     import boto3
