@@ -143,8 +143,10 @@ def _steps_handle(task: str) -> bool:
     """Whether this version of the steps takes the task (the schema says; binary only before issue 14's task types)."""
     from src.lib.schema import SchemaConfig
 
+    labels = {"binary": {"labels": ["a", "b"], "positive_class": "a"}, "multiclass": {"labels": ["a", "b", "c"]},
+              "regression": {}}[task]
     try:
-        SchemaConfig(target="y", task=task, positive_class="a", labels=["a", "b"], columns={"x": {"type": "float"}})
+        SchemaConfig(target="y", task=task, columns={"x": {"type": "float"}}, **labels)
     except ValueError:
         return False
     return True
