@@ -30,12 +30,12 @@ INDEX := $(strip $(or $(UV_DEFAULT_INDEX),$(UV_INDEX_URL)))
 # ... and one set for uv is used by pip when it installs uv itself.
 PIP_INDEX_ARGS := $(if $(PIP_INDEX_URL),,$(addprefix --index-url ,$(or $(UV_DEFAULT_INDEX),$(UV_INDEX_URL))))
 .DEFAULT_GOAL := help
-.PHONY: help setup install python-check airflow-venv run test test-fast bench bench-serving bench-setup notebook ui lock clean
+.PHONY: help setup install python-check contract airflow-venv run test test-fast bench bench-serving bench-setup notebook ui lock clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
 
-setup: install run  ## Install everything, then run the whole pipeline on the local environment
+setup: install contract run  ## Install everything, infer the data contract if the config has none, run the pipeline
 
 python-check:
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] >= (3, 11), "Python 3.11+ is needed, found " + sys.version.split()[0]'
@@ -56,6 +56,9 @@ else
 	$(UV) pip sync --python $(PY) requirements.lock
 endif
 	$(UV) pip check --python $(PY)
+
+contract: install  ## Infer the raw data's contract (`schema:` in config/base.yaml) with `init`, unless it has one
+	$(PY) src/main.py init --if-missing
 
 airflow-venv: .airflow-venv/.installed  ## Create .airflow-venv with the pinned Airflow (for the DAG and its tests)
 

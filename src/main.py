@@ -206,6 +206,30 @@ def export_model(environment: str | None, model_uri: str | None, out: str) -> No
     err.print(f"exported {ref.uri} (version {ref.version or '-'}, run {ref.run_id}) to {written}", soft_wrap=True)
 
 
+@cli.command("init")
+@click.argument("data_file", required=False)
+@click.option("--target", help="The column to predict (default without DATA_FILE: schema.target of the config).")
+@click.option("--task", type=click.Choice(["auto", "binary", "multiclass", "regression"]), default=None,
+              help="auto (default): regression for a numeric target with many values, else binary or multiclass.")
+@click.option("--id-column", help="The column that identifies a row (not a feature). Default: none.")
+@click.option("--positive-class", help="binary: the label that counts as positive. Default: 1/true/yes, else the "
+                                       "rarer label (printed).")
+@click.option("--name", help="The project's short name (`project:`, in experiment and model names).")
+@click.option("--force", is_flag=True, help="Replace a contract the config already holds.")
+@click.option("--if-missing", is_flag=True, help="Do nothing when the config already holds a contract (make setup).")
+@command
+def init(data_file: str | None, **options: Any) -> None:
+    """Infer the raw data's contract from a CSV or Parquet file (local or s3://) and write it into config/base.yaml.
+
+    Writes the schema section (target, task, labels, positive class, every feature column), points catalog.raw
+    at the file and, with --name, sets the project; every other line and comment of the file stays. Without
+    DATA_FILE it completes the config's own contract from its raw file (what `make setup` runs).
+    """
+    from src.init_project import init_project, print_init
+
+    print_init(init_project(data_file, **options))
+
+
 @cli.command("parent-start")
 @ENVIRONMENT
 @command

@@ -15,6 +15,7 @@ import pytest
 from src.data.make_dataset import MakeDataParams
 from src.lib.config import REPO_ROOT
 from src.lib.schema import ColumnSpec, SchemaConfig
+from tests.helpers import EXAMPLE_CONFIG, EXAMPLE_RAW
 
 # Variables that would point a test at the developer's own runs, data or cloud account.
 _LEAKY_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME",
@@ -52,6 +53,8 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
+    # The config the tests load is the example's (the repo's own in the template; see tests/helpers.py).
+    monkeypatch.setattr("src.lib.config.DEFAULT_CONFIG_DIR", EXAMPLE_CONFIG)
     yield
     if "mlflow" in sys.modules:
         import mlflow
@@ -113,7 +116,7 @@ def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Workspace:
     """The example raw dataset copied into a temp data root; a SQLite tracking store beside it."""
     data_root = tmp_path / "data"
     (data_root / "raw").mkdir(parents=True)
-    shutil.copy(REPO_ROOT / "data" / "raw" / "breast_cancer.csv", data_root / "raw" / "breast_cancer.csv")
+    shutil.copy(EXAMPLE_RAW, data_root / "raw" / "breast_cancer.csv")
     ws = Workspace(root=tmp_path, data_root=data_root, tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
     for key, value in ws.env().items():
         monkeypatch.setenv(key, value)
@@ -203,7 +206,7 @@ def memory_workspace(tracking_store: str, monkeypatch: pytest.MonkeyPatch) -> It
     monkeypatch.setenv("PIPELINE_EXPERIMENT", ws.experiment)
     # Each test registers its own model, so that champions of other tests never meet.
     monkeypatch.setenv("PIPELINE__CATALOG__MODEL__NAME", f"model-{tag}")
-    ws.write_raw(pd.read_csv(REPO_ROOT / "data" / "raw" / "breast_cancer.csv"))
+    ws.write_raw(pd.read_csv(EXAMPLE_RAW))
     yield ws
     fs = fsspec.filesystem("memory")
     if fs.exists(f"/ws-{tag}"):

@@ -12,11 +12,21 @@ from pathlib import Path
 
 from src.lib.config import REPO_ROOT
 
+# The project the tests run the pipeline machinery on: the template's example. In the template it is the repo
+# itself; in a project made with `copier copy` from data of its own, the example is kept under tests/example
+# (the project's own config and data are checked by tests/test_project_contract.py).
+_KEPT_EXAMPLE = REPO_ROOT / "tests" / "example"
+EXAMPLE_ROOT = _KEPT_EXAMPLE if (_KEPT_EXAMPLE / "config" / "base.yaml").is_file() else REPO_ROOT
+EXAMPLE_CONFIG = EXAMPLE_ROOT / "config"
+EXAMPLE_RAW = EXAMPLE_ROOT / "data" / "raw" / "breast_cancer.csv"
+
 
 def scrubbed_env(extra: Mapping[str, str] | None = None, drop: tuple[str, ...] = ()) -> dict[str, str]:
-    """This process's environment without MLflow and pipeline settings (and ``drop`` prefixes), plus ``extra``."""
+    """This process's environment without MLflow and pipeline settings (and ``drop`` prefixes), plus ``extra``;
+    the config is the example's."""
     prefixes = ("MLFLOW_", "PIPELINE_", *drop)
     env = {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
+    env["PIPELINE_CONFIG_DIR"] = str(EXAMPLE_CONFIG)
     env.update(extra or {})
     return env
 

@@ -97,8 +97,12 @@ def test_a_live_pipeline_in_another_pid_namespace_is_not_taken_for_dead(workspac
 def _runs(workspace):
     from mlflow import MlflowClient
 
-    client = MlflowClient(workspace.tracking_uri)
-    experiment = client.get_experiment_by_name("breast-cancer-local")
+    from src.lib.store import _sqlite_setup_lock
+
+    # The pipeline may be creating the SQLite store right now: take the lock it takes, or both create its tables.
+    with _sqlite_setup_lock(workspace.tracking_uri):
+        client = MlflowClient(workspace.tracking_uri)
+        experiment = client.get_experiment_by_name("breast-cancer-local")
     return client.search_runs([experiment.experiment_id], order_by=["attributes.start_time ASC"])
 
 

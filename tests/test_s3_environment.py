@@ -17,7 +17,7 @@ from src.lib.discovery import step_names
 from src.pipeline import run_pipeline
 from tests.conftest import TEAM_BUCKET
 from tests.servers import AWS_TEST_ENV, free_port
-from tests.helpers import scrubbed_env
+from tests.helpers import EXAMPLE_RAW, scrubbed_env
 
 STEPS = step_names()
 
@@ -62,7 +62,7 @@ def dev(monkeypatch: pytest.MonkeyPatch, s3_server: str, team_server: str) -> De
     """A fresh prefix, experiment and model name on the shared servers, with the raw data uploaded."""
     tag = uuid.uuid4().hex[:8]
     env = DevEnv(s3_server, team_server, f"t-{tag}", f"dev-test-{tag}", f"model-{tag}")
-    env.s3().upload_file(str(REPO_ROOT / "data" / "raw" / "breast_cancer.csv"), TEAM_BUCKET,
+    env.s3().upload_file(str(EXAMPLE_RAW), TEAM_BUCKET,
                          f"{env.prefix}/raw/breast_cancer.csv")
     for key, value in env.env().items():
         monkeypatch.setenv(key, value)

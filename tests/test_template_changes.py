@@ -13,7 +13,7 @@ import requests
 from src.lib.config import REPO_ROOT, load_config
 from src.lib.discovery import step_names
 from src.pipeline import run_pipeline
-from tests.helpers import run_main, serving
+from tests.helpers import EXAMPLE_CONFIG, run_main, serving
 
 pytestmark = pytest.mark.slow
 
@@ -67,8 +67,8 @@ ENTRY_POINT = """
 
 def _copy_of_the_project(tmp_path: Path) -> Path:
     copy = tmp_path / "project"
-    for name in ("src", "config"):
-        shutil.copytree(REPO_ROOT / name, copy / name, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(REPO_ROOT / "src", copy / "src", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(EXAMPLE_CONFIG, copy / "config")
     shutil.copy(REPO_ROOT / "MLproject", copy / "MLproject")
     return copy
 
@@ -84,9 +84,10 @@ def test_adding_a_step_touches_its_module_its_config_and_the_mlproject(workspace
     base.write_text(text + CONFIG_SECTION)
     (project / "MLproject").write_text((project / "MLproject").read_text() + ENTRY_POINT)
 
-    help_text = run_main("--help", env=workspace.env(), cwd=project)
-    first = run_main(env=workspace.env(), cwd=project)
-    second = run_main(env=workspace.env(), cwd=project)
+    env = {**workspace.env(), "PIPELINE_CONFIG_DIR": str(project / "config")}
+    help_text = run_main("--help", env=env, cwd=project)
+    first = run_main(env=env, cwd=project)
+    second = run_main(env=env, cwd=project)
 
     assert "report_model" in help_text.stdout
     assert first.returncode == 0, first.stderr
@@ -107,7 +108,7 @@ def test_adding_a_step_touches_its_module_its_config_and_the_mlproject(workspace
 
 def test_a_model_named_by_import_path_in_an_overlay_trains_and_is_served(workspace, tmp_path: Path) -> None:
     config = tmp_path / "config"
-    shutil.copytree(REPO_ROOT / "config", config)
+    shutil.copytree(EXAMPLE_CONFIG, config)
     (config / "local.yaml").write_text((config / "local.yaml").read_text() + """
 train_model:
   estimator: extra_trees

@@ -10,9 +10,10 @@ import pandas as pd
 import pytest
 
 from src.batch import s3_handler
-from src.lib.config import REPO_ROOT, load_config
+from src.lib.config import load_config
 from src.lib.discovery import step_names
 from src.pipeline import run_pipeline
+from tests.helpers import EXAMPLE_RAW
 from tests.servers import AWS_TEST_ENV
 
 STEPS = step_names()
@@ -37,7 +38,7 @@ def s3_env(monkeypatch: pytest.MonkeyPatch, s3_server: str, tmp_path):
     if BUCKET not in [b["Name"] for b in s3.list_buckets()["Buckets"]]:
         s3.create_bucket(Bucket=BUCKET)
     prefix = f"p-{uuid.uuid4().hex[:8]}"
-    s3.upload_file(str(REPO_ROOT / "data" / "raw" / "breast_cancer.csv"), BUCKET, f"{prefix}/raw/breast_cancer.csv")
+    s3.upload_file(str(EXAMPLE_RAW), BUCKET, f"{prefix}/raw/breast_cancer.csv")
     env = {**AWS_TEST_ENV, "AWS_ENDPOINT_URL": s3_server, "PIPELINE_DATA_ROOT": f"s3://{BUCKET}/{prefix}",
            "PIPELINE_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}", "PIPELINE_ENVIRONMENT": "dev"}
     for key, value in env.items():

@@ -9,15 +9,16 @@ import pytest
 
 from src.lib.config import REPO_ROOT, deep_merge, load_config
 from src.lib.errors import ConfigError
+from tests.helpers import EXAMPLE_CONFIG
 
 CASES = Path(__file__).parent / "config_cases"
 
 
 def _config_dir(tmp_path: Path, local_overlay: Path | str | None = None) -> Path:
-    """The repo's base.yaml plus one overlay file as the `local` environment."""
+    """The example's base.yaml plus one overlay file as the `local` environment."""
     folder = tmp_path / "config"
     folder.mkdir()
-    shutil.copy(REPO_ROOT / "config" / "base.yaml", folder / "base.yaml")
+    shutil.copy(EXAMPLE_CONFIG / "base.yaml", folder / "base.yaml")
     if isinstance(local_overlay, Path):
         shutil.copy(local_overlay, folder / "local.yaml")
     else:

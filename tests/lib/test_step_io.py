@@ -82,10 +82,10 @@ def _task_config(tmp_path, task: str, columns: list[str], labels: list[str] | No
 
     import yaml
 
-    from src.lib.config import REPO_ROOT
+    from tests.helpers import EXAMPLE_CONFIG
 
     folder = tmp_path / "config"
-    shutil.copytree(REPO_ROOT / "config", folder)
+    shutil.copytree(EXAMPLE_CONFIG, folder)
     schema = {"id_column": "row_id", "target": "target", "task": task,
               "columns": {c: {"type": "float"} for c in columns}}
     if labels:
