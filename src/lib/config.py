@@ -10,11 +10,9 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     PrivateAttr,
     ValidationError,
@@ -30,146 +28,26 @@ from src.lib.config_sources import (
     describe_source,
     read_yaml,
 )
+from src.lib.config_sections import (
+    AwsConfig,
+    BatchParams,
+    DataConfig,
+    DatasetSpec,
+    GATE_METRICS,
+    GateParams,
+    InferenceLogParams,
+    ServingParams,
+    TrackingConfig,
+    _Strict,
+)
 from src.lib.errors import ConfigError
 from src.lib.schema import SchemaConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CONFIG_DIR = REPO_ROOT / "config"
 BASE_FILE = "base.yaml"
-__all__ = ["REPO_ROOT", "ConfigError", "Settings", "deep_merge", "join_uri", "load_config"]
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-
-class CsvSettings(_Strict):
-    sep: str = Field(",", min_length=1)
-    encoding: str = "utf-8"
-    decimal: str = Field(".", min_length=1, max_length=1)
-
-
-class DatasetSpec(_Strict):
-    """One entry of the catalog: where a dataset lives, in what format, and how its locations are made."""
-
-    # input: a file read as it is (path: the file; null for an optional one).
-    # per_run: written by a step into a folder of its run (path: the folder; file <path>/<run id>/<name>.<format>).
-    # content_addressed: stored once per content (path: the folder; file <path>/<sha256>.<format>).
-    # model: a logged and registered MLflow model (name: the registered model; uri: what readers use instead of
-    #        the version holding the gate's alias).
-    kind: Literal["input", "per_run", "content_addressed", "model"]
-    path: str | None = None
-    format: Literal["parquet", "csv"] | None = None
-    name: str | None = None
-    uri: str | None = None
-    # How a CSV input is read: separator, encoding and decimal mark ({sep: ";", decimal: ","}).
-    csv: CsvSettings = Field(default_factory=lambda: CsvSettings())
-
-    @model_validator(mode="after")
-    def _complete(self) -> DatasetSpec:
-        if self.kind == "model" and not self.name:
-            raise ValueError("a model dataset needs 'name': the name it is registered under")
-        if self.kind in ("per_run", "content_addressed") and not self.path:
-            raise ValueError(f"a {self.kind} dataset needs 'path': the folder its files go into")
-        return self
-
-    @property
-    def file_format(self) -> str:
-        if self.format:
-            return self.format
-        if self.path and self.kind == "input":
-            return os.path.splitext(self.path)[1].lstrip(".").lower() or "parquet"
-        return "parquet"
-
-
-class DataConfig(_Strict):
-    # Folder (local path or s3:// URI) that relative catalog paths resolve against.
-    root: str
-
-
-# Metrics the gate may use per task, and whether more is better (names as mlflow.models.evaluate logs them).
-GATE_METRICS: dict[str, dict[str, bool]] = {
-    "binary": {"roc_auc": True, "f1_score": True, "accuracy_score": True, "precision_score": True,
-               "recall_score": True, "precision_recall_auc": True, "log_loss": False},
-    "multiclass": {"f1_score": True, "accuracy_score": True, "precision_score": True, "recall_score": True,
-                   "log_loss": False},
-    "regression": {"root_mean_squared_error": False, "mean_absolute_error": False, "mean_squared_error": False,
-                   "r2_score": True, "max_error": False},
-}
-# What the gate compares with the dummy baseline and the champion when gate.metrics is not set.
-DEFAULT_GATE_METRICS = {"binary": ["roc_auc", "f1_score"], "multiclass": ["f1_score", "accuracy_score"],
-                        "regression": ["root_mean_squared_error", "r2_score"]}
-
-
-class GateParams(_Strict):
-    """When a trained candidate may become the model that predict and serving use."""
-
-    alias: str = "champion"
-    # Compared with the dummy baseline and the champion; null: the task's defaults (DEFAULT_GATE_METRICS).
-    metrics: list[str] | None = None
-    # A candidate must be better than scikit-learn's Dummy model (the prior, or the mean) on the same holdout by
-    # more than this, on every gated metric.
-    min_lift_over_dummy: float = Field(0.0, ge=0.0)
-    # Minimums (maximums for error metrics) every candidate must reach on the holdout.
-    thresholds: dict[str, float] = Field(default_factory=dict)
-    # And, when a champion exists, beat it on the same holdout by at least this much on each gated metric.
-    min_improvement: float = Field(1e-6, gt=0.0)
-
-    def gated(self, task: str) -> list[str]:
-        return list(self.metrics if self.metrics is not None else DEFAULT_GATE_METRICS[task])
-
-
-class BatchParams(_Strict):
-    """S3-triggered batch scoring (src/batch/s3_handler.py)."""
-
-    input_prefix: str = "incoming"
-    output_prefix: str = "scored"
-
-
-class InferenceLogParams(_Strict):
-    """The inference log of online serving (src/serving/inference_log.py)."""
-
-    # Folder (relative to data.root, or an absolute path or s3:// URI); null: no log.
-    path: str | None = "inference_log"
-    # A Parquet file is written once this many rows wait, or flush_seconds after the oldest arrived.
-    batch_rows: int = Field(10_000, gt=0)
-    flush_seconds: float = Field(10.0, gt=0)
-    # Rows waiting to be written at most: a request beyond it is not logged (counted as dropped), never delayed.
-    max_pending_rows: int = Field(100_000, gt=0)
-
-
-class ServingParams(_Strict):
-    """Online scoring (python src/main.py serve; the image's `serve`)."""
-
-    # Worker processes, each with its own copy of the model (MODEL_SERVER_WORKERS overrides).
-    workers: int = Field(1, ge=1)
-    # Seconds a request may take before it is answered 504 (MODEL_SERVER_TIMEOUT overrides).
-    timeout_seconds: float = Field(60.0, gt=0)
-    # Largest request body accepted, in MB (SageMaker's real-time limit is 6 MB); a larger one gets 413.
-    max_body_mb: float = Field(6.0, gt=0)
-    # Refuse to start without API keys (they come from the environment, never from here).
-    require_api_keys: bool = False
-    log: InferenceLogParams = InferenceLogParams()
-
-
-class TrackingConfig(_Strict):
-    uri: str
-    experiment: str
-    # Unset: next to a SQLite database, "<db folder>/mlruns/<experiment>"; for a server, the server's default.
-    artifact_location: str | None = None
-    # Per request to a tracking server, and how often a failed request is retried.
-    timeout_seconds: int = Field(30, gt=0)
-    max_retries: int = Field(2, ge=0)
-
-
-class AwsConfig(_Strict):
-    # Credentials never live here: they come from the standard AWS chain (env, profile, role).
-    profile: str | None = None
-    region: str | None = None
-    # S3: seconds to connect and to wait for a read, and attempts per request (retries with backoff).
-    connect_timeout: float = Field(3.0, gt=0)
-    read_timeout: float = Field(60.0, gt=0)
-    max_attempts: int = Field(3, ge=1)
+__all__ = ["GATE_METRICS", "REPO_ROOT", "ConfigError", "GateParams", "InferenceLogParams", "ServingParams", "Settings",
+           "deep_merge", "join_uri", "load_config"]
 
 
 class Settings(_Strict):
