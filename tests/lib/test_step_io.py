@@ -3,6 +3,8 @@ predictions from the champion (fast: a throwaway tracking store, data in fsspec'
 
 from __future__ import annotations
 
+import shutil
+
 import fsspec
 import pandas as pd
 import pytest
@@ -129,3 +131,34 @@ def test_multiclass_and_regression_run_through_every_step(memory_workspace, tmp_
         assert scored["prediction"].dtype == "float64"
         assert not [c for c in scored if c.startswith("probability")]
         assert train.metrics["r2_score"] > 0.3
+
+
+def test_a_champion_with_other_inputs_is_not_compared_and_the_reason_is_kept(memory_workspace, tmp_path,
+                                                                               monkeypatch) -> None:
+    import yaml
+    from mlflow import MlflowClient
+
+    from src.lib.config import load_config
+    from tests.helpers import EXAMPLE_CONFIG
+
+    run_pipeline(memory_workspace.settings(), ["make_data", "feat_data", "train_model"])  # version 1, champion
+    # The same data without one column: the next candidate's inputs differ from the champion's.
+    raw = pd.read_csv(memory_workspace.data_root + "/raw/breast_cancer.csv").drop(columns=["mean_area"])
+    memory_workspace.write_raw(raw)
+    folder = tmp_path / "config"
+    shutil.copytree(EXAMPLE_CONFIG, folder)
+    base = yaml.safe_load((folder / "base.yaml").read_text())
+    schema = {**base["schema"], "columns": {k: v for k, v in base["schema"]["columns"].items() if k != "mean_area"}}
+    (folder / "local.yaml").write_text((folder / "local.yaml").read_text() + "\n" + yaml.safe_dump({"schema": schema}))
+    monkeypatch.setenv("PIPELINE_CONFIG_DIR", str(folder))
+
+    second = run_pipeline(load_config("local"), ["make_data", "feat_data", "train_model"])
+
+    note = second.steps[2].notes[0]
+    assert note == "promoted version 2 to @champion (was version 1)"
+    name = memory_workspace.settings().model_name
+    version = MlflowClient().get_model_version(name, "2")
+    assert "version 1's inputs differ from the candidate's (added: [], removed: ['mean_area']" in \
+        version.tags["gate.champion_comparison"]
+    run = MlflowClient().get_run(second.steps[2].run_id)
+    assert run.data.tags["gate.champion_comparison"] == version.tags["gate.champion_comparison"]
