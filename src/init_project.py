@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import yaml
 
 from src.lib.config_text import check_edit, flow_mapping, quoted, replace_section, set_entry_key, set_scalar, \
     yaml_scalar

@@ -3,7 +3,6 @@ PostgreSQL whose artifacts are proxied to the same S3 server."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import uuid

@@ -125,22 +125,6 @@ class Storage:
                 raise self._storage_error(uri, "read", exc) from exc
             raise StorageError(f"dataset '{uri}' cannot be parsed as {suffix[1:]}: {exc}") from exc
 
-    @staticmethod
-    def _read_csv(uri: str, handle: Any, columns: list[str] | None) -> pd.DataFrame:
-        """A CSV whose every row has one value per column of its header: a row with one too many would shift
-        the columns under pandas (the first value taken as the index), one too few would be filled with NaN."""
-        import io
-
-        from src.models.input_checks import InputError, read_csv
-
-        if _is_remote(uri):  # read it whole: the rows are counted before pandas parses them, and S3 reads once
-            handle = io.BytesIO(handle.read())
-        try:
-            frame = read_csv(handle)
-        except InputError as exc:
-            raise DataValidationError(f"dataset '{uri}': {exc}") from exc
-        return frame if columns is None else frame.loc[:, columns]
-
     def read_bytes(self, uri: str) -> bytes:
         fs, path = self.filesystem(uri)
         return self._call(uri, "read", fs.cat_file, path)

@@ -96,7 +96,7 @@ def test_bad_object_gets_an_error_report_not_a_crash(s3_env) -> None:
 
 def test_a_value_of_the_wrong_type_is_reported_by_row_and_column(s3_env) -> None:
     s3, prefix, result = s3_env
-    rows = pd.read_csv(REPO_ROOT / "data" / "raw" / "breast_cancer.csv", nrows=3).drop(columns="diagnosis")
+    rows = pd.read_csv(EXAMPLE_RAW, nrows=3).drop(columns="diagnosis")
     body = rows.astype(object)
     body.loc[1, "mean_radius"] = "abc"
     s3.put_object(Bucket=BUCKET, Key=f"{prefix}/incoming/typo.csv", Body=body.to_csv(index=False))
