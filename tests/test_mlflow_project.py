@@ -114,6 +114,9 @@ def test_mlflow_run_with_uv_builds_the_runtime_environment_from_the_lock(workspa
     from mlflow import MlflowClient
 
     env_root = workspace.root / "mlflow-envs"  # empty: MLflow must build the environment
+    # `mlflow run` would create the experiment with artifacts under ./mlruns of the repo: give it a place here.
+    MlflowClient(workspace.tracking_uri).create_experiment(
+        "uv-project", artifact_location=(workspace.root / "uv-artifacts").as_uri())
     result = _mlflow_run(workspace, "--experiment-name", "uv-project", env_manager="uv",
                          extra_env={"MLFLOW_ENV_ROOT": str(env_root), **_package_index_env()})
 

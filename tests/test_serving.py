@@ -145,8 +145,10 @@ def test_exported_model_is_served_by_the_entry_script_like_sagemaker(champion: C
         tar.extractall(tmp_path / "opt" / "ml" / "model", filter="data")
     assert "MLmodel" in names and "registered_model_meta" in names  # at the root, as SageMaker unpacks it
     env = {"PIPELINE_SERVE_HOST": "127.0.0.1", "PIPELINE_MODEL_DIR": str(tmp_path / "opt" / "ml" / "model"),
-           # A tracking server that does not exist: a model in the folder needs none.
-           "PIPELINE_TRACKING_URI": f"http://127.0.0.1:{free_port()}", "MODEL_SERVER_WORKERS": "2",
+           # A tracking server that does not exist (dev: local never takes a remote one): the model in the folder
+           # needs none.
+           "PIPELINE_ENVIRONMENT": "dev", "PIPELINE_TRACKING_URI": f"http://127.0.0.1:{free_port()}",
+           "MODEL_SERVER_WORKERS": "2",
            "PIPELINE__SERVING__LOG__PATH": "null", "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin"}
     rows = _rows(champion)
 
