@@ -22,8 +22,8 @@ from src.lib.config import Settings
 from src.lib.discovery import load_steps, step_names
 from src.lib.errors import ConfigError, DataValidationError, PipelineError, StepError, StorageUnreachable
 from src.lib.lineage import load_manifest
-from src.lib.planner import Decision, Planner
-from src.lib.runs import TAG_NOTES, TAG_REUSED_FROM, Runs, step_digests, step_outputs
+from src.lib.planner import Decision, Planner, recorded_outputs
+from src.lib.runs import TAG_NOTES, TAG_REUSED_FROM, Runs
 from src.lib.step import Step, StepContext
 from src.lib.step_io import load_inputs, save_outputs
 
@@ -254,8 +254,8 @@ def _reuse_step(planner: Planner, spec: Step[Any], key: CacheKey, decision: Deci
                 inputs: dict[str, Input]) -> StepResult:
     """A child run that points at the reused run, with its outputs, digests and metrics."""
     cached = planner.runs.get_run(decision.cached_run_id or "")
-    outputs, digests, metrics = step_outputs(cached), step_digests(cached), dict(cached.data.metrics)
-    written = {n: Input(uri, digests.get(n, uri)) for n, uri in outputs.items()}
+    written, metrics = recorded_outputs(cached), dict(cached.data.metrics)
+    outputs = {n: i.uri for n, i in written.items()}
     notes = [f"as decided then: {n}" for n in cached.data.tags.get(TAG_NOTES, "").splitlines() if n]
     with planner.runs.step_run(spec.name) as run:
         planner.runs.log(tags={**key.tags(), TAG_REUSED_FROM: cached.info.run_id}, metrics=metrics)

@@ -33,6 +33,12 @@ class Decision:
     cached_run_id: str | None = None
 
 
+def recorded_outputs(run: Any) -> dict[str, Input]:
+    """What a step run recorded that it wrote: each output's location and digest."""
+    digests = step_digests(run)
+    return {name: Input(uri, digests.get(name, uri)) for name, uri in step_outputs(run).items()}
+
+
 @dataclass
 class Planner:
     """Resolves inputs and decides run or reuse, for one pipeline run."""
@@ -120,9 +126,7 @@ class Planner:
         return Decision(step.name, "run", key.difference(previous.data.tags))
 
     def cached_outputs(self, run_id: str) -> dict[str, Input]:
-        run = self.runs.get_run(run_id)
-        digests = step_digests(run)
-        return {name: Input(uri, digests.get(name, uri)) for name, uri in step_outputs(run).items()}
+        return recorded_outputs(self.runs.get_run(run_id))
 
     # -- the plan ------------------------------------------------------------------------------------------
     def plan(self, steps: list[Step[Any]]) -> list[Decision]:
