@@ -30,7 +30,7 @@ INDEX := $(strip $(or $(UV_DEFAULT_INDEX),$(UV_INDEX_URL)))
 # ... and one set for uv is used by pip when it installs uv itself.
 PIP_INDEX_ARGS := $(if $(PIP_INDEX_URL),,$(addprefix --index-url ,$(or $(UV_DEFAULT_INDEX),$(UV_INDEX_URL))))
 .DEFAULT_GOAL := help
-.PHONY: help setup install python-check contract airflow-venv run test test-fast bench bench-serving bench-setup notebook ui lock clean
+.PHONY: help setup install python-check contract airflow-venv run lint test test-fast bench bench-serving bench-setup notebook ui lock clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -70,7 +70,12 @@ airflow-venv: .airflow-venv/.installed  ## Create .airflow-venv with the pinned 
 run: install  ## Run the whole pipeline on the local environment
 	$(PY) src/main.py --environment local
 
-test: install airflow-venv  ## Run the test suite (unit + integration, the Airflow DAG included)
+lint: install  ## Lint, format and types: ruff check, ruff format --check, mypy on src/ (pyproject.toml says how strict)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+test: install airflow-venv lint  ## Lint and type checks, then the test suite (unit + integration, the Airflow DAG included)
 	$(PY) -m pytest
 
 test-fast: install  ## Run only the fast unit tests

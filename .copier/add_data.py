@@ -31,12 +31,15 @@ def add_data(data_file: str, destination: str, project: Path) -> Path:
     if not source.is_absolute():
         origin = started_in(project, destination)
         if origin is None:
-            raise SystemExit(f"error: cannot tell which folder the relative data file '{data_file}' is in: "
-                             "give its absolute path")
+            raise SystemExit(
+                f"error: cannot tell which folder the relative data file '{data_file}' is in: give its absolute path"
+            )
         source = origin / source
     if not source.is_file():
-        raise SystemExit(f"error: the data file '{source}' does not exist or is not a file: check the path "
-                         "(a relative one is read from the folder copier was started in)")
+        raise SystemExit(
+            f"error: the data file '{source}' does not exist or is not a file: check the path "
+            "(a relative one is read from the folder copier was started in)"
+        )
     folder = project / "data" / "raw"
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / source.name

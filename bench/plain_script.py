@@ -19,21 +19,28 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import yaml  # noqa: E402
-from sklearn.calibration import CalibrationDisplay  # noqa: E402
-from sklearn.compose import ColumnTransformer  # noqa: E402
-from sklearn.impute import SimpleImputer  # noqa: E402
-from sklearn.linear_model import LogisticRegression  # noqa: E402
-from sklearn.metrics import (  # noqa: E402
-    ConfusionMatrixDisplay, PrecisionRecallDisplay, RocCurveDisplay, accuracy_score, f1_score, log_loss,
-    precision_score, recall_score, roc_auc_score,
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import yaml
+from sklearn.calibration import CalibrationDisplay
+from sklearn.compose import ColumnTransformer
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import (
+    ConfusionMatrixDisplay,
+    PrecisionRecallDisplay,
+    RocCurveDisplay,
+    accuracy_score,
+    f1_score,
+    log_loss,
+    precision_score,
+    recall_score,
+    roc_auc_score,
 )
-from sklearn.model_selection import train_test_split  # noqa: E402
-from sklearn.pipeline import Pipeline, make_pipeline  # noqa: E402
-from sklearn.preprocessing import OneHotEncoder, StandardScaler  # noqa: E402
+from sklearn.model_selection import train_test_split
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 config_dir, data_root, out = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
 out.mkdir(parents=True, exist_ok=True)
@@ -49,8 +56,9 @@ clean.to_parquet(out / "clean.parquet", index=False)
 label = (clean[schema["target"]].astype(str) == str(schema["positive_class"])).astype("int64")
 keep = ([schema["id_column"]] if schema["id_column"] else []) + numeric + categorical
 features = clean[keep].assign(label=label.to_numpy())
-train, test = train_test_split(features, test_size=cfg["feat_data"]["test_size"],
-                               random_state=cfg["feat_data"]["seed"], stratify=features["label"])
+train, test = train_test_split(
+    features, test_size=cfg["feat_data"]["test_size"], random_state=cfg["feat_data"]["seed"], stratify=features["label"]
+)
 train.to_parquet(out / "train.parquet", index=False)
 test.to_parquet(out / "test.parquet", index=False)
 
@@ -61,26 +69,43 @@ def X(df: pd.DataFrame) -> pd.DataFrame:
 
 transformers = [("numeric", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), numeric)]
 if categorical:
-    transformers.append(("categorical", make_pipeline(SimpleImputer(strategy="most_frequent"),
-                                                      OneHotEncoder(handle_unknown="ignore", min_frequency=5)),
-                         categorical))
+    transformers.append(
+        (
+            "categorical",
+            make_pipeline(
+                SimpleImputer(strategy="most_frequent"), OneHotEncoder(handle_unknown="ignore", min_frequency=5)
+            ),
+            categorical,
+        )
+    )
 params = cfg["train_model"]["estimators"]["logistic_regression"]["params"]
-model = Pipeline([("preprocess", ColumnTransformer(transformers)),
-                  ("estimator", LogisticRegression(random_state=cfg["train_model"]["seed"], **params))])
+model = Pipeline(
+    [
+        ("preprocess", ColumnTransformer(transformers)),
+        ("estimator", LogisticRegression(random_state=cfg["train_model"]["seed"], **params)),
+    ]
+)
 model.fit(X(train), train["label"])
 (out / "model.pkl").write_bytes(pickle.dumps(model))
 
 X_test, y_test = X(test), test["label"].to_numpy()
 proba = model.predict_proba(X_test)[:, 1]
 pred = (proba >= 0.5).astype(int)
-metrics = {"roc_auc": roc_auc_score(y_test, proba), "f1_score": f1_score(y_test, pred),
-           "accuracy_score": accuracy_score(y_test, pred), "precision_score": precision_score(y_test, pred),
-           "recall_score": recall_score(y_test, pred), "log_loss": log_loss(y_test, proba)}
+metrics = {
+    "roc_auc": roc_auc_score(y_test, proba),
+    "f1_score": f1_score(y_test, pred),
+    "accuracy_score": accuracy_score(y_test, pred),
+    "precision_score": precision_score(y_test, pred),
+    "recall_score": recall_score(y_test, pred),
+    "log_loss": log_loss(y_test, proba),
+}
 (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
-for name, draw in (("confusion_matrix", lambda ax: ConfusionMatrixDisplay.from_predictions(y_test, pred, ax=ax)),
-                   ("roc_curve", lambda ax: RocCurveDisplay.from_predictions(y_test, proba, ax=ax)),
-                   ("precision_recall", lambda ax: PrecisionRecallDisplay.from_predictions(y_test, proba, ax=ax)),
-                   ("calibration", lambda ax: CalibrationDisplay.from_predictions(y_test, proba, ax=ax))):
+for name, draw in (
+    ("confusion_matrix", lambda ax: ConfusionMatrixDisplay.from_predictions(y_test, pred, ax=ax)),
+    ("roc_curve", lambda ax: RocCurveDisplay.from_predictions(y_test, proba, ax=ax)),
+    ("precision_recall", lambda ax: PrecisionRecallDisplay.from_predictions(y_test, proba, ax=ax)),
+    ("calibration", lambda ax: CalibrationDisplay.from_predictions(y_test, proba, ax=ax)),
+):
     fig, ax = plt.subplots()
     draw(ax)
     fig.savefig(out / f"{name}.png")

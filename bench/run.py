@@ -42,7 +42,7 @@ class Workload:
 def run(cmd: list[str], env: dict[str, str], cwd: Path = ROOT) -> float:
     """Run a command to completion; its wall time in seconds."""
     started = time.perf_counter()
-    done = subprocess.run(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    done = subprocess.run(cmd, check=False, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     seconds = time.perf_counter() - started
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{done.stderr.decode(errors='replace')[-3000:]}")
@@ -93,8 +93,9 @@ def prepare_workloads(sizes: list[int], include_example: bool, work: Path) -> li
         raw = folder / "source" / "synthetic.csv"
         frame.to_csv(raw, index=False)
         config_dir = write_config(ROOT / "config" / "base.yaml", folder / "config", "synthetic.csv")
-        workloads.append(Workload(f"synthetic {rows:,} rows", rows, config_dir, raw,
-                                  frame.memory_usage(deep=True).sum() / 2**20))
+        workloads.append(
+            Workload(f"synthetic {rows:,} rows", rows, config_dir, raw, frame.memory_usage(deep=True).sum() / 2**20)
+        )
     return workloads
 
 
@@ -103,8 +104,9 @@ def step_seconds(env: dict[str, str]) -> dict[str, float]:
     from mlflow import MlflowClient
 
     client = MlflowClient(env["PIPELINE_TRACKING_URI"])
-    runs = client.search_runs([e.experiment_id for e in client.search_experiments()],
-                              filter_string="tags.`pipeline.kind` = 'step'")
+    runs = client.search_runs(
+        [e.experiment_id for e in client.search_experiments()], filter_string="tags.`pipeline.kind` = 'step'"
+    )
     return {r.data.tags["pipeline.step"]: (r.info.end_time - r.info.start_time) / 1000 for r in runs}
 
 
@@ -122,16 +124,41 @@ def bench_overhead(workload: Workload, repeats: int, work: Path) -> dict[str, fl
         shutil.rmtree(folder)
 
         folder, env = fresh_workspace(workload, work)
-        plain.append(run([sys.executable, "bench/plain_script.py", str(workload.config_dir),
-                          str(folder / "data"), str(folder / "plain")], env))
+        plain.append(
+            run(
+                [
+                    sys.executable,
+                    "bench/plain_script.py",
+                    str(workload.config_dir),
+                    str(folder / "data"),
+                    str(folder / "plain"),
+                ],
+                env,
+            )
+        )
         shutil.rmtree(folder)
 
         folder, env = fresh_workspace(workload, work)
         total = 0.0
         for step in STEPS:
             # Started from the workspace: `mlflow run` creates the experiment with its artifacts under ./mlruns.
-            total += run([sys.executable, "-m", "mlflow", "run", str(ROOT), "-e", step, "--env-manager", "local",
-                          "--experiment-name", "chained"], env, cwd=folder)
+            total += run(
+                [
+                    sys.executable,
+                    "-m",
+                    "mlflow",
+                    "run",
+                    str(ROOT),
+                    "-e",
+                    step,
+                    "--env-manager",
+                    "local",
+                    "--experiment-name",
+                    "chained",
+                ],
+                env,
+                cwd=folder,
+            )
         chained.append(total)
         shutil.rmtree(folder)
     return {"first": median(first), "second": median(second), "plain": median(plain), "chained": median(chained)}
@@ -185,36 +212,62 @@ def main(argv: list[str] | None = None) -> int:
     sizes = [int(s) for s in args.sizes.split(",") if s]
     scaling_sizes = [int(s) for s in args.scaling_sizes.split(",") if s]
 
-    lines = ["## Benchmark results", "", *[f"- {line}" for line in machine_info()],
-             f"- medians of {args.repeats} run(s); each run on a fresh tracking store and data folder", ""]
+    lines = [
+        "## Benchmark results",
+        "",
+        *[f"- {line}" for line in machine_info()],
+        f"- medians of {args.repeats} run(s); each run on a fresh tracking store and data folder",
+        "",
+    ]
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         work = Path(tmp)
         all_sizes = sorted(set(scaling_sizes) | (set() if args.no_overhead else set(sizes)))
         workloads = {w.rows: w for w in prepare_workloads(all_sizes, not args.no_example, work)}
 
-        lines += ["### Pipeline against a plain script, cached re-runs, subprocess chaining", "",
-                  "| data | plain script (s) | pipeline (s) | overhead | cached re-run (s) | re-run / first | "
-                  "`mlflow run` per step (s) | chained / in-process |",
-                  "|---|---|---|---|---|---|---|---|"]
-        for rows in ([] if args.no_overhead else ([569] if not args.no_example else []) + sizes):
+        lines += [
+            "### Pipeline against a plain script, cached re-runs, subprocess chaining",
+            "",
+            (
+                "| data | plain script (s) | pipeline (s) | overhead | cached re-run (s) | re-run / first | "
+                "`mlflow run` per step (s) | chained / in-process |"
+            ),
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for rows in [] if args.no_overhead else ([569] if not args.no_example else []) + sizes:
             w = workloads[rows]
             r = bench_overhead(w, args.repeats, work)
-            lines.append(f"| {w.label} | {r['plain']:.1f} | {r['first']:.1f} | {ratio(r['first'], r['plain'])} | "
-                         f"{r['second']:.1f} | {r['second'] / r['first']:.0%} | {r['chained']:.1f} | "
-                         f"{ratio(r['chained'], r['first'])} |")
+            lines.append(
+                f"| {w.label} | {r['plain']:.1f} | {r['first']:.1f} | {ratio(r['first'], r['plain'])} | "
+                f"{r['second']:.1f} | {r['second'] / r['first']:.0%} | {r['chained']:.1f} | "
+                f"{ratio(r['chained'], r['first'])} |"
+            )
             print(lines[-1], flush=True)
 
-        lines += ["", "### Scaling: each step's own time (from its MLflow run) and the peak RSS of a process "
-                  "running only that step", "",
-                  "| rows | raw frame in memory (MiB) | " + " | ".join(f"{s} (s)" for s in STEPS) + " | "
-                  + " | ".join(f"{s} peak (MiB)" for s in STEPS) + " | worst peak / frame |",
-                  "|---|---|" + "---|" * (2 * len(STEPS) + 1)]
+        lines += [
+            "",
+            (
+                "### Scaling: each step's own time (from its MLflow run) and the peak RSS of a process "
+                "running only that step"
+            ),
+            "",
+            "| rows | raw frame in memory (MiB) | "
+            + " | ".join(f"{s} (s)" for s in STEPS)
+            + " | "
+            + " | ".join(f"{s} peak (MiB)" for s in STEPS)
+            + " | worst peak / frame |",
+            "|---|---|" + "---|" * (2 * len(STEPS) + 1),
+        ]
         for rows in scaling_sizes:
             w = workloads[rows]
             r = bench_scaling(w, args.repeats, work)
             worst = max(rss for _, rss in r.values())
-            lines.append(f"| {rows:,} | {w.frame_mb:.1f} | " + " | ".join(f"{r[s][0]:.2f}" for s in STEPS) + " | "
-                         + " | ".join(f"{r[s][1]:.0f}" for s in STEPS) + f" | {worst / w.frame_mb:.1f}x |")
+            lines.append(
+                f"| {rows:,} | {w.frame_mb:.1f} | "
+                + " | ".join(f"{r[s][0]:.2f}" for s in STEPS)
+                + " | "
+                + " | ".join(f"{r[s][1]:.0f}" for s in STEPS)
+                + f" | {worst / w.frame_mb:.1f}x |"
+            )
             print(lines[-1], flush=True)
 
         startup = bench_startup(args.repeats)

@@ -34,10 +34,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import requests  # noqa: E402
+import requests
 
-from bench.run import base_env, machine_info, run  # noqa: E402
-from tests.servers import Server, free_port, wait_until  # noqa: E402
+from bench.run import base_env, machine_info, run
+from tests.servers import Server, free_port, wait_until
 
 KEY = "bench-api-key"
 TARGET = 0.10  # the most ours as deployed may cost over MLflow's server, at p50 and in throughput
@@ -57,8 +57,9 @@ class Served:
 
 
 def start(label: str, command: list[str], env: dict[str, str], port: int, log: Path) -> Served:
-    proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log.open("w"),
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log.open("w"), start_new_session=True
+    )
     server = Server(f"http://127.0.0.1:{port}", proc)
     try:
         wait_until(lambda: requests.get(server.url + "/ping", timeout=2).status_code == 200, label, proc, 180)
@@ -117,9 +118,11 @@ def train(work: Path) -> dict[str, str]:
     """The example pipeline on a fresh workspace: version 1 of the model is the champion."""
     (work / "data" / "raw").mkdir(parents=True)
     os.link(ROOT / "data" / "raw" / "breast_cancer.csv", work / "data" / "raw" / "breast_cancer.csv")
-    env = base_env() | {"PIPELINE_DATA_ROOT": str(work / "data"),
-                        "PIPELINE_TRACKING_URI": f"sqlite:///{work / 'mlflow.db'}",
-                        "MLFLOW_TRACKING_URI": f"sqlite:///{work / 'mlflow.db'}"}
+    env = base_env() | {
+        "PIPELINE_DATA_ROOT": str(work / "data"),
+        "PIPELINE_TRACKING_URI": f"sqlite:///{work / 'mlflow.db'}",
+        "MLFLOW_TRACKING_URI": f"sqlite:///{work / 'mlflow.db'}",
+    }
     run([sys.executable, "src/main.py"], env)
     return env
 
@@ -128,17 +131,46 @@ def start_servers(env: dict[str, str], work: Path) -> list[Served]:
     mlflow = str(Path(sys.executable).parent / "mlflow")
     ports = [free_port() for _ in range(3)]
     plain = env | {"PIPELINE__SERVING__LOG__PATH": "null"}
-    deployed = env | {"PIPELINE__SERVING__LOG__PATH": str(work / "inference-log"),
-                      "PIPELINE_API_KEYS_SHA256": hashlib.sha256(KEY.encode()).hexdigest()}
+    deployed = env | {
+        "PIPELINE__SERVING__LOG__PATH": str(work / "inference-log"),
+        "PIPELINE_API_KEYS_SHA256": hashlib.sha256(KEY.encode()).hexdigest(),
+    }
     servers = []
     try:
-        servers.append(start("mlflow models serve", [mlflow, "models", "serve", "-m", f"models:/{MODEL}/1",
-                                                     "--env-manager", "local", "-h", "127.0.0.1", "-p",
-                                                     str(ports[0])], env, ports[0], work / "mlflow.log"))
-        for label, port, server_env in (("serve, checks only", ports[1], plain),
-                                        ("serve, checks + log + keys", ports[2], deployed)):
-            servers.append(start(label, [sys.executable, "src/main.py", "serve", "--port", str(port)], server_env,
-                                 port, work / f"serve-{port}.log"))
+        servers.append(
+            start(
+                "mlflow models serve",
+                [
+                    mlflow,
+                    "models",
+                    "serve",
+                    "-m",
+                    f"models:/{MODEL}/1",
+                    "--env-manager",
+                    "local",
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    str(ports[0]),
+                ],
+                env,
+                ports[0],
+                work / "mlflow.log",
+            )
+        )
+        for label, port, server_env in (
+            ("serve, checks only", ports[1], plain),
+            ("serve, checks + log + keys", ports[2], deployed),
+        ):
+            servers.append(
+                start(
+                    label,
+                    [sys.executable, "src/main.py", "serve", "--port", str(port)],
+                    server_env,
+                    port,
+                    work / f"serve-{port}.log",
+                )
+            )
     except Exception:
         for served in servers:
             served.server.stop()
@@ -152,29 +184,45 @@ def percentile(values: list[float], q: float) -> float:
 
 def report(servers: list[Served], sizes: list[int], args: argparse.Namespace) -> list[str]:
     base, deployed = servers[0], servers[-1]
-    lines = ["### Serving: `python src/main.py serve` against `mlflow models serve --env-manager local`", "",
-             *[f"- {line}" for line in machine_info()],
-             f"- one worker per server, one client on one kept-alive connection, JSON `dataframe_split` bodies; "
-             f"{args.rounds} round(s) of at most {args.requests} requests or {args.seconds:g} s per figure",
-             f"- load average over the last minute when the measurements ended: {os.getloadavg()[0]:.1f} (other "
-             "processes share the machine: the servers are compared with each other, round by round)", "",
-             "| server | 1 row p50 (ms) | 1 row p99 (ms) | "
-             + " | ".join(f"{s:,} rows: rows/s" for s in sizes) + " |",
-             "|---|---|---|" + "---|" * len(sizes)]
+    lines = [
+        "### Serving: `python src/main.py serve` against `mlflow models serve --env-manager local`",
+        "",
+        *[f"- {line}" for line in machine_info()],
+        (
+            f"- one worker per server, one client on one kept-alive connection, JSON `dataframe_split` bodies; "
+            f"{args.rounds} round(s) of at most {args.requests} requests or {args.seconds:g} s per figure"
+        ),
+        (
+            f"- load average over the last minute when the measurements ended: {os.getloadavg()[0]:.1f} (other "
+            "processes share the machine: the servers are compared with each other, round by round)"
+        ),
+        "",
+        "| server | 1 row p50 (ms) | 1 row p99 (ms) | " + " | ".join(f"{s:,} rows: rows/s" for s in sizes) + " |",
+        "|---|---|---|" + "---|" * len(sizes),
+    ]
     for s in servers:
         p50, p99 = percentile(s.latencies, 50) * 1000, percentile(s.latencies, 99) * 1000
-        lines.append(f"| {s.label} | {p50:.2f} | {p99:.2f} | " + " | ".join(
-            f"{size * len(s.batches[size]) / sum(s.batches[size]):,.0f}" for size in sizes) + " |")
+        lines.append(
+            f"| {s.label} | {p50:.2f} | {p99:.2f} | "
+            + " | ".join(f"{size * len(s.batches[size]) / sum(s.batches[size]):,.0f}" for size in sizes)
+            + " |"
+        )
     p50 = percentile(deployed.latencies, 50) / percentile(base.latencies, 50) - 1
-    lines += ["", "| target: checks + log + keys cost at most 10% over MLflow's server | result | met? |",
-              "|---|---|---|",
-              f"| p50 latency, 1 row | {p50:+.1%} | {'yes' if p50 <= TARGET else 'no'} |"]
+    lines += [
+        "",
+        "| target: checks + log + keys cost at most 10% over MLflow's server | result | met? |",
+        "|---|---|---|",
+        f"| p50 latency, 1 row | {p50:+.1%} | {'yes' if p50 <= TARGET else 'no'} |",
+    ]
     for size in sizes:
         # time per row, ours over MLflow's: the cost in throughput
-        cost = (sum(deployed.batches[size]) / len(deployed.batches[size])) / \
-               (sum(base.batches[size]) / len(base.batches[size])) - 1
-        lines.append(f"| throughput, batches of {size:,} rows (time per row) | {cost:+.1%} | "
-                     f"{'yes' if cost <= TARGET else 'no'} |")
+        cost = (sum(deployed.batches[size]) / len(deployed.batches[size])) / (
+            sum(base.batches[size]) / len(base.batches[size])
+        ) - 1
+        lines.append(
+            f"| throughput, batches of {size:,} rows (time per row) | {cost:+.1%} | "
+            f"{'yes' if cost <= TARGET else 'no'} |"
+        )
     return lines
 
 
@@ -199,12 +247,11 @@ def main(argv: list[str] | None = None) -> int:
                 if seen != agreed[0]:
                     raise RuntimeError(f"{server.label} and {servers[0].label} disagree on the same rows")
             for r in range(args.rounds):
-                for server in servers[r % len(servers):] + servers[:r % len(servers)]:
+                for server in servers[r % len(servers) :] + servers[: r % len(servers)]:
                     server.latencies += measure(server, payloads[1], args.requests, args.seconds)
                     for size in sizes:
                         count = max(10, args.requests * 100 // (size * 4))
-                        server.batches.setdefault(size, []).extend(
-                            measure(server, payloads[size], count, args.seconds))
+                        server.batches.setdefault(size, []).extend(measure(server, payloads[size], count, args.seconds))
                 print(f"round {r + 1}/{args.rounds} done", file=sys.stderr, flush=True)
         finally:
             for served in servers:
@@ -215,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     print(text)
     if args.readme:
         readme = ROOT / "README.md"
-        pattern = re.compile(re.escape(MARKERS[0]) + ".*?" + re.escape(MARKERS[1]), re.S)
+        pattern = re.compile(re.escape(MARKERS[0]) + ".*?" + re.escape(MARKERS[1]), re.DOTALL)
         if not pattern.search(readme.read_text()):
             raise SystemExit(f"README.md has no {MARKERS[0]} ... {MARKERS[1]} block to write the figures into")
         readme.write_text(pattern.sub(lambda _: f"{MARKERS[0]}\n{text}{MARKERS[1]}", readme.read_text()))

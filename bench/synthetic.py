@@ -42,8 +42,14 @@ def write_config(base_yaml: Path, folder: Path, raw_name: str) -> Path:
     columns = {f"f{i}": {"type": "float"} for i in range(N_FLOAT)}
     columns |= {f"n{i}": {"type": "int", "min": 0} for i in range(N_INT)}
     columns |= {f"c{i}": {"type": "category", "allowed": LEVELS} for i in range(N_CAT)}
-    config["schema"] = {"id_column": "row_id", "target": "outcome", "task": "binary", "labels": ["no", "yes"],
-                        "positive_class": "yes", "columns": columns}
+    config["schema"] = {
+        "id_column": "row_id",
+        "target": "outcome",
+        "task": "binary",
+        "labels": ["no", "yes"],
+        "positive_class": "yes",
+        "columns": columns,
+    }
     config["catalog"]["model"]["name"] = "synthetic-classifier"
     # The synthetic signal is learnable but noisy: a gate tuned for the example data would reject everything.
     config["gate"]["thresholds"] = {"roc_auc": 0.6}

@@ -23,6 +23,7 @@ Other settings (environment variables of the scheduler and workers):
 
 from __future__ import annotations
 
+import itertools
 import os
 import sys
 from datetime import datetime
@@ -34,7 +35,7 @@ REPO = Path(__file__).resolve().parents[1]
 # The steps and their pods' resources come from the steps' own declarations, read without importing the project's
 # libraries (this file is parsed in Airflow's environment).
 sys.path.insert(0, str(REPO))
-from src.lib.discovery import declarations  # noqa: E402
+from src.lib.discovery import declarations
 
 STEPS = tuple(d.name for d in declarations())
 OPERATOR = os.environ.get("PIPELINE_DAG_OPERATOR", "local")
@@ -47,8 +48,11 @@ PARENT = "{{ ti.xcom_pull(task_ids='start_parent_run') }}"
 
 # What each step's pod asks for (a step declares its `resources`); the parent-run tasks are light.
 LIGHT = {"cpu": "250m", "memory": "512Mi"}
-RESOURCES = {"start_parent_run": LIGHT, "end_parent_run": LIGHT,
-             **{d.name: d.resources or {"cpu": "1", "memory": "4Gi"} for d in declarations()}}
+RESOURCES = {
+    "start_parent_run": LIGHT,
+    "end_parent_run": LIGHT,
+    **{d.name: d.resources or {"cpu": "1", "memory": "4Gi"} for d in declarations()},
+}
 # Non-secret settings the pods get; the tracking URI and buckets come from config/<environment>.yaml.
 POD_ENV = {"PIPELINE_DAG_ENVIRONMENT": ENVIRONMENT, "MLFLOW_LOGGING_LEVEL": "WARNING"}
 
@@ -106,6 +110,6 @@ with DAG(
     # Runs whatever happened above, so the parent run is always closed (FAILED if a step failed).
     end = _task("end_parent_run", trigger_rule="all_done")
     start >> steps[0]
-    for upstream, downstream in zip(steps, steps[1:], strict=False):
+    for upstream, downstream in itertools.pairwise(steps):
         upstream >> downstream
     steps[-1] >> end

@@ -43,11 +43,19 @@ def _check_credentials(settings: Any) -> Check:
     except botocore.exceptions.ProfileNotFound as exc:
         return Check("credentials", False, str(exc), "create the profile (aws configure --profile ...) or unset it")
     except botocore.exceptions.BotoCoreError as exc:
-        return Check("credentials", False, f"{type(exc).__name__}: {exc}",
-                     "set AWS_PROFILE, or both AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or run with a role")
+        return Check(
+            "credentials",
+            False,
+            f"{type(exc).__name__}: {exc}",
+            "set AWS_PROFILE, or both AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or run with a role",
+        )
     if credentials is None:
-        return Check("credentials", False, "no AWS credentials found in the environment, profile or role",
-                     "set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or run with a role")
+        return Check(
+            "credentials",
+            False,
+            "no AWS credentials found in the environment, profile or role",
+            "set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or run with a role",
+        )
     return Check("credentials", True, f"found ({credentials.method})")
 
 
@@ -59,8 +67,14 @@ def _check_storage(settings: Any) -> list[Check]:
     raw = settings.location("raw")
     try:
         found = storage.exists(raw)
-        results.append(Check("raw data", found, raw if found else f"{raw} does not exist",
-                             "" if found else "upload the raw dataset there, or fix catalog.raw.path / data.root"))
+        results.append(
+            Check(
+                "raw data",
+                found,
+                raw if found else f"{raw} does not exist",
+                "" if found else "upload the raw dataset there, or fix catalog.raw.path / data.root",
+            )
+        )
     except PipelineError as exc:
         results.append(Check("raw data", False, str(exc)))
     root = settings.data.root
@@ -86,8 +100,10 @@ def _check_local_folder(root: str) -> None:
     if not os.path.isdir(existing):
         raise StorageError(f"cannot write under '{root}': '{existing}' is a file, not a folder -> fix data.root")
     if not os.access(existing, os.W_OK | os.X_OK):
-        raise StorageError(f"cannot write under '{root}': '{existing}' is not writable by this user -> fix its "
-                           "permissions or point data.root elsewhere")
+        raise StorageError(
+            f"cannot write under '{root}': '{existing}' is not writable by this user -> fix its "
+            "permissions or point data.root elsewhere"
+        )
 
 
 def _check_tracking(settings: Any) -> Check:

@@ -39,12 +39,21 @@ def parse_param(text: str) -> tuple[str, Any]:
     return key.strip(), yaml.safe_load(raw)
 
 
-def overrides_from(estimator: str | None = None, params: tuple[str, ...] = (), test_size: float | None = None,
-                   seed: int | None = None, model_uri: str | None = None, input_uri: str | None = None,
-                   **_ignored: Any) -> dict[str, Any]:
+def overrides_from(
+    estimator: str | None = None,
+    params: tuple[str, ...] = (),
+    test_size: float | None = None,
+    seed: int | None = None,
+    model_uri: str | None = None,
+    input_uri: str | None = None,
+    **_ignored: Any,
+) -> dict[str, Any]:
     """The config keys the options set (they win over the YAML and the environment variables)."""
-    train: dict[str, Any] = {"estimator": estimator, "seed": seed,
-                             "set_params": dict(parse_param(p) for p in params) or None}
+    train: dict[str, Any] = {
+        "estimator": estimator,
+        "seed": seed,
+        "set_params": dict(parse_param(p) for p in params) or None,
+    }
     feat: dict[str, Any] = {"test_size": test_size, "seed": seed}
     catalog = {"model": {"uri": model_uri}, "predict_input": {"path": input_uri}}
     overrides = {

@@ -18,9 +18,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-
-from src.lib.config_text import check_edit, flow_mapping, quoted, replace_section, set_entry_key, set_scalar, \
-    yaml_scalar
+from src.lib.config_text import (
+    check_edit,
+    flow_mapping,
+    quoted,
+    replace_section,
+    set_entry_key,
+    set_scalar,
+    yaml_scalar,
+)
 from src.lib.errors import ConfigError, DataValidationError
 
 if TYPE_CHECKING:
@@ -48,25 +54,39 @@ class InitReport:
     review: list[str] = field(default_factory=list)
 
 
-def init_project(data_file: str | None = None, target: str | None = None, task: str | None = None,
-                 id_column: str | None = None, positive_class: str | None = None, name: str | None = None,
-                 force: bool = False, if_missing: bool = False, config_dir: Path | str | None = None) -> InitReport:
+def init_project(
+    data_file: str | None = None,
+    target: str | None = None,
+    task: str | None = None,
+    id_column: str | None = None,
+    positive_class: str | None = None,
+    name: str | None = None,
+    force: bool = False,
+    if_missing: bool = False,
+    config_dir: Path | str | None = None,
+) -> InitReport:
     """Infer the contract of ``data_file`` (default: the config's raw file) and write it into base.yaml."""
     from src.lib.infer_schema import infer_column, infer_target
 
     base_file = _config_folder(config_dir) / "base.yaml"
     text, config = _read_config(base_file)
-    schema = config.get("schema") if isinstance(config.get("schema"), dict) else {}
+    schema: dict[str, Any] = config["schema"] if isinstance(config.get("schema"), dict) else {}
     columns = schema.get("columns") or {}
     if columns:
         if if_missing:
-            return InitReport(base_file, False, f"{base_file} already holds a data contract ({len(columns)} columns "
-                                                "under schema.columns): left as it is")
+            return InitReport(
+                base_file,
+                False,
+                f"{base_file} already holds a data contract ({len(columns)} columns "
+                "under schema.columns): left as it is",
+            )
         if not force:
-            raise ConfigError(f"{base_file} already holds a data contract ({len(columns)} columns under "
-                              "schema.columns): re-run with --force to replace it (init rewrites only the schema section, "
-                              "catalog.raw.path, the project line with --name, and estimators that do not fit the "
-                              "task), or edit it by hand")
+            raise ConfigError(
+                f"{base_file} already holds a data contract ({len(columns)} columns under "
+                "schema.columns): re-run with --force to replace it (init rewrites only the schema section, "
+                "catalog.raw.path, the project line with --name, and estimators that do not fit the "
+                "task), or edit it by hand"
+            )
     if data_file is None:  # complete the config's own contract
         target = target or schema.get("target")
         task = task or schema.get("task")
@@ -77,12 +97,22 @@ def init_project(data_file: str | None = None, target: str | None = None, task: 
     target_column, id_column = _check_columns(frame, target, id_column, uri)
     feature_names = [c for c in frame.columns if c not in (target_column, id_column)]
     if not feature_names:
-        raise DataValidationError(f"'{uri}' has no column besides the target and the id: there is nothing to learn from")
+        raise DataValidationError(
+            f"'{uri}' has no column besides the target and the id: there is nothing to learn from"
+        )
     guesses = [infer_column(frame[c]) for c in feature_names]
     guessed_target = infer_target(frame[target_column], task or "auto", positive_class)
-    report = InitReport(base_file, False, data_uri=uri, raw_path=raw_path or _text(config["catalog"]["raw"]["path"]),
-                        rows=len(frame), project=name or str(config.get("project", "")), id_column=id_column,
-                        columns=guesses, target=guessed_target)
+    report = InitReport(
+        base_file,
+        False,
+        data_uri=uri,
+        raw_path=raw_path or _text(config["catalog"]["raw"]["path"]) or "",
+        rows=len(frame),
+        project=name or str(config.get("project", "")),
+        id_column=id_column,
+        columns=guesses,
+        target=guessed_target,
+    )
     report.review = review_notes(report, frame, config, given_positive=bool(positive_class))
     new_text, owned = edit_config(text, config, report, name, raw_path)
     check_edit(text, new_text, owned, str(base_file))
@@ -93,8 +123,9 @@ def init_project(data_file: str | None = None, target: str | None = None, task: 
     return report
 
 
-def edit_config(text: str, config: dict[str, Any], report: InitReport, name: str | None, raw_path: str | None
-                ) -> tuple[str, list[tuple[str, ...]]]:
+def edit_config(
+    text: str, config: dict[str, Any], report: InitReport, name: str | None, raw_path: str | None
+) -> tuple[str, list[tuple[str, ...]]]:
     """The config's text with init's sections rewritten, and the keys it changed."""
     from src.lib.estimator_defaults import defaults_if_mismatched
 
@@ -112,9 +143,11 @@ def edit_config(text: str, config: dict[str, Any], report: InitReport, name: str
         text = replace_section(text, "estimator", f"  estimator: {estimator}\n", parent="train_model")
         text = replace_section(text, "estimators", estimators, parent="train_model")
         owned += [("train_model", "estimator"), ("train_model", "estimators")]
-        report.review.append(f"train_model.estimator '{train_model.get('estimator')}' does not fit a "
-                             f"{report.target.task} task: the estimators are now the defaults for one, "
-                             f"'{estimator}' chosen (see 'Add a model' in the README)")
+        report.review.append(
+            f"train_model.estimator '{train_model.get('estimator')}' does not fit a "
+            f"{report.target.task} task: the estimators are now the defaults for one, "
+            f"'{estimator}' chosen (see 'Add a model' in the README)"
+        )
     return text, owned
 
 
@@ -122,24 +155,32 @@ def schema_block(report: InitReport) -> str:
     """The ``schema:`` section, each key with a short comment, each column with what was seen."""
     target = report.target
     assert target is not None
-    lines = ["schema:",
-             "  # Row identifier: kept next to predictions, never used as a feature (null if there is none).",
-             f"  id_column: {yaml_scalar(report.id_column)}",
-             "  # The column to predict.",
-             f"  target: {yaml_scalar(target.name)}",
-             f"  # binary, multiclass or regression (inferred: {target.task_reason}).",
-             f"  task: {target.task}"]
+    lines = [
+        "schema:",
+        "  # Row identifier: kept next to predictions, never used as a feature (null if there is none).",
+        f"  id_column: {yaml_scalar(report.id_column)}",
+        "  # The column to predict.",
+        f"  target: {yaml_scalar(target.name)}",
+        f"  # binary, multiclass or regression (inferred: {target.task_reason}).",
+        f"  task: {target.task}",
+    ]
     if target.labels is not None:
-        lines += ["  # Every value the target may hold, as strings.",
-                  f"  labels: [{', '.join(quoted(v) for v in target.labels)}]"]
+        lines += [
+            "  # Every value the target may hold, as strings.",
+            f"  labels: [{', '.join(quoted(v) for v in target.labels)}]",
+        ]
     if target.positive_class is not None:
-        lines += [f"  # The label that counts as the positive class (label 1): {target.positive_reason}.",
-                  f"  positive_class: {quoted(target.positive_class)}"]
-    lines += ["  # Every feature column: type (float, int, bool, category, string), whether nulls are allowed, and",
-              "  # optional bounds (min, max) or allowed values (allowed: [...]). Columns not listed here are rejected.",
-              f"  # Inferred by `python src/main.py init` from {report.raw_path} ({report.rows} rows): min 0 where no",
-              "  # value was negative, nullable where one was missing, allowed: the values seen (src/lib/infer_schema.py).",
-              "  columns:"]
+        lines += [
+            f"  # The label that counts as the positive class (label 1): {target.positive_reason}.",
+            f"  positive_class: {quoted(target.positive_class)}",
+        ]
+    lines += [
+        "  # Every feature column: type (float, int, bool, category, string), whether nulls are allowed, and",
+        "  # optional bounds (min, max) or allowed values (allowed: [...]). Columns not listed here are rejected.",
+        f"  # Inferred by `python src/main.py init` from {report.raw_path} ({report.rows} rows): min 0 where no",
+        "  # value was negative, nullable where one was missing, allowed: the values seen (src/lib/infer_schema.py).",
+        "  columns:",
+    ]
     for column in report.columns:
         spec = column.spec()
         allowed = spec.pop("allowed", None)
@@ -157,35 +198,49 @@ def review_notes(report: InitReport, frame: pd.DataFrame, config: dict[str, Any]
     limit = float((config.get("make_data") or {}).get("max_null_fraction", 0.5))
     for column in report.columns:
         if "date-like" in column.notes:
-            notes.append(f"'{column.name}' looks like dates and is kept as a string: derive features from it "
-                         "(month, age, ...) in src/features/build_features.py, or drop it")
+            notes.append(
+                f"'{column.name}' looks like dates and is kept as a string: derive features from it "
+                "(month, age, ...) in src/features/build_features.py, or drop it"
+            )
         numbering = column.type == "int" and not column.nulls and frame[column.name].is_monotonic_increasing
         if "distinct on every row" in column.notes or (numbering and frame[column.name].is_unique):
-            notes.append(f"'{column.name}' has a different value on every row: if it identifies the row, re-run "
-                         f"with --id-column {column.name} (an identifier is not a feature)")
+            notes.append(
+                f"'{column.name}' has a different value on every row: if it identifies the row, re-run "
+                f"with --id-column {column.name} (an identifier is not a feature)"
+            )
         if column.nulls / max(column.rows, 1) > limit:
-            notes.append(f"'{column.name}' is {column.nulls / column.rows:.0%} empty, more than "
-                         f"make_data.max_null_fraction ({limit:g}) allows: make_data will reject it; raise the "
-                         "limit or drop the column")
+            notes.append(
+                f"'{column.name}' is {column.nulls / column.rows:.0%} empty, more than "
+                f"make_data.max_null_fraction ({limit:g}) allows: make_data will reject it; raise the "
+                "limit or drop the column"
+            )
     categories = [c.name for c in report.columns if c.type == "category"]
     if categories:
-        notes.append(f"category columns accept only the values seen ({', '.join(categories)}): add to 'allowed' "
-                     "any value new data may hold")
+        notes.append(
+            f"category columns accept only the values seen ({', '.join(categories)}): add to 'allowed' "
+            "any value new data may hold"
+        )
     strict = [c.name for c in report.columns if not c.nullable]
     if strict:
-        notes.append(f"{len(strict)} of {len(report.columns)} columns had no missing value and are written "
-                     "nullable: false: set nullable: true for any that may be empty in new data")
+        notes.append(
+            f"{len(strict)} of {len(report.columns)} columns had no missing value and are written "
+            "nullable: false: set nullable: true for any that may be empty in new data"
+        )
     target = report.target
     if target and target.missing:
         notes.append(f"{target.missing} rows have no '{target.name}': make_data drops them")
     if target and target.positive_class is not None and not given_positive:
-        notes.append(f"positive class '{target.positive_class}' was chosen, {target.positive_reason}: pass "
-                     "--positive-class to choose the other")
+        notes.append(
+            f"positive class '{target.positive_class}' was chosen, {target.positive_reason}: pass "
+            "--positive-class to choose the other"
+        )
     if report.id_column and not frame[report.id_column].is_unique:
         notes.append(f"id column '{report.id_column}' repeats values: predictions are matched to rows by it")
     if os.path.isabs(report.raw_path):
-        notes.append(f"catalog.raw.path is a local path outside data/ ({report.raw_path}): dev and prd read it "
-                     "under their data.root; move the file to data/raw/ and re-run init on it there")
+        notes.append(
+            f"catalog.raw.path is a local path outside data/ ({report.raw_path}): dev and prd read it "
+            "under their data.root; move the file to data/raw/ and re-run init on it there"
+        )
     return notes
 
 
@@ -201,7 +256,9 @@ def _read_config(base_file: Path) -> tuple[str, dict[str, Any]]:
     config = read_yaml(base_file)
     raw = (config.get("catalog") or {}).get("raw")
     if not isinstance(raw, dict):
-        raise ConfigError(f"{base_file} has no catalog.raw entry: add '  raw: {{kind: input, path: null}}' under catalog")
+        raise ConfigError(
+            f"{base_file} has no catalog.raw entry: add '  raw: {{kind: input, path: null}}' under catalog"
+        )
     return base_file.read_text(encoding="utf-8"), config
 
 
@@ -218,8 +275,9 @@ def _data_location(data_file: str | None, config: dict[str, Any]) -> tuple[str, 
     if data_file is None:
         path = _text(config["catalog"]["raw"].get("path"))
         if path is None:
-            raise ConfigError("catalog.raw.path is not set: give the data file (python src/main.py init DATA_FILE "
-                              "--target COLUMN)")
+            raise ConfigError(
+                "catalog.raw.path is not set: give the data file (python src/main.py init DATA_FILE --target COLUMN)"
+            )
         absolute = "://" in path or path.startswith("/")
         return (path if absolute else join_uri(str(local_root) if local_root else root, path)), None
     if "://" in data_file:
@@ -297,17 +355,25 @@ def print_init(report: InitReport) -> None:
         table.add_column(heading)
     for c in report.columns:
         bound = "" if c.min is None else f"min {c.min:g}"
-        table.add_row(c.name, c.type, str(c.nullable).lower(), ", ".join(c.allowed) if c.allowed else bound,
-                      c.seen + (f"; {c.nulls} missing" if c.nulls else ""))
+        table.add_row(
+            c.name,
+            c.type,
+            str(c.nullable).lower(),
+            ", ".join(c.allowed) if c.allowed else bound,
+            c.seen + (f"; {c.nulls} missing" if c.nulls else ""),
+        )
     out.print(table)
     target = report.target
     assert target is not None
-    out.print(f"target '{target.name}': {target.task} ({target.task_reason})"
-              + (f"; labels {target.labels}" if target.labels else "")
-              + (f"; positive class '{target.positive_class}'" if target.positive_class is not None else ""),
-              soft_wrap=True)
-    out.print(f"id column: {report.id_column or 'none'}; project: {report.project}; raw: {report.raw_path}",
-              soft_wrap=True)
+    out.print(
+        f"target '{target.name}': {target.task} ({target.task_reason})"
+        + (f"; labels {target.labels}" if target.labels else "")
+        + (f"; positive class '{target.positive_class}'" if target.positive_class is not None else ""),
+        soft_wrap=True,
+    )
+    out.print(
+        f"id column: {report.id_column or 'none'}; project: {report.project}; raw: {report.raw_path}", soft_wrap=True
+    )
     if report.review:
         out.print("[bold]Review[/] (then keep config/base.yaml in git):")
         for note in report.review:

@@ -1,8 +1,8 @@
 """Command line of the pipeline: parse options, load the config once, dispatch, report. No business logic here.
 
-    python src/main.py                                   # every step, local environment
-    python src/main.py --step train_model --environment dev
-    cd src && python main.py --step make_data,feat_data
+python src/main.py                                   # every step, local environment
+python src/main.py --step train_model --environment dev
+cd src && python main.py --step make_data,feat_data
 """
 
 from __future__ import annotations
@@ -20,11 +20,11 @@ _REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(_REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(_REPO_ROOT))
 
-import click  # noqa: E402
+import click
 
-from src.cli_options import OptionalNumber, blank_to_none, configure_logging, overrides_from  # noqa: E402
-from src.lib.discovery import step_names  # noqa: E402
-from src.lib.errors import PipelineError, StepError  # noqa: E402
+from src.cli_options import OptionalNumber, blank_to_none, configure_logging, overrides_from
+from src.lib.discovery import step_names
+from src.lib.errors import PipelineError, StepError
 
 logger = logging.getLogger("src.main")
 
@@ -70,27 +70,66 @@ def _settings(environment: str | None, overrides: dict[str, Any] | None = None) 
 
 
 @click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--step", "-s", "steps", default="all", show_default=True, callback=blank_to_none,
-              help=f"Step(s) to run: all, or a comma list of {', '.join(step_names())}.")
-@click.option("--environment", "-e", default="local", show_default=True,
-              help="Config environment: a file in config/ (local, dev, prd).")
-@click.option("--estimator", callback=blank_to_none,
-              help="train_model: a name under train_model.estimators in the config (logistic_regression, "
-                   "random_forest, gradient_boosting, ...) or an import path (sklearn.ensemble.ExtraTreesClassifier).")
-@click.option("--param", "-p", "params", multiple=True, metavar="KEY=VALUE",
-              help="train_model: estimator hyperparameter (repeatable), e.g. -p C=0.5.")
+@click.option(
+    "--step",
+    "-s",
+    "steps",
+    default="all",
+    show_default=True,
+    callback=blank_to_none,
+    help=f"Step(s) to run: all, or a comma list of {', '.join(step_names())}.",
+)
+@click.option(
+    "--environment",
+    "-e",
+    default="local",
+    show_default=True,
+    help="Config environment: a file in config/ (local, dev, prd).",
+)
+@click.option(
+    "--estimator",
+    callback=blank_to_none,
+    help="train_model: a name under train_model.estimators in the config (logistic_regression, "
+    "random_forest, gradient_boosting, ...) or an import path (sklearn.ensemble.ExtraTreesClassifier).",
+)
+@click.option(
+    "--param",
+    "-p",
+    "params",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="train_model: estimator hyperparameter (repeatable), e.g. -p C=0.5.",
+)
 @click.option("--test-size", type=OptionalNumber(float), help="feat_data: share of rows held out.")
 @click.option("--seed", type=OptionalNumber(int), help="Seed of both the train/test split and the estimator.")
-@click.option("--model-uri", callback=blank_to_none,
-              help="predict: runs:/<id>/model, models:/<name>/<version> or models:/<name>@<alias>.")
+@click.option(
+    "--model-uri",
+    callback=blank_to_none,
+    help="predict: runs:/<id>/model, models:/<name>/<version> or models:/<name>@<alias>.",
+)
 @click.option("--input", "input_uri", callback=blank_to_none, help="predict: dataset to score (path or s3:// URI).")
-@click.option("--from-run", callback=blank_to_none, metavar="RUN_ID",
-              help="train_model: retrain on the data snapshot of this train_model run (runs train_model only, "
-                   "unless --step says train_model,predict).")
-@click.option("--parent-run-id", callback=blank_to_none, metavar="RUN_ID",
-              help="Attach the step runs to this open parent run (from `parent-start`), e.g. one task per step.")
-@click.option("--force", "force", is_flag=False, flag_value="all", default=None, metavar="[STEPS]",
-              help="Re-run steps even when a cached run matches: all (no value) or a comma list.")
+@click.option(
+    "--from-run",
+    callback=blank_to_none,
+    metavar="RUN_ID",
+    help="train_model: retrain on the data snapshot of this train_model run (runs train_model only, "
+    "unless --step says train_model,predict).",
+)
+@click.option(
+    "--parent-run-id",
+    callback=blank_to_none,
+    metavar="RUN_ID",
+    help="Attach the step runs to this open parent run (from `parent-start`), e.g. one task per step.",
+)
+@click.option(
+    "--force",
+    "force",
+    is_flag=False,
+    flag_value="all",
+    default=None,
+    metavar="[STEPS]",
+    help="Re-run steps even when a cached run matches: all (no value) or a comma list.",
+)
 @click.option("--dry-run", is_flag=True, help="Print, per step, whether it would run or be reused, and why.")
 @click.option("--verbose", "-v", is_flag=True, help="Show library logs and full tracebacks.")
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors (the exit code says how it went).")
@@ -106,8 +145,17 @@ def cli(ctx: click.Context, **options: Any) -> None:
 
 
 @command
-def _run(steps: str | None, environment: str, from_run: str | None, force: str | None, dry_run: bool,
-         parent_run_id: str | None, quiet: bool, verbose: bool, **options: Any) -> int:
+def _run(
+    steps: str | None,
+    environment: str,
+    from_run: str | None,
+    force: str | None,
+    dry_run: bool,
+    parent_run_id: str | None,
+    quiet: bool,
+    verbose: bool,
+    **options: Any,
+) -> int:
     from src.lib.console import ConsoleReporter, print_plan, print_summary
     from src.pipeline import check_from_run, parse_steps, plan_pipeline, run_pipeline
 
@@ -121,8 +169,14 @@ def _run(steps: str | None, environment: str, from_run: str | None, force: str |
     if dry_run:
         print_plan(plan_pipeline(settings, selected, forced, from_run), settings)
         return 0
-    result = run_pipeline(settings, selected, reporter=ConsoleReporter(quiet=quiet), force=forced,
-                          parent_run_id=parent_run_id, from_run=from_run)
+    result = run_pipeline(
+        settings,
+        selected,
+        reporter=ConsoleReporter(quiet=quiet),
+        force=forced,
+        parent_run_id=parent_run_id,
+        from_run=from_run,
+    )
     if not quiet:
         print_summary(settings, result)
     return 0
@@ -163,29 +217,62 @@ def promote(environment: str | None, version: str | None, rollback: bool, reason
     connect(settings)
     name, alias = settings.model_name, settings.gate.alias
     version = previous_champion(name, alias) if rollback else version
-    previous = set_alias(name, str(version), alias, by="manual (promote command)",
-                         reason=reason or ("rollback" if rollback else "promoted by hand"))
+    previous = set_alias(
+        name,
+        str(version),
+        alias,
+        by="manual (promote command)",
+        reason=reason or ("rollback" if rollback else "promoted by hand"),
+    )
     err.print(f"@{alias} of '{name}' is now version {version} (was {previous or 'unset'})")
 
 
 @cli.command()
 @ENVIRONMENT
-@click.option("--model-uri", envvar="PIPELINE_MODEL_URI", default=None,
-              help="Model to serve (default: catalog.model.uri, else models:/<name>@champion). "
-                   "Env: PIPELINE_MODEL_URI.")
-@click.option("--model-dir", envvar="PIPELINE_MODEL_DIR", default=None,
-              help="Serve the model in this folder when it holds one (an MLmodel file), as SageMaker unpacks it into "
-                   "/opt/ml/model. Env: PIPELINE_MODEL_DIR.")
+@click.option(
+    "--model-uri",
+    envvar="PIPELINE_MODEL_URI",
+    default=None,
+    help="Model to serve (default: catalog.model.uri, else models:/<name>@champion). Env: PIPELINE_MODEL_URI.",
+)
+@click.option(
+    "--model-dir",
+    envvar="PIPELINE_MODEL_DIR",
+    default=None,
+    help="Serve the model in this folder when it holds one (an MLmodel file), as SageMaker unpacks it into "
+    "/opt/ml/model. Env: PIPELINE_MODEL_DIR.",
+)
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8080, show_default=True, type=int, envvar="SAGEMAKER_BIND_TO_PORT",
-              help="Env: SAGEMAKER_BIND_TO_PORT.")
-@click.option("--workers", type=int, envvar="MODEL_SERVER_WORKERS",
-              help="Worker processes (default: serving.workers). Env: MODEL_SERVER_WORKERS.")
-@click.option("--timeout", type=float, envvar="MODEL_SERVER_TIMEOUT",
-              help="Seconds before a request gets 504 (default: serving.timeout_seconds). Env: MODEL_SERVER_TIMEOUT.")
+@click.option(
+    "--port",
+    default=8080,
+    show_default=True,
+    type=int,
+    envvar="SAGEMAKER_BIND_TO_PORT",
+    help="Env: SAGEMAKER_BIND_TO_PORT.",
+)
+@click.option(
+    "--workers",
+    type=int,
+    envvar="MODEL_SERVER_WORKERS",
+    help="Worker processes (default: serving.workers). Env: MODEL_SERVER_WORKERS.",
+)
+@click.option(
+    "--timeout",
+    type=float,
+    envvar="MODEL_SERVER_TIMEOUT",
+    help="Seconds before a request gets 504 (default: serving.timeout_seconds). Env: MODEL_SERVER_TIMEOUT.",
+)
 @command
-def serve(environment: str | None, model_uri: str | None, model_dir: str | None, host: str, port: int,
-          workers: int | None, timeout: float | None) -> None:
+def serve(
+    environment: str | None,
+    model_uri: str | None,
+    model_dir: str | None,
+    host: str,
+    port: int,
+    workers: int | None,
+    timeout: float | None,
+) -> None:
     """Serve a model: GET /ping, POST /invocations (CSV, header or not, or JSON), checked against its inputs."""
     from src.serving.server import serve_model
 
@@ -209,11 +296,17 @@ def export_model(environment: str | None, model_uri: str | None, out: str) -> No
 @cli.command("init")
 @click.argument("data_file", required=False)
 @click.option("--target", help="The column to predict (default without DATA_FILE: schema.target of the config).")
-@click.option("--task", type=click.Choice(["auto", "binary", "multiclass", "regression"]), default=None,
-              help="auto (default): regression for a numeric target with many values, else binary or multiclass.")
+@click.option(
+    "--task",
+    type=click.Choice(["auto", "binary", "multiclass", "regression"]),
+    default=None,
+    help="auto (default): regression for a numeric target with many values, else binary or multiclass.",
+)
 @click.option("--id-column", help="The column that identifies a row (not a feature). Default: none.")
-@click.option("--positive-class", help="binary: the label that counts as positive. Default: 1/true/yes, else the "
-                                       "rarer label (printed).")
+@click.option(
+    "--positive-class",
+    help="binary: the label that counts as positive. Default: 1/true/yes, else the rarer label (printed).",
+)
 @click.option("--name", help="The project's short name (`project:`, in experiment and model names).")
 @click.option("--force", is_flag=True, help="Replace a contract the config already holds.")
 @click.option("--if-missing", is_flag=True, help="Do nothing when the config already holds a contract (make setup).")

@@ -124,8 +124,9 @@ def _planner(settings: Settings, runs: Runs, force: Iterable[str], from_run: str
     return Planner(settings, Catalog(settings), runs, reasons, from_run)
 
 
-def plan_pipeline(settings: Settings, steps: list[str], force: Iterable[str] = (),
-                  from_run: str | None = None) -> list[Decision]:
+def plan_pipeline(
+    settings: Settings, steps: list[str], force: Iterable[str] = (), from_run: str | None = None
+) -> list[Decision]:
     """What ``run_pipeline`` would do, step by step, without starting a run or writing any data."""
     runs = Runs(settings)
     runs.connect(create=False)  # a dry run leaves no trace: no experiment, no SQLite file
@@ -189,8 +190,9 @@ def run_pipeline(
         to_run = list(steps)  # an input cannot be found yet: the step itself will say so
     preflight(settings, to_run, planner.catalog)
     with runs.pipeline_run({**pipeline_params(settings, steps), **(extra_params or {})}) as parent:
-        result = PipelineResult(settings.environment, settings.tracking.uri,
-                                parent.info.experiment_id or experiment_id, parent.info.run_id)
+        result = PipelineResult(
+            settings.environment, settings.tracking.uri, parent.info.experiment_id or experiment_id, parent.info.run_id
+        )
         for index, spec in enumerate(specs, start=1):
             step_started = time.perf_counter()
             try:
@@ -220,14 +222,16 @@ def _run_step(planner: Planner, spec: Step[Any], reporter: Reporter, index: int,
         return _reuse_step(planner, spec, key, decision, inputs)
     settings, runs = planner.settings, planner.runs
     planner.catalog.storage.on_upload = lambda uri, sent, total: reporter.update(
-        f"uploading {uri.rsplit('/', 1)[-1]}: {sent / 1e6:.1f} of {total / 1e6:.1f} MB")
+        f"uploading {uri.rsplit('/', 1)[-1]}: {sent / 1e6:.1f} of {total / 1e6:.1f} MB"
+    )
     with runs.step_run(spec.name) as run:
         run_id = run.info.run_id
         runs.log(tags={**key.tags(), "pipeline.run_reason": decision.reason})
         with reporter.phase(f"reading {', '.join(inputs)}"):
             loaded, sources, params = load_inputs(settings, planner.catalog, spec, inputs, run_id, planner.from_run)
-        ctx = StepContext(settings, settings.params(spec.name), run_id, {n: i.uri for n, i in inputs.items()},
-                          phase=reporter.phase)
+        ctx = StepContext(
+            settings, settings.params(spec.name), run_id, {n: i.uri for n, i in inputs.items()}, phase=reporter.phase
+        )
         try:
             with reporter.phase("running"):
                 output = spec.run(ctx, loaded)
@@ -242,16 +246,24 @@ def _run_step(planner: Planner, spec: Step[Any], reporter: Reporter, index: int,
         if notes:
             runs.log(tags={TAG_NOTES: "\n".join(notes)[:4000]})
     planner.done[spec.name] = saved.written
-    return StepResult(spec.name, run_id, {n: i.uri for n, i in saved.written.items()}, metrics,
-                      reason=decision.reason, notes=notes, inputs=_described(inputs))
+    return StepResult(
+        spec.name,
+        run_id,
+        {n: i.uri for n, i in saved.written.items()},
+        metrics,
+        reason=decision.reason,
+        notes=notes,
+        inputs=_described(inputs),
+    )
 
 
 def _described(inputs: Mapping[str, Input]) -> dict[str, str]:
     return {name: f"{i.uri} {i.digest}" for name, i in inputs.items()}
 
 
-def _reuse_step(planner: Planner, spec: Step[Any], key: CacheKey, decision: Decision,
-                inputs: dict[str, Input]) -> StepResult:
+def _reuse_step(
+    planner: Planner, spec: Step[Any], key: CacheKey, decision: Decision, inputs: dict[str, Input]
+) -> StepResult:
     """A child run that points at the reused run, with its outputs, digests and metrics."""
     cached = planner.runs.get_run(decision.cached_run_id or "")
     written, metrics = recorded_outputs(cached), dict(cached.data.metrics)
@@ -261,5 +273,13 @@ def _reuse_step(planner: Planner, spec: Step[Any], key: CacheKey, decision: Deci
         planner.runs.log(tags={**key.tags(), TAG_REUSED_FROM: cached.info.run_id}, metrics=metrics)
         planner.runs.log_lineage(inputs, written)
     planner.done[spec.name] = written
-    return StepResult(spec.name, run.info.run_id, outputs, metrics, reused_from=cached.info.run_id,
-                      reason=decision.reason, notes=notes, inputs=_described(inputs))
+    return StepResult(
+        spec.name,
+        run.info.run_id,
+        outputs,
+        metrics,
+        reused_from=cached.info.run_id,
+        reason=decision.reason,
+        notes=notes,
+        inputs=_described(inputs),
+    )

@@ -18,11 +18,27 @@ from src.lib.schema import ColumnSpec, SchemaConfig
 from tests.helpers import EXAMPLE_CONFIG, EXAMPLE_RAW
 
 # Variables that would point a test at the developer's own runs, data or cloud account.
-_LEAKY_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME",
-              "MLFLOW_S3_ENDPOINT_URL", "PIPELINE_TRACKING_URI", "PIPELINE_DATA_ROOT", "PIPELINE_EXPERIMENT",
-              "PIPELINE_CONFIG_DIR", "PIPELINE_BUCKET", "PIPELINE_AWS_PROFILE", "PIPELINE_AWS_REGION",
-              "AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
-              "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3")
+_LEAKY_ENV = (
+    "MLFLOW_TRACKING_URI",
+    "MLFLOW_RUN_ID",
+    "MLFLOW_EXPERIMENT_ID",
+    "MLFLOW_EXPERIMENT_NAME",
+    "MLFLOW_S3_ENDPOINT_URL",
+    "PIPELINE_TRACKING_URI",
+    "PIPELINE_DATA_ROOT",
+    "PIPELINE_EXPERIMENT",
+    "PIPELINE_CONFIG_DIR",
+    "PIPELINE_BUCKET",
+    "PIPELINE_AWS_PROFILE",
+    "PIPELINE_AWS_REGION",
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_S3",
+)
 
 
 def _repo_outputs() -> set[str]:
@@ -151,8 +167,13 @@ def team_server(servers_dir: Path, s3_server: str) -> Iterator[str]:
 
     if find_postgres_bin() is None:
         pytest.skip("PostgreSQL server binaries are not installed (apt-get install postgresql); .ci/run installs them")
-    s3 = boto3.client("s3", endpoint_url=s3_server, aws_access_key_id="testing", aws_secret_access_key="testing",
-                      region_name=AWS_TEST_ENV["AWS_DEFAULT_REGION"])
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=s3_server,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        region_name=AWS_TEST_ENV["AWS_DEFAULT_REGION"],
+    )
     s3.create_bucket(Bucket=TEAM_BUCKET)
     postgres = start_postgres(servers_dir)
     try:
@@ -236,6 +257,9 @@ def champion(tmp_path_factory: pytest.TempPathFactory) -> Champion:
     assert done.returncode == 0, done.stderr[-3000:]
     [predictions] = (root / "data" / "processed" / "predictions").glob("*/predictions.parquet")
     frame = pd.read_parquet(predictions)
-    features = [c for c in pd.read_csv(REPO_ROOT / "data" / "raw" / "breast_cancer.csv", nrows=1).columns
-                if c not in ("sample_id", "diagnosis")]
+    features = [
+        c
+        for c in pd.read_csv(REPO_ROOT / "data" / "raw" / "breast_cancer.csv", nrows=1).columns
+        if c not in ("sample_id", "diagnosis")
+    ]
     return Champion(root, env, frame, features)

@@ -31,17 +31,30 @@ def scrubbed_env(extra: Mapping[str, str] | None = None, drop: tuple[str, ...] =
     return env
 
 
-def run_main(*args: str, env: Mapping[str, str] | None = None, cwd: Path = REPO_ROOT,
-             main: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+def run_main(
+    *args: str,
+    env: Mapping[str, str] | None = None,
+    cwd: Path = REPO_ROOT,
+    main: Path | None = None,
+    timeout: float = 300,
+) -> subprocess.CompletedProcess:
     """``python src/main.py ARGS`` (or another copy's main.py) as a user runs it."""
     script = str(main) if main else "src/main.py"
-    return subprocess.run([sys.executable, script, *args], cwd=cwd, env=scrubbed_env(env), capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, script, *args],
+        check=False,
+        cwd=cwd,
+        env=scrubbed_env(env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 @contextlib.contextmanager
-def serving(env: Mapping[str, str], log: Path, *args: str, cwd: Path = REPO_ROOT,
-            entry: list[str] | None = None) -> Iterator[str]:
+def serving(
+    env: Mapping[str, str], log: Path, *args: str, cwd: Path = REPO_ROOT, entry: list[str] | None = None
+) -> Iterator[str]:
     """``python src/main.py serve`` (or ``entry``, told its port by SAGEMAKER_BIND_TO_PORT) on a free loopback
     port until the block ends; yields its URL. The server is stopped with SIGTERM, as ``docker stop`` does."""
     import requests
@@ -50,13 +63,19 @@ def serving(env: Mapping[str, str], log: Path, *args: str, cwd: Path = REPO_ROOT
 
     port = free_port()
     command = entry or [sys.executable, "src/main.py", "serve", "--port", str(port)]
-    server = subprocess.Popen([*command, *args], cwd=cwd,
-                              env=scrubbed_env({**env, "SAGEMAKER_BIND_TO_PORT": str(port)}),
-                              stdout=subprocess.DEVNULL, stderr=log.open("w"), start_new_session=True)
+    server = subprocess.Popen(
+        [*command, *args],
+        cwd=cwd,
+        env=scrubbed_env({**env, "SAGEMAKER_BIND_TO_PORT": str(port)}),
+        stdout=subprocess.DEVNULL,
+        stderr=log.open("w"),
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_until(lambda: requests.get(url + "/ping", timeout=2).status_code == 200, "scoring server", server,
-                   timeout=120)
+        wait_until(
+            lambda: requests.get(url + "/ping", timeout=2).status_code == 200, "scoring server", server, timeout=120
+        )
         yield url
     finally:
         os.killpg(server.pid, signal.SIGTERM)

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import shutil
@@ -42,11 +43,9 @@ def wait_until(check: Callable[[], bool], what: str, proc: subprocess.Popen | No
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
             raise RuntimeError(f"{what} exited with code {proc.returncode} before it was ready")
-        try:
+        with contextlib.suppress(Exception):  # not up yet
             if check():
                 return
-        except Exception:  # noqa: BLE001 - not up yet
-            pass
         time.sleep(0.2)
     raise RuntimeError(f"{what} was not ready after {timeout:.0f}s")
 
@@ -72,8 +71,9 @@ class Server:
 
 
 def _popen(args: list[str], env: dict[str, str], log: Path, **kwargs) -> subprocess.Popen:
-    return subprocess.Popen(args, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
-                            start_new_session=True, **kwargs)
+    return subprocess.Popen(
+        args, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True, **kwargs
+    )
 
 
 def start_s3_server(workdir: Path) -> Server:
@@ -109,21 +109,44 @@ def start_postgres(workdir: Path) -> Server:
         os.chown(data_dir, pg.pw_uid, pg.pw_gid)
         as_user = ["runuser", "-u", "postgres", "--"]
     port = free_port()
-    subprocess.run([*as_user, str(bin_dir / "initdb"), "-D", str(data_dir / "data"), "-A", "trust", "-U", "postgres",
-                    "--no-sync"], check=True, capture_output=True)
+    subprocess.run(
+        [*as_user, str(bin_dir / "initdb"), "-D", str(data_dir / "data"), "-A", "trust", "-U", "postgres", "--no-sync"],
+        check=True,
+        capture_output=True,
+    )
     proc = _popen(
-        [*as_user, str(bin_dir / "postgres"), "-D", str(data_dir / "data"), "-p", str(port), "-k", str(data_dir),
-         "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"],
-        dict(os.environ), workdir / "postgres.log",
+        [
+            *as_user,
+            str(bin_dir / "postgres"),
+            "-D",
+            str(data_dir / "data"),
+            "-p",
+            str(port),
+            "-k",
+            str(data_dir),
+            "-c",
+            "listen_addresses=127.0.0.1",
+            "-c",
+            "fsync=off",
+        ],
+        dict(os.environ),
+        workdir / "postgres.log",
     )
 
     def ready() -> bool:
-        return subprocess.run([str(bin_dir / "pg_isready"), "-h", "127.0.0.1", "-p", str(port)],
-                              capture_output=True).returncode == 0
+        return (
+            subprocess.run(
+                [str(bin_dir / "pg_isready"), "-h", "127.0.0.1", "-p", str(port)], check=False, capture_output=True
+            ).returncode
+            == 0
+        )
 
     wait_until(ready, "postgres", proc)
-    subprocess.run([str(bin_dir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "mlflow"],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [str(bin_dir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "mlflow"],
+        check=True,
+        capture_output=True,
+    )
     server = Server(f"postgresql+psycopg2://postgres@127.0.0.1:{port}/mlflow", proc)
     server.cleanup.append(lambda: shutil.rmtree(data_dir, ignore_errors=True))
     return server
@@ -133,15 +156,34 @@ def start_mlflow_server(workdir: Path, backend_uri: str, artifacts_destination: 
     port = free_port()
     from tests.helpers import scrubbed_env
 
-    env = scrubbed_env({**AWS_TEST_ENV, "MLFLOW_S3_ENDPOINT_URL": s3_url, "AWS_ENDPOINT_URL": s3_url,
-                        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})
+    env = scrubbed_env(
+        {
+            **AWS_TEST_ENV,
+            "MLFLOW_S3_ENDPOINT_URL": s3_url,
+            "AWS_ENDPOINT_URL": s3_url,
+            "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+        }
+    )
     proc = _popen(
-        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend_uri,
-         "--artifacts-destination", artifacts_destination, "--host", "127.0.0.1", "--port", str(port),
-         "--workers", "1"],
-        env, workdir / "mlflow-server.log",
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--backend-store-uri",
+            backend_uri,
+            "--artifacts-destination",
+            artifacts_destination,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        env,
+        workdir / "mlflow-server.log",
     )
     url = f"http://127.0.0.1:{port}"
-    wait_until(lambda: requests.get(url + "/health", timeout=2).status_code == 200, "mlflow server", proc,
-               timeout=120)
+    wait_until(lambda: requests.get(url + "/health", timeout=2).status_code == 200, "mlflow server", proc, timeout=120)
     return Server(url, proc)

@@ -21,14 +21,19 @@ AIRFLOW_VENV = REPO_ROOT / ".airflow-venv"
 
 @pytest.mark.parametrize("dockerfile", ["Dockerfile", "deploy/mlflow-server.Dockerfile"])
 def test_dockerfiles_are_hadolint_clean(dockerfile: str) -> None:
-    result = subprocess.run([str(HADOLINT), "--no-color", dockerfile], cwd=REPO_ROOT, capture_output=True, text=True)
+    result = subprocess.run(
+        [str(HADOLINT), "--no-color", dockerfile], check=False, cwd=REPO_ROOT, capture_output=True, text=True
+    )
 
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_dockerfile_layers_user_and_entrypoint() -> None:
-    lines = [line.strip() for line in (REPO_ROOT / "Dockerfile").read_text().splitlines()
-             if line.strip() and not line.startswith("#")]
+    lines = [
+        line.strip()
+        for line in (REPO_ROOT / "Dockerfile").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
 
     assert lines[0].startswith("FROM python:3.11.") and "latest" not in lines[0]
     copy_lock = lines.index("COPY requirements-runtime.lock ./")
@@ -41,13 +46,23 @@ def test_dockerfile_layers_user_and_entrypoint() -> None:
 
 
 def test_dockerignore_keeps_data_runs_and_secrets_out() -> None:
-    rules = [line.strip() for line in (REPO_ROOT / ".dockerignore").read_text().splitlines()
-             if line.strip() and not line.startswith("#")]
+    rules = [
+        line.strip()
+        for line in (REPO_ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
 
     assert rules[0] == "*"  # everything is out unless listed
     allowed = {rule[1:].rstrip("/") for rule in rules if rule.startswith("!")}
-    assert allowed == {"Dockerfile", "requirements-runtime.lock", "MLproject", "conda.yaml", "docker-entrypoint.sh",
-                       "config", "src"}
+    assert allowed == {
+        "Dockerfile",
+        "requirements-runtime.lock",
+        "MLproject",
+        "conda.yaml",
+        "docker-entrypoint.sh",
+        "config",
+        "src",
+    }
     assert "**/.env" in rules
 
 
@@ -66,22 +81,49 @@ def fake_python(tmp_path: Path) -> tuple[dict[str, str], Path]:
 @pytest.mark.parametrize(
     ("args", "env", "expected"),
     [
-        (["serve"], {}, ["src/main.py", "serve", "--environment", "local", "--host", "0.0.0.0", "--model-dir",
-                         "/opt/ml/model"]),
-        (["serve", "--workers", "2"], {"PIPELINE_ENVIRONMENT": "dev", "PIPELINE_MODEL_DIR": "/models/m"},
-         ["src/main.py", "serve", "--environment", "dev", "--host", "0.0.0.0", "--model-dir", "/models/m",
-          "--workers", "2"]),
-        (["--step", "train_model", "--environment", "dev"], {},
-         ["src/main.py", "--step", "train_model", "--environment", "dev"]),
+        (
+            ["serve"],
+            {},
+            ["src/main.py", "serve", "--environment", "local", "--host", "0.0.0.0", "--model-dir", "/opt/ml/model"],
+        ),
+        (
+            ["serve", "--workers", "2"],
+            {"PIPELINE_ENVIRONMENT": "dev", "PIPELINE_MODEL_DIR": "/models/m"},
+            [
+                "src/main.py",
+                "serve",
+                "--environment",
+                "dev",
+                "--host",
+                "0.0.0.0",
+                "--model-dir",
+                "/models/m",
+                "--workers",
+                "2",
+            ],
+        ),
+        (
+            ["--step", "train_model", "--environment", "dev"],
+            {},
+            ["src/main.py", "--step", "train_model", "--environment", "dev"],
+        ),
         ([], {}, ["src/main.py"]),
     ],
 )
-def test_entry_script_dispatches_serve_and_the_pipeline(fake_python, args: list[str], env: dict[str, str],
-                                                        expected: list[str]) -> None:
+def test_entry_script_dispatches_serve_and_the_pipeline(
+    fake_python, args: list[str], env: dict[str, str], expected: list[str]
+) -> None:
     path_env, record = fake_python
 
-    done = subprocess.run(["sh", str(REPO_ROOT / "docker-entrypoint.sh"), *args], env={**path_env, **env},
-                          capture_output=True, text=True, timeout=30, cwd="/")
+    done = subprocess.run(
+        ["sh", str(REPO_ROOT / "docker-entrypoint.sh"), *args],
+        check=False,
+        env={**path_env, **env},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd="/",
+    )
 
     assert done.returncode == 0, done.stderr
     assert record.read_text().splitlines() == expected
@@ -90,8 +132,14 @@ def test_entry_script_dispatches_serve_and_the_pipeline(fake_python, args: list[
 def test_entry_script_is_executable_and_refuses_sagemaker_training(fake_python) -> None:
     path_env, record = fake_python
 
-    done = subprocess.run([str(REPO_ROOT / "docker-entrypoint.sh"), "train"], env=path_env, capture_output=True,
-                          text=True, timeout=30)
+    done = subprocess.run(
+        [str(REPO_ROOT / "docker-entrypoint.sh"), "train"],
+        check=False,
+        env=path_env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
 
     assert done.returncode == 2
     assert "does not run SageMaker training jobs" in done.stderr
@@ -99,8 +147,10 @@ def test_entry_script_is_executable_and_refuses_sagemaker_training(fake_python) 
 
 
 def _docker_engine() -> bool:
-    return shutil.which("docker") is not None and subprocess.run(
-        ["docker", "info"], capture_output=True, timeout=60).returncode == 0
+    return (
+        shutil.which("docker") is not None
+        and subprocess.run(["docker", "info"], check=False, capture_output=True, timeout=60).returncode == 0
+    )
 
 
 @pytest.mark.slow
@@ -116,23 +166,48 @@ def test_image_serves_like_sagemaker(champion, tmp_path: Path) -> None:  # pragm
     model.mkdir()
     subprocess.run(["tar", "-xzf", str(tmp_path / "model.tar.gz"), "-C", str(model)], check=True)
     model.chmod(0o755)
-    build = subprocess.run(["docker", "build", "-t", "pipeline-serve-test", "."], cwd=REPO_ROOT,
-                           capture_output=True, text=True, timeout=1800)
+    build = subprocess.run(
+        ["docker", "build", "-t", "pipeline-serve-test", "."],
+        check=False,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
     assert build.returncode == 0, build.stderr[-3000:]
     port = free_port()
-    container = subprocess.run(["docker", "run", "-d", "--rm", "-p", f"127.0.0.1:{port}:8080", "-v",
-                                f"{model}:/opt/ml/model:ro", "pipeline-serve-test", "serve"],
-                               capture_output=True, text=True, timeout=120)
+    container = subprocess.run(
+        [
+            "docker",
+            "run",
+            "-d",
+            "--rm",
+            "-p",
+            f"127.0.0.1:{port}:8080",
+            "-v",
+            f"{model}:/opt/ml/model:ro",
+            "pipeline-serve-test",
+            "serve",
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert container.returncode == 0, container.stderr
     try:
         url = f"http://127.0.0.1:{port}"
         wait_until(lambda: requests.get(url + "/ping", timeout=2).status_code == 200, "container", timeout=120)
         rows = champion.predictions[champion.features].head(5)
-        answer = requests.post(url + "/invocations", data=rows.to_csv(index=False, header=False),
-                               headers={"Content-Type": "text/csv"}, timeout=60)
+        answer = requests.post(
+            url + "/invocations",
+            data=rows.to_csv(index=False, header=False),
+            headers={"Content-Type": "text/csv"},
+            timeout=60,
+        )
         assert answer.json()["predictions"] == champion.predictions["prediction"].head(5).tolist()
     finally:
-        subprocess.run(["docker", "stop", container.stdout.strip()], capture_output=True, timeout=120)
+        subprocess.run(["docker", "stop", container.stdout.strip()], check=False, capture_output=True, timeout=120)
 
 
 # -- scripts ---------------------------------------------------------------------------------------------------------
@@ -141,8 +216,15 @@ SCRIPTS = ["build_docker.sh", "run_docker.sh", "run_docker_cloud.sh"]
 
 def _script(name: str, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     base = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp")}
-    return subprocess.run(["bash", str(REPO_ROOT / name), *args], env={**base, **(env or {})},
-                          capture_output=True, text=True, timeout=60, cwd=REPO_ROOT)
+    return subprocess.run(
+        ["bash", str(REPO_ROOT / name), *args],
+        check=False,
+        env={**base, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO_ROOT,
+    )
 
 
 @pytest.mark.parametrize("name", SCRIPTS)
@@ -185,8 +267,14 @@ def test_cloud_script_needs_credentials(fake_engine) -> None:
 
 def test_cloud_script_passes_credentials_by_name_only(fake_engine) -> None:
     engine, record = fake_engine
-    env = {"CONTAINER_ENGINE": engine, "AWS_ACCESS_KEY_ID": "AKIAEXAMPLE", "AWS_SECRET_ACCESS_KEY": "s3cr3t-value",
-           "AWS_REGION": "eu-west-1", "PIPELINE_BUCKET": "team-bucket", "IMAGE": "registry/pipeline:abc123"}
+    env = {
+        "CONTAINER_ENGINE": engine,
+        "AWS_ACCESS_KEY_ID": "AKIAEXAMPLE",
+        "AWS_SECRET_ACCESS_KEY": "s3cr3t-value",
+        "AWS_REGION": "eu-west-1",
+        "PIPELINE_BUCKET": "team-bucket",
+        "IMAGE": "registry/pipeline:abc123",
+    }
 
     result = _script("run_docker_cloud.sh", "prd", "--step", "train_model", env=env)
 
@@ -198,15 +286,16 @@ def test_cloud_script_passes_credentials_by_name_only(fake_engine) -> None:
         assert name in args
     assert "s3cr3t-value" not in record.read_text()
     image = args.index("registry/pipeline:abc123")
-    assert args[image + 1:image + 5] == ["--environment", "prd", "--step", "train_model"]
+    assert args[image + 1 : image + 5] == ["--environment", "prd", "--step", "train_model"]
 
 
 def test_cloud_script_mounts_the_aws_profile_read_only(fake_engine, tmp_path: Path) -> None:
     engine, record = fake_engine
     (tmp_path / ".aws").mkdir()
 
-    result = _script("run_docker_cloud.sh", env={"CONTAINER_ENGINE": engine, "AWS_PROFILE": "dev",
-                                                  "HOME": str(tmp_path)})
+    result = _script(
+        "run_docker_cloud.sh", env={"CONTAINER_ENGINE": engine, "AWS_PROFILE": "dev", "HOME": str(tmp_path)}
+    )
 
     assert result.returncode == 0, result.stderr
     args = record.read_text().split("\n")
@@ -229,8 +318,12 @@ def test_local_script_mounts_the_repo_at_the_same_path(fake_engine) -> None:
 
 def test_build_script_tags_with_the_commit(fake_engine) -> None:
     engine, record = fake_engine
-    commit = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=REPO_ROOT, capture_output=True,
-                            text=True).stdout.strip() or "unknown"
+    commit = (
+        subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"], check=False, cwd=REPO_ROOT, capture_output=True, text=True
+        ).stdout.strip()
+        or "unknown"
+    )
 
     result = _script("build_docker.sh", "--pull", env={"CONTAINER_ENGINE": engine, "IMAGE_NAME": "pipe"})
 
@@ -242,17 +335,27 @@ def test_build_script_tags_with_the_commit(fake_engine) -> None:
     assert "--pull" in args
 
 
-@pytest.mark.skipif(shutil.which("podman") is None and shutil.which("buildah") is None,
-                    reason="no daemonless image builder (podman/buildah) on this machine; Docker has no engine here")
+@pytest.mark.skipif(
+    shutil.which("podman") is None and shutil.which("buildah") is None,
+    reason="no daemonless image builder (podman/buildah) on this machine; Docker has no engine here",
+)
 def test_image_builds_with_a_daemonless_builder() -> None:  # pragma: no cover - needs podman and a base image
-    result = subprocess.run(["podman", "build", "--isolation", "chroot", "-t", "pipeline-test", "."],
-                            cwd=REPO_ROOT, capture_output=True, text=True, timeout=1800)
+    result = subprocess.run(
+        ["podman", "build", "--isolation", "chroot", "-t", "pipeline-test", "."],
+        check=False,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
 
 
 # -- Airflow -----------------------------------------------------------------------------------------------------
-needs_airflow = pytest.mark.skipif(not (AIRFLOW_VENV / "bin" / "airflow").exists(),
-                                   reason="no Airflow virtualenv: run `make airflow-venv` (.ci/run does)")
+needs_airflow = pytest.mark.skipif(
+    not (AIRFLOW_VENV / "bin" / "airflow").exists(),
+    reason="no Airflow virtualenv: run `make airflow-venv` (.ci/run does)",
+)
 
 
 def _airflow_env(tmp_path: Path, extra: dict[str, str]) -> dict[str, str]:
@@ -274,18 +377,23 @@ def test_dag_runs_every_step_under_one_parent_run(workspace, tmp_path: Path) -> 
 
     env = _airflow_env(tmp_path, workspace.env())
     airflow = str(AIRFLOW_VENV / "bin" / "airflow")
-    migrate = subprocess.run([airflow, "db", "migrate"], env=env, capture_output=True, text=True, timeout=300)
+    migrate = subprocess.run(
+        [airflow, "db", "migrate"], check=False, env=env, capture_output=True, text=True, timeout=300
+    )
     assert migrate.returncode == 0, migrate.stdout[-3000:] + migrate.stderr[-3000:]
 
-    run = subprocess.run([airflow, "dags", "test", "mlflow_pipeline"], env=env, capture_output=True, text=True,
-                         timeout=900)
+    run = subprocess.run(
+        [airflow, "dags", "test", "mlflow_pipeline"], check=False, env=env, capture_output=True, text=True, timeout=900
+    )
 
     assert run.returncode == 0, run.stdout[-5000:] + run.stderr[-5000:]
     assert "state=success" in run.stdout + run.stderr
     client = MlflowClient(workspace.tracking_uri)
     experiment = client.get_experiment_by_name("breast-cancer-local")
     runs = client.search_runs([experiment.experiment_id], order_by=["attributes.start_time ASC"])
-    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags and r.data.tags.get("pipeline.kind") == "pipeline"]
+    parents = [
+        r for r in runs if "mlflow.parentRunId" not in r.data.tags and r.data.tags.get("pipeline.kind") == "pipeline"
+    ]
     assert len(parents) == 1
     assert parents[0].info.status == "FINISHED"
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
@@ -310,15 +418,28 @@ for task in module.dag.tasks:
         "trigger_rule": str(task.trigger_rule)}
 print(json.dumps(out))
 """
-    env = _airflow_env(tmp_path, {"PIPELINE_DAG_OPERATOR": "kubernetes", "PIPELINE_IMAGE": "registry/pipe:abc123",
-                                  "PIPELINE_DAG_ENVIRONMENT": "dev"})
-    result = subprocess.run([str(AIRFLOW_VENV / "bin" / "python"), "-c", code], cwd=REPO_ROOT, env=env,
-                            capture_output=True, text=True, timeout=300)
+    env = _airflow_env(
+        tmp_path,
+        {
+            "PIPELINE_DAG_OPERATOR": "kubernetes",
+            "PIPELINE_IMAGE": "registry/pipe:abc123",
+            "PIPELINE_DAG_ENVIRONMENT": "dev",
+        },
+    )
+    result = subprocess.run(
+        [str(AIRFLOW_VENV / "bin" / "python"), "-c", code],
+        check=False,
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     tasks = json.loads(result.stdout.strip().splitlines()[-1])
 
     assert list(tasks) == ["start_parent_run", "make_data", "feat_data", "train_model", "predict", "end_parent_run"]
-    for task_id, task in tasks.items():
+    for task in tasks.values():
         assert task["type"] == "KubernetesPodOperator"
         assert task["image"] == "registry/pipe:abc123"
         assert task["cmds"] == ["python", "src/main.py"]

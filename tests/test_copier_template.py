@@ -21,18 +21,34 @@ import yaml
 from src.lib.config import REPO_ROOT
 from tests.helpers import scrubbed_env
 
-copier = pytest.importorskip("copier", reason="Copier is not installed here: add it with the dev dependencies "
-                                              "(the dev group of pyproject.toml) to run the template's tests")
+copier = pytest.importorskip(
+    "copier",
+    reason="Copier is not installed here: add it with the dev dependencies "
+    "(the dev group of pyproject.toml) to run the template's tests",
+)
 
 # Files of the template that are not files of a project.
 TEMPLATE_ONLY = ("copier.yml", ".copier/", "tests/test_copier_template.py", "tests/example/")
-GIT_ENV = {"GIT_AUTHOR_NAME": "test", "GIT_AUTHOR_EMAIL": "test@localhost", "GIT_COMMITTER_NAME": "test",
-           "GIT_COMMITTER_EMAIL": "test@localhost", "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "test",
+    "GIT_AUTHOR_EMAIL": "test@localhost",
+    "GIT_COMMITTER_NAME": "test",
+    "GIT_COMMITTER_EMAIL": "test@localhost",
+    "GIT_CONFIG_GLOBAL": os.devnull,
+    "GIT_CONFIG_NOSYSTEM": "1",
+}
 
 
 def _git(cwd: Path, *args: str) -> str:
-    done = subprocess.run(["git", "-c", "commit.gpgsign=false", "-c", "tag.gpgsign=false", *args], cwd=cwd,
-                          env={**os.environ, **GIT_ENV}, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        ["git", "-c", "commit.gpgsign=false", "-c", "tag.gpgsign=false", *args],
+        check=False,
+        cwd=cwd,
+        env={**os.environ, **GIT_ENV},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     return done.stdout
 
@@ -46,16 +62,24 @@ def _commit_all(cwd: Path, message: str, tag: str | None = None) -> None:
 
 def _files(root: Path) -> dict[str, tuple[bytes, bool]]:
     """Every file under root (but .git): its bytes and whether it is executable."""
-    return {p.relative_to(root).as_posix(): (p.read_bytes(), os.access(p, os.X_OK))
-            for p in sorted(root.rglob("*")) if p.is_file() and ".git" not in p.relative_to(root).parts}
+    return {
+        p.relative_to(root).as_posix(): (p.read_bytes(), os.access(p, os.X_OK))
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and ".git" not in p.relative_to(root).parts
+    }
 
 
 @pytest.fixture(scope="module")
 def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The template as a user gets it: the repo's files (tracked, and new ones not ignored) in a git repo of their
     own, tagged 1.0.0."""
-    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=REPO_ROOT,
-                            capture_output=True, timeout=60)
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        check=False,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        timeout=60,
+    )
     if listed.returncode != 0:
         pytest.skip("the template's tests need its git checkout")
     root = tmp_path_factory.mktemp("template")
@@ -79,8 +103,11 @@ def test_the_default_answers_render_the_example_file_for_file(template: Path, tm
 
     rendered = _files(project)
     answers = yaml.safe_load(rendered.pop(".copier-answers.yml")[0])
-    expected = {name: content for name, content in _files(template).items()
-                if not name.endswith(".jinja") and not name.startswith(TEMPLATE_ONLY)}
+    expected = {
+        name: content
+        for name, content in _files(template).items()
+        if not name.endswith(".jinja") and not name.startswith(TEMPLATE_ONLY)
+    }
     assert sorted(rendered) == sorted(expected)
     assert [name for name in expected if rendered[name] != expected[name]] == []
     assert answers["_commit"] == "1.0.0" and answers["project_name"] == "breast-cancer"
@@ -97,8 +124,9 @@ def _run(project: Path, *args: str, timeout: float = 900) -> subprocess.Complete
     """A command in the made project, as its user runs it (its own config and data, local tracking)."""
     env = scrubbed_env()
     env.pop("PIPELINE_CONFIG_DIR")
-    return subprocess.run([sys.executable, *args], cwd=project, env=env, capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        [sys.executable, *args], check=False, cwd=project, env=env, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def _tumours(folder: Path) -> Path:
@@ -143,8 +171,11 @@ def _steps_handle(task: str) -> bool:
     """Whether this version of the steps takes the task (the schema says; binary only before issue 14's task types)."""
     from src.lib.schema import SchemaConfig
 
-    labels = {"binary": {"labels": ["a", "b"], "positive_class": "a"}, "multiclass": {"labels": ["a", "b", "c"]},
-              "regression": {}}[task]
+    labels = {
+        "binary": {"labels": ["a", "b"], "positive_class": "a"},
+        "multiclass": {"labels": ["a", "b", "c"]},
+        "regression": {},
+    }[task]
     try:
         SchemaConfig(target="y", task=task, columns={"x": {"type": "float"}}, **labels)
     except ValueError:
@@ -163,7 +194,8 @@ def _make_project(template: Path, folder: Path, task: str) -> tuple[Path, str]:
 @pytest.mark.slow
 @pytest.mark.parametrize("task", list(CASES))
 def test_a_project_made_from_own_data_runs_to_a_champion_and_passes_its_fast_tests(
-        template: Path, tmp_path: Path, task: str) -> None:
+    template: Path, tmp_path: Path, task: str
+) -> None:
     if not _steps_handle(task):
         pytest.skip(f"this version of the steps trains binary classifiers only (src/lib/schema.py): no {task}")
     project, name = _make_project(template, tmp_path, task)
@@ -186,7 +218,8 @@ def test_a_project_made_from_own_data_runs_to_a_champion_and_passes_its_fast_tes
 
 @pytest.mark.slow
 def test_copier_update_brings_a_template_change_into_a_made_project_that_still_runs(
-        template: Path, tmp_path: Path) -> None:
+    template: Path, tmp_path: Path
+) -> None:
     source = tmp_path / "template"
     shutil.copytree(template, source)
     project, name = _make_project(source, tmp_path, "binary")

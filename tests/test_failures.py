@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -13,8 +14,8 @@ import pandas as pd
 import pytest
 
 from src.lib.config import REPO_ROOT, load_config
-from src.lib.errors import StepError, StorageError
 from src.lib.discovery import step_names
+from src.lib.errors import StepError, StorageError
 from src.pipeline import run_pipeline
 from tests.helpers import scrubbed_env
 
@@ -25,29 +26,35 @@ pytestmark = pytest.mark.slow
 
 def _start(workspace, *args: str, log: Path, prefix: tuple[str, ...] = ()) -> subprocess.Popen:
     env = scrubbed_env(workspace.env())
-    return subprocess.Popen([*prefix, sys.executable, "src/main.py", *args], cwd=REPO_ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=log.open("w"))
+    return subprocess.Popen(
+        [*prefix, sys.executable, "src/main.py", *args],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=log.open("w"),
+    )
 
 
-def _wait_for_running_step(workspace, step: str, proc: subprocess.Popen, timeout: float = 120,
-                           tag: str = "pipeline.step") -> None:
+def _wait_for_running_step(
+    workspace, step: str, proc: subprocess.Popen, timeout: float = 120, tag: str = "pipeline.step"
+) -> None:
     """Wait until a run tagged ``tag = step`` is RUNNING in MLflow, i.e. the process is inside that step."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise AssertionError(f"process ended before {step} started")
-        try:
+        with contextlib.suppress(Exception):  # the database or experiment may not exist yet
             if any(r.data.tags.get(tag) == step and r.info.status == "RUNNING" for r in _runs(workspace)):
                 return
-        except Exception:  # noqa: BLE001 - the database or experiment may not exist yet
-            pass
         time.sleep(0.05)
     raise AssertionError(f"timed out waiting for a RUNNING {step} run")
 
 
 def _statuses(workspace) -> list[tuple[str, str]]:
-    return [(r.data.tags.get("pipeline.step") or r.data.tags.get("pipeline.kind", "?"), r.info.status)
-            for r in _runs(workspace)]
+    return [
+        (r.data.tags.get("pipeline.step") or r.data.tags.get("pipeline.kind", "?"), r.info.status)
+        for r in _runs(workspace)
+    ]
 
 
 @pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM])
@@ -70,7 +77,9 @@ def test_the_gates_baseline_run_is_closed_however_the_process_ends(workspace, tm
 
 
 def test_a_live_pipeline_in_another_pid_namespace_is_not_taken_for_dead(workspace, tmp_path: Path) -> None:
-    probe = subprocess.run(["unshare", "--pid", "--fork", "--mount-proc", "true"], capture_output=True, timeout=30)
+    probe = subprocess.run(
+        ["unshare", "--pid", "--fork", "--mount-proc", "true"], check=False, capture_output=True, timeout=30
+    )
     if probe.returncode != 0:
         pytest.skip(f"cannot make a PID namespace here (unshare: {probe.stderr.decode().strip()[:200]})")
     from src.lib.config import load_config
@@ -80,8 +89,9 @@ def test_a_live_pipeline_in_another_pid_namespace_is_not_taken_for_dead(workspac
     # process has here, which a check by host name and pid alone would take for a dead owner.
     target = next(pid for pid in range(40, 4000) if not os.path.exists(f"/proc/{pid}"))
     spin = f'i=2; while [ "$i" -lt {target} ]; do /bin/true; i=$((i+1)); done; "$0" "$@"'
-    proc = _start(workspace, log=tmp_path / "other.log",
-                  prefix=("unshare", "--pid", "--fork", "--mount-proc", "sh", "-c", spin))
+    proc = _start(
+        workspace, log=tmp_path / "other.log", prefix=("unshare", "--pid", "--fork", "--mount-proc", "sh", "-c", spin)
+    )
     _wait_for_running_step(workspace, "train_model", proc)
     assert {r.data.tags["pipeline.pid"] for r in _runs(workspace)} == {str(target)}
     runs = Runs(load_config("local"))
@@ -175,14 +185,22 @@ BAD_RAW = {
     "missing raw file": (lambda ws: _raw(ws).unlink(), "breast_cancer.csv' does not exist"),
     "empty file": (lambda ws: _raw(ws).write_text(""), "is empty"),
     "header only": (lambda ws: _raw(ws).write_text(_raw(ws).read_text().splitlines()[0] + "\n"), "has no rows"),
-    "missing column": (lambda ws: _rewrite_raw(ws, lambda d: d.drop(columns=["mean_area"])),
-                       "missing column: 'mean_area'"),
-    "extra column": (lambda ws: _rewrite_raw(ws, lambda d: d.assign(notes="x")),
-                     "extra column not in the schema: 'notes'"),
-    "wrong dtype": (lambda ws: _rewrite_raw(ws, lambda d: d.assign(mean_area="big")),
-                    "column 'mean_area': values that cannot be read as float64"),
-    "all-null column": (lambda ws: _rewrite_raw(ws, lambda d: d.assign(mean_area=None)),
-                        "column 'mean_area': is entirely null"),
+    "missing column": (
+        lambda ws: _rewrite_raw(ws, lambda d: d.drop(columns=["mean_area"])),
+        "missing column: 'mean_area'",
+    ),
+    "extra column": (
+        lambda ws: _rewrite_raw(ws, lambda d: d.assign(notes="x")),
+        "extra column not in the schema: 'notes'",
+    ),
+    "wrong dtype": (
+        lambda ws: _rewrite_raw(ws, lambda d: d.assign(mean_area="big")),
+        "column 'mean_area': values that cannot be read as float64",
+    ),
+    "all-null column": (
+        lambda ws: _rewrite_raw(ws, lambda d: d.assign(mean_area=None)),
+        "column 'mean_area': is entirely null",
+    ),
     "one class": (lambda ws: _rewrite_raw(ws, lambda d: d.assign(diagnosis="B")), "holds one class only"),
     "too few rows": (lambda ws: _rewrite_raw(ws, lambda d: d.groupby("diagnosis").head(2)), "too few rows to split"),
 }
@@ -231,8 +249,9 @@ def test_predict_input_missing_model_columns(workspace) -> None:
     assert len(list(workspace.data_root.glob("processed/predictions/*/predictions.parquet"))) == 1
 
 
-@pytest.mark.parametrize("uri", ["models:/breast-cancer-local@staging", "models:/nope/1",
-                                 "runs:/0123456789abcdef0123456789abcdef/model"])
+@pytest.mark.parametrize(
+    "uri", ["models:/breast-cancer-local@staging", "models:/nope/1", "runs:/0123456789abcdef0123456789abcdef/model"]
+)
 def test_model_that_does_not_exist(workspace, uri: str) -> None:
     run_pipeline(load_config("local"), list(STEPS))
 

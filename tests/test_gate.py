@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from src.lib.config import REPO_ROOT, load_config
-from src.lib.errors import StepError
 from src.lib.discovery import step_names
+from src.lib.errors import StepError
 from src.pipeline import run_pipeline
 from tests.helpers import scrubbed_env
 
@@ -84,7 +85,7 @@ def test_gate_promotes_better_keeps_champion_against_worse(workspace) -> None:
     )
     assert len(rejected) == 2
     decision = client.download_artifacts(rejected[0].info.run_id, "gate/decision.json")
-    assert '"promoted": false' in open(decision).read()
+    assert '"promoted": false' in Path(decision).read_text()
 
 
 def test_predict_uses_the_champion_and_logs_it(workspace) -> None:
@@ -113,8 +114,15 @@ def test_predict_without_a_champion_says_why(workspace) -> None:
 
 def _cli(workspace, *args: str) -> subprocess.CompletedProcess:
     env = scrubbed_env(workspace.env())
-    return subprocess.run([sys.executable, "src/main.py", *args], cwd=REPO_ROOT, env=env, capture_output=True,
-                          text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "src/main.py", *args],
+        check=False,
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_promote_and_rollback_by_hand(workspace) -> None:

@@ -64,31 +64,52 @@ def _outside_owned(text: str) -> list[str]:
 
 def _init(project: Path, *args: str) -> subprocess.CompletedProcess:
     env = scrubbed_env({"PIPELINE_CONFIG_DIR": str(project / "config")})
-    return subprocess.run([sys.executable, str(REPO_ROOT / "src" / "main.py"), "init", *args], env=env,
-                          capture_output=True, text=True, timeout=120, cwd=project)
+    return subprocess.run(
+        [sys.executable, str(REPO_ROOT / "src" / "main.py"), "init", *args],
+        check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=project,
+    )
 
 
 def test_init_infers_the_contract_of_a_messy_file_and_keeps_every_other_line(project: Path) -> None:
     base = project / "config" / "base.yaml"
     before = base.read_text()
 
-    report = init_project(str(project / "messy.csv"), target="churned", id_column="row_id", name="churn",
-                          force=True, config_dir=project / "config")
+    report = init_project(
+        str(project / "messy.csv"),
+        target="churned",
+        id_column="row_id",
+        name="churn",
+        force=True,
+        config_dir=project / "config",
+    )
 
     after = base.read_text()
     written = yaml.safe_load(after)
     assert written["schema"]["columns"] == MESSY_COLUMNS
     assert {k: v for k, v in written["schema"].items() if k != "columns"} == {
-        "id_column": "row_id", "target": "churned", "task": "binary", "labels": ["No", "Yes"],
-        "positive_class": "Yes"}
+        "id_column": "row_id",
+        "target": "churned",
+        "task": "binary",
+        "labels": ["No", "Yes"],
+        "positive_class": "Yes",
+    }
     assert '  labels: ["No", "Yes"]\n  # ' in after and '  positive_class: "Yes"\n' in after
     assert written["project"] == "churn"
     assert written["catalog"]["raw"] == {"kind": "input", "path": str(project / "messy.csv")}
     # Every key written has a comment: a comment line above each key, a trailing one on each column.
-    schema_lines = after[after.index("\nschema:\n") + 1:after.index("\nmake_data:")].strip().splitlines()
+    schema_lines = after[after.index("\nschema:\n") + 1 : after.index("\nmake_data:")].strip().splitlines()
     keys = [i for i, line in enumerate(schema_lines) if line.startswith("  ") and not line.lstrip().startswith("#")]
-    assert all(schema_lines[i].startswith("    ") and "  # seen: " in schema_lines[i]
-               or schema_lines[i - 1].lstrip().startswith("#") for i in keys)
+    assert all(
+        schema_lines[i].startswith("    ")
+        and "  # seen: " in schema_lines[i]
+        or schema_lines[i - 1].lstrip().startswith("#")
+        for i in keys
+    )
     # Outside the owned sections (schema, the project line, the raw entry) the file is as it was, comments included.
     assert _outside_owned(after) == _outside_owned(before)
     assert report.review and any("'signup' looks like dates" in note for note in report.review)
@@ -97,8 +118,9 @@ def test_init_infers_the_contract_of_a_messy_file_and_keeps_every_other_line(pro
 
 
 def test_the_written_contract_accepts_the_data_it_was_inferred_from(project: Path) -> None:
-    init_project(str(project / "messy.csv"), target="churned", id_column="row_id", force=True,
-                 config_dir=project / "config")
+    init_project(
+        str(project / "messy.csv"), target="churned", id_column="row_id", force=True, config_dir=project / "config"
+    )
     settings = load_config("local", config_dir=project / "config", env={})
 
     typed = validate_raw(pd.read_csv(project / "messy.csv"), settings.dataset_schema, settings.make_data)
@@ -132,12 +154,14 @@ def test_init_with_force_from_the_command_line_prints_what_it_inferred_and_what_
 
 @pytest.mark.parametrize(
     ("args", "expected"),
-    [(["messy.csv", "--force"], "say which column to predict: --target COLUMN"),
-     (["messy.csv", "--target", "churn", "--force"], "--target 'churn' is not a column of"),
-     (["messy.csv", "--target", "churned", "--id-column", "id", "--force"], "--id-column 'id' is not a column"),
-     (["messy.csv", "--target", "city", "--task", "binary", "--force"], "holds 3 values (Lyon, Nice, Paris), not 2"),
-     (["messy.csv", "--target", "churned", "--positive-class", "yes", "--force"], "positive class 'yes' is not a"),
-     (["missing.csv", "--target", "churned", "--force"], "does not exist")],
+    [
+        (["messy.csv", "--force"], "say which column to predict: --target COLUMN"),
+        (["messy.csv", "--target", "churn", "--force"], "--target 'churn' is not a column of"),
+        (["messy.csv", "--target", "churned", "--id-column", "id", "--force"], "--id-column 'id' is not a column"),
+        (["messy.csv", "--target", "city", "--task", "binary", "--force"], "holds 3 values (Lyon, Nice, Paris), not 2"),
+        (["messy.csv", "--target", "churned", "--positive-class", "yes", "--force"], "positive class 'yes' is not a"),
+        (["missing.csv", "--target", "churned", "--force"], "does not exist"),
+    ],
 )
 def test_bad_input_is_named_and_nothing_is_written(project: Path, args: list[str], expected: str) -> None:
     before = (project / "config" / "base.yaml").read_bytes()
@@ -154,10 +178,14 @@ def test_without_a_data_file_init_completes_the_configs_own_contract(project: Pa
     base = project / "config" / "base.yaml"
     (project / "data" / "raw").mkdir(parents=True)
     shutil.copy(project / "messy.csv", project / "data" / "raw" / "messy.csv")
-    answers = ('schema:\n  id_column: row_id\n  target: churned\n  task: auto\n  positive_class: ""\n'
-               "  columns: {}\n")
-    text = set_entry_key(replace_section(base.read_text(), "schema", answers), "catalog", "raw", "path",
-                         str(project / "data" / "raw" / "messy.csv"))
+    answers = 'schema:\n  id_column: row_id\n  target: churned\n  task: auto\n  positive_class: ""\n  columns: {}\n'
+    text = set_entry_key(
+        replace_section(base.read_text(), "schema", answers),
+        "catalog",
+        "raw",
+        "path",
+        str(project / "data" / "raw" / "messy.csv"),
+    )
     base.write_text(text)
 
     done = _init(project, "--if-missing")
@@ -170,15 +198,23 @@ def test_without_a_data_file_init_completes_the_configs_own_contract(project: Pa
 
 
 def test_column_types_of_a_parquet_style_frame() -> None:
-    frame = pd.DataFrame({"when": pd.to_datetime(["2024-01-01", "2024-01-02", None]),
-                          "count": pd.array([1, None, 3], dtype="Int64"),
-                          "flag": pd.array([True, False, None], dtype="boolean"),
-                          "level": [-1.5, 0.0, 2.0]})
+    frame = pd.DataFrame(
+        {
+            "when": pd.to_datetime(["2024-01-01", "2024-01-02", None]),
+            "count": pd.array([1, None, 3], dtype="Int64"),
+            "flag": pd.array([True, False, None], dtype="boolean"),
+            "level": [-1.5, 0.0, 2.0],
+        }
+    )
 
     guesses = {c: infer_column(frame[c]).spec() for c in frame.columns}
 
-    assert guesses == {"when": {"type": "string", "nullable": True}, "count": {"type": "int", "nullable": True, "min": 0},
-                       "flag": {"type": "bool", "nullable": True}, "level": {"type": "float", "nullable": False}}
+    assert guesses == {
+        "when": {"type": "string", "nullable": True},
+        "count": {"type": "int", "nullable": True, "min": 0},
+        "flag": {"type": "bool", "nullable": True},
+        "level": {"type": "float", "nullable": False},
+    }
 
 
 def test_an_empty_column_is_refused() -> None:
@@ -190,12 +226,14 @@ def test_an_empty_column_is_refused() -> None:
 
 @pytest.mark.parametrize(
     ("values", "task", "labels"),
-    [([0.5, 1.5, 2.25, 3.0] * 3, "regression", None),
-     (list(range(30)), "regression", None),
-     ([1, 2, 3, 1, 2, 3], "multiclass", ["1", "2", "3"]),
-     (["setosa", "versicolor", "virginica"] * 2, "multiclass", ["setosa", "versicolor", "virginica"]),
-     ([0.0, 1.0, None, 1.0], "binary", ["0", "1"]),
-     ([True, False, True], "binary", ["False", "True"])],
+    [
+        ([0.5, 1.5, 2.25, 3.0] * 3, "regression", None),
+        (list(range(30)), "regression", None),
+        ([1, 2, 3, 1, 2, 3], "multiclass", ["1", "2", "3"]),
+        (["setosa", "versicolor", "virginica"] * 2, "multiclass", ["setosa", "versicolor", "virginica"]),
+        ([0.0, 1.0, None, 1.0], "binary", ["0", "1"]),
+        ([True, False, True], "binary", ["False", "True"]),
+    ],
 )
 def test_the_task_is_inferred_from_the_targets_values(values: list, task: str, labels: list[str] | None) -> None:
     guess = infer_target(pd.Series(values, name="y"))
@@ -205,8 +243,13 @@ def test_the_task_is_inferred_from_the_targets_values(values: list, task: str, l
 
 @pytest.mark.parametrize(
     ("counts", "expected"),
-    [({"0": 90, "1": 10}, "1"), ({"false": 3, "true": 9}, "true"), ({"No": 5, "Yes": 7}, "Yes"),
-     ({"B": 357, "M": 212}, "M"), ({"a": 5, "b": 5}, "b")],
+    [
+        ({"0": 90, "1": 10}, "1"),
+        ({"false": 3, "true": 9}, "true"),
+        ({"No": 5, "Yes": 7}, "Yes"),
+        ({"B": 357, "M": 212}, "M"),
+        ({"a": 5, "b": 5}, "b"),
+    ],
 )
 def test_the_positive_class_is_one_true_yes_or_else_the_rarer_label(counts: dict[str, int], expected: str) -> None:
     assert choose_positive_class(counts)[0] == expected
@@ -235,8 +278,9 @@ def test_make_setup_infers_a_missing_contract_before_running_the_pipeline(tmp_pa
     shutil.copy(REPO_ROOT / "Makefile", tmp_path / "Makefile")
     (tmp_path / "requirements.lock").write_text("")
 
-    done = subprocess.run(["make", "-n", "setup", "PYTHON=python3"], cwd=tmp_path, capture_output=True, text=True,
-                          timeout=60)
+    done = subprocess.run(
+        ["make", "-n", "setup", "PYTHON=python3"], check=False, cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
 
     lines = done.stdout.splitlines()
     init = next(i for i, line in enumerate(lines) if "src/main.py init --if-missing" in line)
@@ -250,21 +294,30 @@ def test_a_regression_target_switches_the_classifiers_to_regressors_and_keeps_th
 
     text = (EXAMPLE_CONFIG / "base.yaml").read_text()
     frame = pd.DataFrame({"x": [1.0, 2.5, 3.0], "y": [10.5, 20.25, 31.0]})
-    report = InitReport(EXAMPLE_CONFIG / "base.yaml", False, raw_path="raw/y.csv", rows=3,
-                        columns=[infer_column(frame["x"])], target=infer_target(frame["y"]))
+    report = InitReport(
+        EXAMPLE_CONFIG / "base.yaml",
+        False,
+        raw_path="raw/y.csv",
+        rows=3,
+        columns=[infer_column(frame["x"])],
+        target=infer_target(frame["y"]),
+    )
 
     edited, owned = edit_config(text, yaml.safe_load(text), report, None, None)
 
     train_model = yaml.safe_load(edited)["train_model"]
     assert train_model["estimator"] == "ridge"
     assert {k: v["class"] for k, v in train_model["estimators"].items()} == {
-        "ridge": "sklearn.linear_model.Ridge", "random_forest": "sklearn.ensemble.RandomForestRegressor",
-        "gradient_boosting": "sklearn.ensemble.HistGradientBoostingRegressor"}
+        "ridge": "sklearn.linear_model.Ridge",
+        "random_forest": "sklearn.ensemble.RandomForestRegressor",
+        "gradient_boosting": "sklearn.ensemble.HistGradientBoostingRegressor",
+    }
     assert ("train_model", "estimators") in owned
     assert any("does not fit a regression task" in note for note in report.review)
     kept = yaml.safe_load(text)
-    assert {k: v for k, v in yaml.safe_load(edited).items() if k not in ("schema", "train_model")} == \
-        {k: v for k, v in kept.items() if k not in ("schema", "train_model")}
+    assert {k: v for k, v in yaml.safe_load(edited).items() if k not in ("schema", "train_model")} == {
+        k: v for k, v in kept.items() if k not in ("schema", "train_model")
+    }
     assert train_model["seed"] == kept["train_model"]["seed"]
 
 
@@ -280,8 +333,9 @@ def test_init_reads_a_file_on_s3(project: Path, s3_server: str, monkeypatch: pyt
     s3.create_bucket(Bucket="init-data")
     s3.put_object(Bucket="init-data", Key="in/messy.csv", Body=MESSY_CSV.encode())
 
-    init_project("s3://init-data/in/messy.csv", target="churned", id_column="row_id", force=True,
-                 config_dir=project / "config")
+    init_project(
+        "s3://init-data/in/messy.csv", target="churned", id_column="row_id", force=True, config_dir=project / "config"
+    )
 
     written = yaml.safe_load((project / "config" / "base.yaml").read_text())
     assert written["catalog"]["raw"]["path"] == "s3://init-data/in/messy.csv"

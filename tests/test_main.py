@@ -15,7 +15,7 @@ from tests.helpers import scrubbed_env
 def _run(args: list[str], env: dict[str, str] | None = None, cwd: Path = REPO_ROOT) -> subprocess.CompletedProcess:
     full_env = scrubbed_env(env)
     return subprocess.run(
-        [sys.executable, *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=300
+        [sys.executable, *args], check=False, cwd=cwd, env=full_env, capture_output=True, text=True, timeout=300
     )
 
 

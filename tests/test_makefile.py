@@ -86,11 +86,23 @@ def test_uv_s_own_index_setting_wins_over_pip_s(fake_uv) -> None:
     assert record.read_text().splitlines()[0].endswith("| default= index=https://uv-mirror.example/simple project=")
 
 
-OUTPUTS = ["mlflow.db", "mlflow.db.lock", "mlruns/1/abc/artifacts/model.pkl", "data/interim/r1/clean.parquet",
-           "data/processed/r2/train.parquet", "data/processed/predictions/r3/predictions.parquet",
-           "data/snapshots/0123abcd.parquet"]
-KEPT = ["data/raw/breast_cancer.csv", "data/raw/README.md", "data/interim/.gitkeep", "data/processed/.gitkeep",
-        "data/snapshots/.gitkeep", "config/base.yaml"]
+OUTPUTS = [
+    "mlflow.db",
+    "mlflow.db.lock",
+    "mlruns/1/abc/artifacts/model.pkl",
+    "data/interim/r1/clean.parquet",
+    "data/processed/r2/train.parquet",
+    "data/processed/predictions/r3/predictions.parquet",
+    "data/snapshots/0123abcd.parquet",
+]
+KEPT = [
+    "data/raw/breast_cancer.csv",
+    "data/raw/README.md",
+    "data/interim/.gitkeep",
+    "data/processed/.gitkeep",
+    "data/snapshots/.gitkeep",
+    "config/base.yaml",
+]
 
 
 def test_make_clean_removes_run_outputs_and_keeps_the_raw_data(tmp_path: Path) -> None:
@@ -99,9 +111,30 @@ def test_make_clean_removes_run_outputs_and_keeps_the_raw_data(tmp_path: Path) -
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text("x")
 
-    done = subprocess.run(["make", "clean"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    done = subprocess.run(["make", "clean"], check=False, cwd=tmp_path, capture_output=True, text=True, timeout=60)
 
     assert done.returncode == 0, done.stderr
     assert [name for name in OUTPUTS if (tmp_path / name).exists()] == []
     assert [name for name in KEPT if not (tmp_path / name).exists()] == []
     assert sorted(p.name for p in (tmp_path / "data" / "processed").iterdir()) == [".gitkeep"]
+
+
+def test_make_test_lints_formats_and_type_checks_before_the_tests(fake_uv) -> None:
+    uv, _ = fake_uv
+
+    result = subprocess.run(
+        ["make", "--dry-run", "test", f"UV={uv}"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stderr
+    commands = result.stdout.splitlines()
+    order = [
+        next(i for i, line in enumerate(commands) if line.endswith(tail))
+        for tail in ("ruff check .", "ruff format --check .", "bin/mypy", "-m pytest")
+    ]
+    assert order == sorted(order), commands

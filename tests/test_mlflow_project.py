@@ -32,18 +32,26 @@ def test_every_step_has_an_entry_point_that_runs_it() -> None:
     assert MLPROJECT["conda_env"] == "conda.yaml"
 
 
-def _mlflow_run(workspace, *args: str, env_manager: str = "local",
-                extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    env = scrubbed_env({
-        "MLFLOW_TRACKING_URI": workspace.tracking_uri,
-        "PIPELINE_DATA_ROOT": str(workspace.data_root),
-        # `python` in the MLproject commands (with `local`) and `uv` (with `uv`) come from this environment.
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-        **(extra_env or {}),
-    })
+def _mlflow_run(
+    workspace, *args: str, env_manager: str = "local", extra_env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    env = scrubbed_env(
+        {
+            "MLFLOW_TRACKING_URI": workspace.tracking_uri,
+            "PIPELINE_DATA_ROOT": str(workspace.data_root),
+            # `python` in the MLproject commands (with `local`) and `uv` (with `uv`) come from this environment.
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+            **(extra_env or {}),
+        }
+    )
     return subprocess.run(
         [sys.executable, "-m", "mlflow", "run", ".", "--env-manager", env_manager, *args],
-        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=900, check=False,
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
     )
 
 
@@ -58,8 +66,12 @@ def _runtime_pins_for(python: Path) -> dict[str, str]:
     """requirements-runtime.lock's pins that apply to ``python`` (markers evaluated for its version)."""
     from packaging.markers import Marker
 
-    version = subprocess.run([str(python), "-c", "import platform; print(platform.python_version())"],
-                             capture_output=True, text=True, check=True).stdout.strip()
+    version = subprocess.run(
+        [str(python), "-c", "import platform; print(platform.python_version())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     where = {"python_full_version": version, "python_version": ".".join(version.split(".")[:2])}
     pins = {}
     for line in (REPO_ROOT / "requirements-runtime.lock").read_text().splitlines():
@@ -81,7 +93,8 @@ def test_mlflow_run_nests_steps_under_the_project_run(workspace) -> None:
 
     # `mlflow run` would create the experiment with artifacts under ./mlruns of the repo: give it a place here.
     MlflowClient(workspace.tracking_uri).create_experiment(
-        "project-test", artifact_location=(workspace.root / "project-artifacts").as_uri())
+        "project-test", artifact_location=(workspace.root / "project-artifacts").as_uri()
+    )
     whole = _mlflow_run(workspace, "--experiment-name", "project-test")
     assert whole.returncode == 0, whole.stderr[-3000:]
     alone = _mlflow_run(workspace, "-e", "train_model", "-P", "environment=local", "--experiment-name", "project-test")
@@ -94,19 +107,24 @@ def test_mlflow_run_nests_steps_under_the_project_run(workspace) -> None:
     assert len(projects) == 2
     assert all(r.info.status == "FINISHED" for r in runs)
     assert all(r.data.tags.get("mlflow.project.entryPoint") for r in projects)
-    first_children = [r.data.tags["pipeline.step"] for r in runs
-                      if r.data.tags.get("mlflow.parentRunId") == projects[0].info.run_id]
-    second_children = [r.data.tags["pipeline.step"] for r in runs
-                       if r.data.tags.get("mlflow.parentRunId") == projects[1].info.run_id]
+    first_children = [
+        r.data.tags["pipeline.step"] for r in runs if r.data.tags.get("mlflow.parentRunId") == projects[0].info.run_id
+    ]
+    second_children = [
+        r.data.tags["pipeline.step"] for r in runs if r.data.tags.get("mlflow.parentRunId") == projects[1].info.run_id
+    ]
     assert first_children == list(STEPS)
     assert second_children == ["train_model"]
     # Nothing changed, so the lone train_model reuses the first one's run instead of training again.
-    first_train = next(r for r in runs if r.data.tags.get("pipeline.step") == "train_model"
-                       and r.data.tags.get("mlflow.parentRunId") == projects[0].info.run_id)
+    first_train = next(
+        r
+        for r in runs
+        if r.data.tags.get("pipeline.step") == "train_model"
+        and r.data.tags.get("mlflow.parentRunId") == projects[0].info.run_id
+    )
     second_train = next(r for r in runs if r.data.tags.get("mlflow.parentRunId") == projects[1].info.run_id)
     assert second_train.data.tags["pipeline.reused_from"] == first_train.info.run_id
     assert len(client.search_model_versions("name = 'breast-cancer-local'")) == 1
-
 
 
 @pytest.mark.slow
@@ -116,15 +134,25 @@ def test_mlflow_run_with_uv_builds_the_runtime_environment_from_the_lock(workspa
     env_root = workspace.root / "mlflow-envs"  # empty: MLflow must build the environment
     # `mlflow run` would create the experiment with artifacts under ./mlruns of the repo: give it a place here.
     MlflowClient(workspace.tracking_uri).create_experiment(
-        "uv-project", artifact_location=(workspace.root / "uv-artifacts").as_uri())
-    result = _mlflow_run(workspace, "--experiment-name", "uv-project", env_manager="uv",
-                         extra_env={"MLFLOW_ENV_ROOT": str(env_root), **_package_index_env()})
+        "uv-project", artifact_location=(workspace.root / "uv-artifacts").as_uri()
+    )
+    result = _mlflow_run(
+        workspace,
+        "--experiment-name",
+        "uv-project",
+        env_manager="uv",
+        extra_env={"MLFLOW_ENV_ROOT": str(env_root), **_package_index_env()},
+    )
 
     assert result.returncode == 0, result.stderr[-3000:]
     assert "restoring environment with uv sync" in result.stderr
     (env,) = [path for path in env_root.iterdir() if path.name.startswith("mlflow-")]
-    freeze = subprocess.run([str(Path(sys.executable).parent / "uv"), "pip", "freeze", "--python",
-                             str(env / "bin" / "python")], capture_output=True, text=True, check=True).stdout
+    freeze = subprocess.run(
+        [str(Path(sys.executable).parent / "uv"), "pip", "freeze", "--python", str(env / "bin" / "python")],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     installed = {_norm(name): version for name, version in (line.split("==") for line in freeze.split())}
     # Exactly the runtime packages at their locked versions: no test or notebook tools, nothing from this venv.
     assert installed == _runtime_pins_for(env / "bin" / "python")
@@ -135,7 +163,8 @@ def test_mlflow_run_with_uv_builds_the_runtime_environment_from_the_lock(workspa
     runs = client.search_runs([experiment.experiment_id], order_by=["attributes.start_time ASC"])
     (project,) = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     assert project.data.tags["mlflow.project.env"] == "uv"
-    children = [r.data.tags["pipeline.step"] for r in runs
-                if r.data.tags.get("mlflow.parentRunId") == project.info.run_id]
+    children = [
+        r.data.tags["pipeline.step"] for r in runs if r.data.tags.get("mlflow.parentRunId") == project.info.run_id
+    ]
     assert children == list(STEPS)
     assert all(r.info.status == "FINISHED" for r in runs)

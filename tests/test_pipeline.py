@@ -8,10 +8,10 @@ import pandas as pd
 import pytest
 
 from src.lib.config import load_config
+from src.lib.discovery import step_names
 from src.lib.errors import ConfigError, StepError
 from src.lib.runs import TAG_ENVIRONMENT, TAG_STEP
 from src.lib.store import TAG_GIT_COMMIT, TAG_GIT_DIRTY
-from src.lib.discovery import step_names
 from src.pipeline import parse_steps, run_pipeline
 
 STEPS = step_names()

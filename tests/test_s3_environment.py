@@ -7,16 +7,17 @@ import subprocess
 import sys
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
 from src.lib.config import REPO_ROOT, load_config
-from src.lib.errors import PipelineError
 from src.lib.discovery import step_names
+from src.lib.errors import PipelineError
 from src.pipeline import run_pipeline
 from tests.conftest import TEAM_BUCKET
-from tests.servers import AWS_TEST_ENV, free_port
 from tests.helpers import EXAMPLE_RAW, scrubbed_env
+from tests.servers import AWS_TEST_ENV, free_port
 
 STEPS = step_names()
 
@@ -38,8 +39,13 @@ class DevEnv:
     def s3(self):
         import boto3
 
-        return boto3.client("s3", endpoint_url=self.s3_url, aws_access_key_id="testing",
-                            aws_secret_access_key="testing", region_name="us-east-1")
+        return boto3.client(
+            "s3",
+            endpoint_url=self.s3_url,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+            region_name="us-east-1",
+        )
 
     def keys(self, prefix: str = "") -> list[str]:
         pages = self.s3().get_paginator("list_objects_v2").paginate(Bucket=TEAM_BUCKET, Prefix=prefix)
@@ -61,18 +67,25 @@ def dev(monkeypatch: pytest.MonkeyPatch, s3_server: str, team_server: str) -> De
     """A fresh prefix, experiment and model name on the shared servers, with the raw data uploaded."""
     tag = uuid.uuid4().hex[:8]
     env = DevEnv(s3_server, team_server, f"t-{tag}", f"dev-test-{tag}", f"model-{tag}")
-    env.s3().upload_file(str(EXAMPLE_RAW), TEAM_BUCKET,
-                         f"{env.prefix}/raw/breast_cancer.csv")
+    env.s3().upload_file(str(EXAMPLE_RAW), TEAM_BUCKET, f"{env.prefix}/raw/breast_cancer.csv")
     for key, value in env.env().items():
         monkeypatch.setenv(key, value)
     return env
 
 
-def _run_cli(dev: DevEnv, *args: str, extra: dict[str, str] | None = None,
-             unset: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+def _run_cli(
+    dev: DevEnv, *args: str, extra: dict[str, str] | None = None, unset: tuple[str, ...] = ()
+) -> subprocess.CompletedProcess:
     env = {k: v for k, v in {**dev.env(), **(extra or {})}.items() if k not in unset}
-    return subprocess.run([sys.executable, "src/main.py", *args], cwd=REPO_ROOT, env=scrubbed_env(env),
-                          capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "src/main.py", *args],
+        check=False,
+        cwd=REPO_ROOT,
+        env=scrubbed_env(env),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 def test_dev_pipeline_writes_data_snapshots_and_models_to_s3(dev: DevEnv) -> None:
@@ -94,7 +107,7 @@ def test_dev_pipeline_writes_data_snapshots_and_models_to_s3(dev: DevEnv) -> Non
     manifest = client.download_artifacts(train_run.info.run_id, "snapshot/manifest.json")
     import json
 
-    files = json.loads(open(manifest).read())["files"]
+    files = json.loads(Path(manifest).read_text())["files"]
     assert {f["uri"] for f in files.values()} == {f"s3://{TEAM_BUCKET}/{k}" for k in snapshots}
     assert files["train"]["rows"] == 455
     assert files["train"]["uri"].endswith(files["train"]["sha256"] + ".parquet")
@@ -185,10 +198,18 @@ def test_unreachable_tracking_server_fails_fast(dev: DevEnv, monkeypatch: pytest
 def test_check_command_reports_each_part(dev: DevEnv) -> None:
     good = _run_cli(dev, "check", "--environment", "dev")
     env_without_keys = {k: v for k, v in dev.env().items() if not k.startswith("AWS_SECRET")}
-    bad = subprocess.run([sys.executable, "src/main.py", "check", "-e", "dev"], cwd=REPO_ROOT,
-                         env=scrubbed_env({**env_without_keys, "PIPELINE_TRACKING_URI": f"http://127.0.0.1:{free_port()}"},
-                                          drop=("AWS_ACCESS", "AWS_SECRET")),
-                         capture_output=True, text=True, timeout=120)
+    bad = subprocess.run(
+        [sys.executable, "src/main.py", "check", "-e", "dev"],
+        check=False,
+        cwd=REPO_ROOT,
+        env=scrubbed_env(
+            {**env_without_keys, "PIPELINE_TRACKING_URI": f"http://127.0.0.1:{free_port()}"},
+            drop=("AWS_ACCESS", "AWS_SECRET"),
+        ),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
     assert good.returncode == 0, good.stdout + good.stderr
     assert "all checks passed" in good.stdout
@@ -239,9 +260,16 @@ def test_dev_and_prd_on_one_server_keep_their_own_experiments_and_models(dev: De
 
     # Names derive from the project and the environment: no override of them here.
     project = f"iso-{dev.prefix}"
-    results = {environment: _run_cli(dev, "--environment", environment, extra={"PIPELINE__PROJECT": project},
-                                     unset=("PIPELINE_EXPERIMENT", "PIPELINE__CATALOG__MODEL__NAME"))
-               for environment in ("dev", "prd")}
+    results = {
+        environment: _run_cli(
+            dev,
+            "--environment",
+            environment,
+            extra={"PIPELINE__PROJECT": project},
+            unset=("PIPELINE_EXPERIMENT", "PIPELINE__CATALOG__MODEL__NAME"),
+        )
+        for environment in ("dev", "prd")
+    }
 
     for environment, done in results.items():
         assert done.returncode == 0, done.stderr
@@ -252,4 +280,3 @@ def test_dev_and_prd_on_one_server_keep_their_own_experiments_and_models(dev: De
         predict = client.search_runs([experiment.experiment_id], filter_string="tags.`pipeline.step` = 'predict'")
         assert [r.data.params["model_uri"] for r in predict] == [f"models:/{project}-{environment}@champion"]
         assert [v.version for v in client.search_model_versions(f"name = '{project}-{environment}'")] == ["1"]
-

@@ -26,8 +26,7 @@ BAD_VALUE = "row 2, column 'mean_radius': expected a number (double), got 'abc'"
 
 def _post(url: str, body: object, content_type: str = "application/json", **headers: str) -> requests.Response:
     data = json.dumps(body) if isinstance(body, dict) else body
-    return requests.post(url + "/invocations", data=data, headers={"Content-Type": content_type, **headers},
-                         timeout=60)
+    return requests.post(url + "/invocations", data=data, headers={"Content-Type": content_type, **headers}, timeout=60)
 
 
 def _rows(champion: Champion) -> pd.DataFrame:
@@ -46,8 +45,12 @@ def test_every_request_shape_is_checked_scored_like_predict_and_logged(champion:
 
     secrets = tmp_path / "api-keys"
     secrets.write_text(f"{hashlib.sha256(KEY.encode()).hexdigest()} team-a\n")
-    env = {**champion.env, "PIPELINE_API_KEYS_FILE": str(secrets),
-           "PIPELINE__SERVING__LOG__PATH": str(tmp_path / "log"), "PIPELINE__SERVING__LOG__FLUSH_SECONDS": "0.2"}
+    env = {
+        **champion.env,
+        "PIPELINE_API_KEYS_FILE": str(secrets),
+        "PIPELINE__SERVING__LOG__PATH": str(tmp_path / "log"),
+        "PIPELINE__SERVING__LOG__FLUSH_SECONDS": "0.2",
+    }
     rows, features = _rows(champion), champion.features
     auth = {"Authorization": f"Bearer {KEY}"}
     shapes = {
@@ -57,16 +60,29 @@ def test_every_request_shape_is_checked_scored_like_predict_and_logged(champion:
         "dataframe_records": ({"dataframe_records": rows.to_dict("records")}, None),
         "instances": ({"instances": rows.values.tolist()}, None),
     }
-    extra_leading = "\n".join(f"{i}," + line for i, line in
-                              enumerate(rows.to_csv(index=False, header=False).splitlines()))
+    extra_leading = "\n".join(
+        f"{i}," + line for i, line in enumerate(rows.to_csv(index=False, header=False).splitlines())
+    )
     wrong = {
-        "a value too many (pandas would take it as the index)": (extra_leading, "text/csv", 400,
-                                                                 "row 1 (line 1): 31 values, expected 30"),
-        "a value too few": (rows.iloc[:, :-1].to_csv(index=False, header=False), "text/csv", 400,
-                            "row 1 (line 1): 29 values, expected 30"),
+        "a value too many (pandas would take it as the index)": (
+            extra_leading,
+            "text/csv",
+            400,
+            "row 1 (line 1): 31 values, expected 30",
+        ),
+        "a value too few": (
+            rows.iloc[:, :-1].to_csv(index=False, header=False),
+            "text/csv",
+            400,
+            "row 1 (line 1): 29 values, expected 30",
+        ),
         "a wrong type": (_with_bad_value(champion).to_csv(index=False, header=False), "text/csv", 400, BAD_VALUE),
-        "an unknown column": ({"dataframe_records": [{**rows.iloc[0].to_dict(), "age": 3}]}, None, 400,
-                              "row 1: column 'age' is not an input of the model"),
+        "an unknown column": (
+            {"dataframe_records": [{**rows.iloc[0].to_dict(), "age": 3}]},
+            None,
+            400,
+            "row 1: column 'age' is not an input of the model",
+        ),
         "an empty body": ("", "text/csv", 400, "there are no rows to score"),
         "a 10 MB body": ("1.0," * 2_500_000, "text/csv", 413, "over the limit of 6 MB"),
         "malformed JSON": ('{"instances": [[1.0, ', None, 400, "the body is not valid JSON"),
@@ -75,10 +91,12 @@ def test_every_request_shape_is_checked_scored_like_predict_and_logged(champion:
     with serving(env, tmp_path / "serve.log") as url:
         ping = requests.get(url + "/ping", timeout=10)
         without_key = _post(url, shapes["instances"][0])
-        answers = {name: _post(url, body, ctype or "application/json", **auth)
-                   for name, (body, ctype) in shapes.items()}
-        refusals = {name: _post(url, body, ctype or "application/json", **auth)
-                    for name, (body, ctype, _, _) in wrong.items()}
+        answers = {
+            name: _post(url, body, ctype or "application/json", **auth) for name, (body, ctype) in shapes.items()
+        }
+        refusals = {
+            name: _post(url, body, ctype or "application/json", **auth) for name, (body, ctype, _, _) in wrong.items()
+        }
 
     assert ping.status_code == 200
     assert without_key.status_code == 401
@@ -105,17 +123,29 @@ def test_every_request_shape_is_checked_scored_like_predict_and_logged(champion:
 
 @pytest.mark.slow
 def test_inference_log_on_s3_counts_what_overload_drops_and_is_flushed_on_stop(
-        champion: Champion, s3_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    champion: Champion, s3_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import boto3
 
-    s3 = boto3.client("s3", endpoint_url=s3_server, aws_access_key_id="testing", aws_secret_access_key="testing",
-                      region_name="us-east-1")
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=s3_server,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        region_name="us-east-1",
+    )
     s3.create_bucket(Bucket="inference-log-test")
     location = "s3://inference-log-test/serving/log"
-    env = {**champion.env, **AWS_TEST_ENV, "AWS_ENDPOINT_URL": s3_server, "PIPELINE__SERVING__LOG__PATH": location,
-           # Nothing is written before the server stops, and a third request of two rows overflows the queue.
-           "PIPELINE__SERVING__LOG__BATCH_ROWS": "1000", "PIPELINE__SERVING__LOG__FLUSH_SECONDS": "600",
-           "PIPELINE__SERVING__LOG__MAX_PENDING_ROWS": "5"}
+    env = {
+        **champion.env,
+        **AWS_TEST_ENV,
+        "AWS_ENDPOINT_URL": s3_server,
+        "PIPELINE__SERVING__LOG__PATH": location,
+        # Nothing is written before the server stops, and a third request of two rows overflows the queue.
+        "PIPELINE__SERVING__LOG__BATCH_ROWS": "1000",
+        "PIPELINE__SERVING__LOG__FLUSH_SECONDS": "600",
+        "PIPELINE__SERVING__LOG__MAX_PENDING_ROWS": "5",
+    }
     body = {"dataframe_split": {"columns": champion.features, "data": _rows(champion).head(2).values.tolist()}}
 
     with serving(env, tmp_path / "serve.log") as url:
@@ -125,13 +155,17 @@ def test_inference_log_on_s3_counts_what_overload_drops_and_is_flushed_on_stop(
     assert [a.status_code for a in answers] == [200, 200, 200]
     assert stats["inference_log"]["requests_dropped"] == 1 and stats["inference_log"]["rows_dropped"] == 2
     assert stats["inference_log"]["files_written"] == 0
-    assert f"inference log {location}: 2 request(s), 4 row(s) in 1 file(s); dropped: 1 request(s), 2 row(s)" \
+    assert (
+        f"inference log {location}: 2 request(s), 4 row(s) in 1 file(s); dropped: 1 request(s), 2 row(s)"
         in (tmp_path / "serve.log").read_text()
+    )
     for name, value in {**AWS_TEST_ENV, "AWS_ENDPOINT_URL": s3_server}.items():
         monkeypatch.setenv(name, value)
     table = read_inference_log(location, Storage())
-    assert table["request_id"].tolist() == [answers[0].headers["x-request-id"]] * 2 + \
-        [answers[1].headers["x-request-id"]] * 2
+    assert (
+        table["request_id"].tolist()
+        == [answers[0].headers["x-request-id"]] * 2 + [answers[1].headers["x-request-id"]] * 2
+    )
     assert set(table["model_name"]) == {"breast-cancer-local"} and set(table["model_version"]) == {"1"}
 
 
@@ -144,18 +178,23 @@ def test_exported_model_is_served_by_the_entry_script_like_sagemaker(champion: C
         names = tar.getnames()
         tar.extractall(tmp_path / "opt" / "ml" / "model", filter="data")
     assert "MLmodel" in names and "registered_model_meta" in names  # at the root, as SageMaker unpacks it
-    env = {"PIPELINE_SERVE_HOST": "127.0.0.1", "PIPELINE_MODEL_DIR": str(tmp_path / "opt" / "ml" / "model"),
-           # A tracking server that does not exist (dev: local never takes a remote one): the model in the folder
-           # needs none.
-           "PIPELINE_ENVIRONMENT": "dev", "PIPELINE_TRACKING_URI": f"http://127.0.0.1:{free_port()}",
-           "MODEL_SERVER_WORKERS": "2",
-           "PIPELINE__SERVING__LOG__PATH": "null", "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin"}
+    env = {
+        "PIPELINE_SERVE_HOST": "127.0.0.1",
+        "PIPELINE_MODEL_DIR": str(tmp_path / "opt" / "ml" / "model"),
+        # A tracking server that does not exist (dev: local never takes a remote one): the model in the folder
+        # needs none.
+        "PIPELINE_ENVIRONMENT": "dev",
+        "PIPELINE_TRACKING_URI": f"http://127.0.0.1:{free_port()}",
+        "MODEL_SERVER_WORKERS": "2",
+        "PIPELINE__SERVING__LOG__PATH": "null",
+        "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin",
+    }
     rows = _rows(champion)
 
     with serving(env, tmp_path / "serve.log", entry=["sh", "docker-entrypoint.sh", "serve"]) as url:
         answers = [_post(url, rows.to_csv(index=False, header=False), "text/csv") for _ in range(4)]
 
-    assert f"exported models:/breast-cancer-local@champion (version 1" in exported.stderr
+    assert "exported models:/breast-cancer-local@champion (version 1" in exported.stderr
     assert all(a.status_code == 200 for a in answers), answers[0].text
     assert answers[0].json()["predictions"] == champion.predictions["prediction"].head(ROWS).tolist()
     stderr = (tmp_path / "serve.log").read_text()
@@ -166,12 +205,21 @@ def test_exported_model_is_served_by_the_entry_script_like_sagemaker(champion: C
 def test_export_to_s3(champion: Champion, s3_server: str) -> None:
     import boto3
 
-    s3 = boto3.client("s3", endpoint_url=s3_server, aws_access_key_id="testing", aws_secret_access_key="testing",
-                      region_name="us-east-1")
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=s3_server,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        region_name="us-east-1",
+    )
     s3.create_bucket(Bucket="model-exports")
 
-    done = run_main("export-model", "--out", "s3://model-exports/champion/model.tar.gz",
-                    env={**champion.env, **AWS_TEST_ENV, "AWS_ENDPOINT_URL": s3_server})
+    done = run_main(
+        "export-model",
+        "--out",
+        "s3://model-exports/champion/model.tar.gz",
+        env={**champion.env, **AWS_TEST_ENV, "AWS_ENDPOINT_URL": s3_server},
+    )
 
     assert done.returncode == 0, done.stderr
     head = s3.head_object(Bucket="model-exports", Key="champion/model.tar.gz")
@@ -209,10 +257,10 @@ def test_serve_without_a_champion_fails_clearly(workspace) -> None:
         ({"PIPELINE_API_KEYS_SHA256": "plain-text-key"}, "PIPELINE_API_KEYS_SHA256 (item 1) is not a SHA-256 digest"),
     ],
 )
-def test_serve_refuses_to_start_with_missing_or_malformed_keys(tmp_path: Path, env: dict[str, str],
-                                                               message: str) -> None:
-    done = run_main("serve", "--port", str(free_port()), env={"PIPELINE_DATA_ROOT": str(tmp_path), **env},
-                    timeout=120)
+def test_serve_refuses_to_start_with_missing_or_malformed_keys(
+    tmp_path: Path, env: dict[str, str], message: str
+) -> None:
+    done = run_main("serve", "--port", str(free_port()), env={"PIPELINE_DATA_ROOT": str(tmp_path), **env}, timeout=120)
 
     assert done.returncode == 2
     assert message in done.stderr.replace("\n", " ")

@@ -55,8 +55,7 @@ def test_parameter_change_reruns_that_step_and_below(workspace) -> None:
 def test_model_parameter_change_keeps_the_data_steps(workspace) -> None:
     run_pipeline(load_config("local"), list(STEPS))
 
-    changed = run_pipeline(load_config("local", overrides={"train_model": {"estimator": "random_forest"}}),
-                           list(STEPS))
+    changed = run_pipeline(load_config("local", overrides={"train_model": {"estimator": "random_forest"}}), list(STEPS))
 
     status = _status(changed)
     assert status == {"make_data": "reused", "feat_data": "reused", "train_model": "ran", "predict": status["predict"]}
@@ -112,7 +111,10 @@ def test_dry_run_plans_without_running(workspace) -> None:
     plan = plan_pipeline(load_config("local", overrides={"train_model": {"seed": 5}}), list(STEPS))
 
     assert [(d.step, d.action) for d in plan] == [
-        ("make_data", "reuse"), ("feat_data", "reuse"), ("train_model", "run"), ("predict", "run")
+        ("make_data", "reuse"),
+        ("feat_data", "reuse"),
+        ("train_model", "run"),
+        ("predict", "run"),
     ]
     assert plan[2].reason == "parameters changed since the last run"
     assert "train_model, which runs first" in plan[3].reason
@@ -125,9 +127,13 @@ def test_predict_on_new_input_is_never_skipped(workspace) -> None:
     batch = workspace.root / "batch.csv"
     test.head(20).to_csv(batch, index=False)
 
-    one = run_pipeline(load_config("local", overrides={"catalog": {"predict_input": {"path": str(batch)}}}), ["predict"])
+    one = run_pipeline(
+        load_config("local", overrides={"catalog": {"predict_input": {"path": str(batch)}}}), ["predict"]
+    )
     test.head(30).to_csv(batch, index=False)  # same path, new content
-    two = run_pipeline(load_config("local", overrides={"catalog": {"predict_input": {"path": str(batch)}}}), ["predict"])
+    two = run_pipeline(
+        load_config("local", overrides={"catalog": {"predict_input": {"path": str(batch)}}}), ["predict"]
+    )
 
     assert _status(one) == _status(two) == {"predict": "ran"}
     assert len(pd.read_parquet(two.steps[0].outputs["predictions"])) == 30
@@ -142,8 +148,15 @@ def _copy_of_the_code(tmp_path: Path) -> Path:
 
 def _run_main(repo: Path, workspace, *args: str) -> subprocess.CompletedProcess:
     env = scrubbed_env(workspace.env())
-    return subprocess.run([sys.executable, str(repo / "src" / "main.py"), *args], env=env, capture_output=True,
-                          text=True, timeout=300, cwd=repo)
+    return subprocess.run(
+        [sys.executable, str(repo / "src" / "main.py"), *args],
+        check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=repo,
+    )
 
 
 def _line(step: str, log: str) -> str:

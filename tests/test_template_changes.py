@@ -96,25 +96,31 @@ def test_adding_a_step_touches_its_module_its_config_and_the_mlproject(workspace
     assert "= report_model reused run" in second.stderr
     client = MlflowClient(workspace.tracking_uri)
     experiment = client.get_experiment_by_name("breast-cancer-local").experiment_id
-    runs = client.search_runs([experiment], filter_string="tags.`pipeline.step` = 'report_model'",
-                              order_by=["attributes.start_time ASC"])
+    runs = client.search_runs(
+        [experiment], filter_string="tags.`pipeline.step` = 'report_model'", order_by=["attributes.start_time ASC"]
+    )
     assert [r.info.status for r in runs] == ["FINISHED", "FINISHED"]
     assert all("mlflow.parentRunId" in r.data.tags for r in runs)
     assert runs[1].data.tags["pipeline.reused_from"] == runs[0].info.run_id
     report = pd.read_parquet(runs[0].data.tags["pipeline.output.model_report"])
     assert report["diagnosis"].tolist() == ["B", "M"]
-    assert str(workspace.data_root / "reports" / runs[0].info.run_id) in runs[0].data.tags["pipeline.output.model_report"]
+    assert (
+        str(workspace.data_root / "reports" / runs[0].info.run_id) in runs[0].data.tags["pipeline.output.model_report"]
+    )
 
 
 def test_a_model_named_by_import_path_in_an_overlay_trains_and_is_served(workspace, tmp_path: Path) -> None:
     config = tmp_path / "config"
     shutil.copytree(EXAMPLE_CONFIG, config)
-    (config / "local.yaml").write_text((config / "local.yaml").read_text() + """
+    (config / "local.yaml").write_text(
+        (config / "local.yaml").read_text()
+        + """
 train_model:
   estimator: extra_trees
   estimators:
     extra_trees: {class: sklearn.ensemble.ExtraTreesClassifier, params: {n_estimators: 50, max_depth: 4}}
-""")
+"""
+    )
     settings = load_config("local", config_dir=config)
 
     result = run_pipeline(settings, list(step_names()))
@@ -129,7 +135,8 @@ train_model:
     features = settings.dataset_schema.features
     body = {"dataframe_split": {"columns": features, "data": scored[features].head(10).values.tolist()}}
     with serving({**workspace.env(), "PIPELINE_CONFIG_DIR": str(config)}, tmp_path / "serve.log") as url:
-        answer = requests.post(url + "/invocations", data=json.dumps(body),
-                               headers={"Content-Type": "application/json"}, timeout=30)
+        answer = requests.post(
+            url + "/invocations", data=json.dumps(body), headers={"Content-Type": "application/json"}, timeout=30
+        )
     assert answer.status_code == 200, answer.text
     assert answer.json()["predictions"] == scored["prediction"].head(10).tolist()

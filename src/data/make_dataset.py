@@ -165,13 +165,19 @@ def _failure_report(failure_cases: pd.DataFrame, raw: pd.DataFrame) -> str:
             wanted = check.split("(")[-1].rstrip(")").strip("'")
             text = f"values that cannot be read as {wanted} ({len(group)} rows; e.g. {examples})"
         elif check == LABEL_CHECK:
-            text = f"values that are not one of schema.labels ({len(group)} rows; e.g. {examples}): add the label " \
-                   "to schema.labels if it is right, or fix the data"
+            text = (
+                f"values that are not one of schema.labels ({len(group)} rows; e.g. {examples}): add the label "
+                "to schema.labels if it is right, or fix the data"
+            )
         elif check == "not_nullable":
             text = f"nulls where none are allowed ({len(group)} rows)"
         elif check.startswith("null_share"):
             share = raw[column].isna().mean() if column in raw else float("nan")
-            text = "is entirely null" if share == 1 else f"is {share:.0%} null, more than {check.split('<=')[1].split('_')[0]} allowed"
+            text = (
+                "is entirely null"
+                if share == 1
+                else f"is {share:.0%} null, more than {check.split('<=')[1].split('_')[0]} allowed"
+            )
         elif column in type_failures:
             continue  # a range check on values that failed to parse repeats the type failure
         else:

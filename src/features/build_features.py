@@ -44,13 +44,16 @@ def build_features(clean: pd.DataFrame, schema: SchemaConfig) -> pd.DataFrame:
                 f"{schema.labels}): a classifier needs at least two; check the data or schema.labels"
             )
         if schema.task == "binary" and absent:
-            raise DataValidationError(f"the target '{schema.target}' never holds {absent}: a binary classifier needs "
-                                      "both labels in the data; check the data or schema.labels")
+            raise DataValidationError(
+                f"the target '{schema.target}' never holds {absent}: a binary classifier needs "
+                "both labels in the data; check the data or schema.labels"
+            )
     return clean.loc[:, keep]
 
 
-def split_data(features: pd.DataFrame, params: FeatDataParams, schema: SchemaConfig) -> tuple[pd.DataFrame,
-                                                                                                pd.DataFrame]:
+def split_data(
+    features: pd.DataFrame, params: FeatDataParams, schema: SchemaConfig
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Split into train and test sets, stratified on the target for a classification task when asked."""
     from sklearn.model_selection import train_test_split
 
@@ -65,8 +68,12 @@ def split_data(features: pd.DataFrame, params: FeatDataParams, schema: SchemaCon
             "class: add data or change feat_data.test_size"
         )
     try:
-        train, test = train_test_split(features, test_size=params.test_size, random_state=params.seed,
-                                       stratify=features[schema.target] if stratify else None)
+        train, test = train_test_split(
+            features,
+            test_size=params.test_size,
+            random_state=params.seed,
+            stratify=features[schema.target] if stratify else None,
+        )
     except ValueError as exc:
         raise DataValidationError(f"cannot split {n_rows} rows with test_size {params.test_size}: {exc}") from exc
     return train.reset_index(drop=True), test.reset_index(drop=True)
@@ -85,8 +92,12 @@ def target_metrics(split: pd.DataFrame, schema: SchemaConfig, name: str) -> dict
 def run_feat_data(ctx: StepContext[FeatDataParams], inputs: Mapping[str, Any]) -> StepOutput:
     schema = ctx.settings.dataset_schema
     train, test = split_data(build_features(inputs["clean"], schema), ctx.params, schema)
-    metrics = {"train_rows": float(len(train)), "test_rows": float(len(test)),
-               **target_metrics(train, schema, "train"), **target_metrics(test, schema, "test")}
+    metrics = {
+        "train_rows": float(len(train)),
+        "test_rows": float(len(test)),
+        **target_metrics(train, schema, "train"),
+        **target_metrics(test, schema, "test"),
+    }
     return StepOutput(outputs={"train": train, "test": test}, metrics=metrics, params=ctx.params.model_dump())
 
 

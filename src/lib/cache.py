@@ -59,7 +59,7 @@ class CacheKey:
         ]
         if not changed:
             return "the cached run's outputs are gone"
-        return " and ".join(changed) + (" changed" if len(changed) == 1 else " changed") + " since the last run"
+        return " and ".join(changed) + " changed since the last run"
 
 
 def make_key(step: str, environment: str, code: str, params: dict[str, Any], inputs: dict[str, str]) -> CacheKey:

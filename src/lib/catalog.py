@@ -57,8 +57,10 @@ class Catalog:
         """Where a run writes dataset ``name``: a folder of its own, so runs never overwrite each other."""
         spec = self.settings.dataset(name)
         if spec.kind != "per_run":
-            raise ConfigError(f"dataset '{name}' is {spec.kind}: a step can only write per_run datasets as tables "
-                              f"(set 'kind: per_run' under catalog.{name})")
+            raise ConfigError(
+                f"dataset '{name}' is {spec.kind}: a step can only write per_run datasets as tables "
+                f"(set 'kind: per_run' under catalog.{name})"
+            )
         return join_uri(join_uri(self.settings.location(name) or "", run_id), f"{name}.{spec.file_format}")
 
     def folders(self, names: list[str]) -> list[str]:
@@ -113,7 +115,11 @@ class Catalog:
     def describe(self, frame: Any, written: WrittenFile, source: Input) -> dict[str, Any]:
         """One file's entry in a snapshot manifest."""
         return {
-            "uri": written.uri, "sha256": written.sha256, "bytes": written.size, "rows": len(frame),
-            "columns": len(frame.columns), "schema": {c: str(t) for c, t in frame.dtypes.items()},
+            "uri": written.uri,
+            "sha256": written.sha256,
+            "bytes": written.size,
+            "rows": len(frame),
+            "columns": len(frame.columns),
+            "schema": {c: str(t) for c, t in frame.dtypes.items()},
             "source": source.uri,
         }

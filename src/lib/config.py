@@ -21,6 +21,18 @@ from pydantic import (
     model_validator,
 )
 
+from src.lib.config_sections import (
+    GATE_METRICS,
+    AwsConfig,
+    BatchParams,
+    DataConfig,
+    DatasetSpec,
+    GateParams,
+    InferenceLogParams,
+    ServingParams,
+    TrackingConfig,
+    _Strict,
+)
 from src.lib.config_sources import (
     apply_env_overrides,
     apply_overrides,
@@ -28,26 +40,24 @@ from src.lib.config_sources import (
     describe_source,
     read_yaml,
 )
-from src.lib.config_sections import (
-    AwsConfig,
-    BatchParams,
-    DataConfig,
-    DatasetSpec,
-    GATE_METRICS,
-    GateParams,
-    InferenceLogParams,
-    ServingParams,
-    TrackingConfig,
-    _Strict,
-)
 from src.lib.errors import ConfigError
 from src.lib.schema import SchemaConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CONFIG_DIR = REPO_ROOT / "config"
 BASE_FILE = "base.yaml"
-__all__ = ["GATE_METRICS", "REPO_ROOT", "ConfigError", "GateParams", "InferenceLogParams", "ServingParams", "Settings",
-           "deep_merge", "join_uri", "load_config"]
+__all__ = [
+    "GATE_METRICS",
+    "REPO_ROOT",
+    "ConfigError",
+    "GateParams",
+    "InferenceLogParams",
+    "ServingParams",
+    "Settings",
+    "deep_merge",
+    "join_uri",
+    "load_config",
+]
 
 
 class Settings(_Strict):
@@ -153,7 +163,9 @@ def load_config(
     env = os.environ if env is None else env
     folder = Path(config_dir or env.get("PIPELINE_CONFIG_DIR") or DEFAULT_CONFIG_DIR)
     if not folder.is_dir():
-        raise ConfigError(f"config folder '{folder}' does not exist; set PIPELINE_CONFIG_DIR to the folder of base.yaml")
+        raise ConfigError(
+            f"config folder '{folder}' does not exist; set PIPELINE_CONFIG_DIR to the folder of base.yaml"
+        )
     choices = available_environments(folder)
     if environment not in choices:
         raise ConfigError(
@@ -217,8 +229,9 @@ def _is_absolute(value: str) -> bool:
     return "://" in value or value.startswith("/")
 
 
-def _describe_validation_error(exc: ValidationError, base_file: Path, env_file: Path,
-                               sources: dict[tuple[str, ...], str]) -> str:
+def _describe_validation_error(
+    exc: ValidationError, base_file: Path, env_file: Path, sources: dict[tuple[str, ...], str]
+) -> str:
     lines = [f"invalid config for this environment ({base_file.name} + {env_file.name} in {env_file.parent}):"]
     for err in exc.errors():
         loc = tuple(str(p) for p in err["loc"])

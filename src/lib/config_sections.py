@@ -61,16 +61,36 @@ class DataConfig(_Strict):
 
 # Metrics the gate may use per task, and whether more is better (names as mlflow.models.evaluate logs them).
 GATE_METRICS: dict[str, dict[str, bool]] = {
-    "binary": {"roc_auc": True, "f1_score": True, "accuracy_score": True, "precision_score": True,
-               "recall_score": True, "precision_recall_auc": True, "log_loss": False},
-    "multiclass": {"f1_score": True, "accuracy_score": True, "precision_score": True, "recall_score": True,
-                   "log_loss": False},
-    "regression": {"root_mean_squared_error": False, "mean_absolute_error": False, "mean_squared_error": False,
-                   "r2_score": True, "max_error": False},
+    "binary": {
+        "roc_auc": True,
+        "f1_score": True,
+        "accuracy_score": True,
+        "precision_score": True,
+        "recall_score": True,
+        "precision_recall_auc": True,
+        "log_loss": False,
+    },
+    "multiclass": {
+        "f1_score": True,
+        "accuracy_score": True,
+        "precision_score": True,
+        "recall_score": True,
+        "log_loss": False,
+    },
+    "regression": {
+        "root_mean_squared_error": False,
+        "mean_absolute_error": False,
+        "mean_squared_error": False,
+        "r2_score": True,
+        "max_error": False,
+    },
 }
 # What the gate compares with the dummy baseline and the champion when gate.metrics is not set.
-DEFAULT_GATE_METRICS = {"binary": ["roc_auc", "f1_score"], "multiclass": ["f1_score", "accuracy_score"],
-                        "regression": ["root_mean_squared_error", "r2_score"]}
+DEFAULT_GATE_METRICS = {
+    "binary": ["roc_auc", "f1_score"],
+    "multiclass": ["f1_score", "accuracy_score"],
+    "regression": ["root_mean_squared_error", "r2_score"],
+}
 
 
 class GateParams(_Strict):

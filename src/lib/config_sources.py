@@ -59,7 +59,9 @@ def read_yaml(path: Path) -> dict[str, Any]:
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(f"config file '{path}' must hold a mapping of keys at the top level, not {type(data).__name__}")
+        raise ConfigError(
+            f"config file '{path}' must hold a mapping of keys at the top level, not {type(data).__name__}"
+        )
     return data
 
 
@@ -118,8 +120,9 @@ def _replace_bucket(config: dict[str, Any], bucket: str) -> None:
     """PIPELINE_BUCKET: keep the data root's prefix, swap its bucket (one image, any account)."""
     root = str(config.get("data", {}).get("root", ""))
     if not root.startswith("s3://"):
-        raise ConfigError(f"PIPELINE_BUCKET is set but data.root '{root}' is not an s3:// URI; unset it or use "
-                          "PIPELINE_DATA_ROOT")
+        raise ConfigError(
+            f"PIPELINE_BUCKET is set but data.root '{root}' is not an s3:// URI; unset it or use PIPELINE_DATA_ROOT"
+        )
     prefix = root[len("s3://") :].partition("/")[2]
     config["data"]["root"] = f"s3://{bucket}/{prefix}".rstrip("/")
 

@@ -52,8 +52,9 @@ def _flow(value: Any) -> str:
     return yaml_scalar(value)
 
 
-def section_span(lines: list[str], key: str, indent: int = 0, start: int = 0, stop: int | None = None
-                 ) -> tuple[int, int] | None:
+def section_span(
+    lines: list[str], key: str, indent: int = 0, start: int = 0, stop: int | None = None
+) -> tuple[int, int] | None:
     """Line numbers [first, end) of ``key:`` at ``indent`` spaces and the more indented lines under it, within
     lines[start:stop]; trailing blank lines are left out. None if there is no such key."""
     stop = len(lines) if stop is None else stop
@@ -142,8 +143,10 @@ def check_edit(before: str, after: str, changed: Iterable[tuple[str, ...]], wher
         _drop(old, path)
         _drop(new, path)
     if old != new:
-        raise ConfigError(f"editing {where} would change more than the keys it owns ({sorted(changed)}); nothing "
-                          "was written: check that its sections are laid out as in the template")
+        raise ConfigError(
+            f"editing {where} would change more than the keys it owns ({sorted(changed)}); nothing "
+            "was written: check that its sections are laid out as in the template"
+        )
     return yaml.safe_load(after)
 
 

@@ -61,12 +61,14 @@ class ConsoleReporter:
         if self.quiet:
             return
         if result.reused_from:
-            err.print(f"[bold green]=[/] {result.step} reused run {result.reused_from} ({result.reason})",
-                      soft_wrap=True)
+            err.print(
+                f"[bold green]=[/] {result.step} reused run {result.reused_from} ({result.reason})", soft_wrap=True
+            )
         else:
             why = "" if self.live else f" ({result.reason})"  # a log has no start line: say why it ran here
-            err.print(f"[bold green]ok[/] {result.step} in {result.seconds:.1f}s{why}  {_headline(result)}",
-                      soft_wrap=True)
+            err.print(
+                f"[bold green]ok[/] {result.step} in {result.seconds:.1f}s{why}  {_headline(result)}", soft_wrap=True
+            )
         for note in result.notes:
             err.print(f"   {note}", soft_wrap=True)
 
@@ -128,8 +130,10 @@ def print_error(message: str, failed: StepError | None = None, verbose: bool = F
     if failed is None:
         return
     if not isinstance(cause, PipelineError):
-        err.print("  (an unexpected error: the full traceback is on the failed run as error/traceback.txt; "
-                  "re-run with --verbose to print it)")
+        err.print(
+            "  (an unexpected error: the full traceback is on the failed run as error/traceback.txt; "
+            "re-run with --verbose to print it)"
+        )
     if failed.run_started:
         err.print("  the step's run and the pipeline run are marked FAILED in MLflow")
     else:
@@ -154,9 +158,11 @@ def print_summary(settings: Settings, result: PipelineResult) -> None:
             lines += [f"  {name}: {uri}" for name, uri in step.outputs.items()]
         lines += [f"  {step.step}: {note}" for note in step.notes]
         # The model a step actually used, resolved when it ran (a reused train_model's version may be older).
-        lines += [f"  {step.step} used {name}: {uri} = version {_version(digest)}"
-                  for name, (uri, _, digest) in ((n, v.partition(" ")) for n, v in step.inputs.items())
-                  if uri.startswith("models:/")]
+        lines += [
+            f"  {step.step} used {name}: {uri} = version {_version(digest)}"
+            for name, (uri, _, digest) in ((n, v.partition(" ")) for n, v in step.inputs.items())
+            if uri.startswith("models:/")
+        ]
     lines.append(f"see the runs: {ui_command(settings.tracking.uri)}")
     for line in lines + override_lines(settings):
         out.print(line, soft_wrap=True)
@@ -171,8 +177,10 @@ def _version(identity: str) -> str:
 
 def override_lines(settings: Settings) -> list[str]:
     """One loud line per config key set from outside the config files: what runs where must never surprise."""
-    return [f"override in effect: {key} = {_value_of(settings, key)!r} (from {source})"
-            for key, source in sorted(settings.overrides.items())]
+    return [
+        f"override in effect: {key} = {_value_of(settings, key)!r} (from {source})"
+        for key, source in sorted(settings.overrides.items())
+    ]
 
 
 def _value_of(settings: Settings, dotted: str) -> object:

@@ -76,8 +76,13 @@ def _read_declaration(path: Path, src: Path) -> Declaration | None:
         return None
     tree = ast.parse(text, filename=str(path))
     for node in tree.body:
-        target = node.targets[0] if isinstance(node, ast.Assign) and len(node.targets) == 1 else (
-            node.target if isinstance(node, ast.AnnAssign) else None)
+        if not isinstance(node, ast.Assign | ast.AnnAssign):
+            continue
+        target = (
+            node.targets[0]
+            if isinstance(node, ast.Assign) and len(node.targets) == 1
+            else (node.target if isinstance(node, ast.AnnAssign) else None)
+        )
         if not (isinstance(target, ast.Name) and target.id == "STEP" and isinstance(node.value, ast.Call)):
             continue
         values = {}
@@ -91,9 +96,13 @@ def _read_declaration(path: Path, src: Path) -> Declaration | None:
             raise DeclarationError(f"{path}: STEP = Step(...) needs name='...' as a keyword")
         module = ".".join(("src", *path.relative_to(src).with_suffix("").parts))
         return Declaration(
-            name=values["name"], module=module, path=path,
-            reads=tuple(values.get("reads", ())), writes=tuple(values.get("writes", ())),
-            headline=tuple(values.get("headline", ())), resources=dict(values.get("resources", {})),
+            name=values["name"],
+            module=module,
+            path=path,
+            reads=tuple(values.get("reads", ())),
+            writes=tuple(values.get("writes", ())),
+            headline=tuple(values.get("headline", ())),
+            resources=dict(values.get("resources", {})),
             fallbacks=dict(values.get("fallbacks", {})),
         )
     return None

@@ -8,20 +8,34 @@ from typing import Any
 
 # The chosen estimator, and the estimators to choose from: name -> (import path, constructor arguments).
 DEFAULTS: dict[str, tuple[str, dict[str, tuple[str, dict[str, Any]]]]] = {
-    "classification": ("logistic_regression", {
-        "logistic_regression": ("sklearn.linear_model.LogisticRegression", {"C": 1.0, "max_iter": 2000}),
-        "random_forest": ("sklearn.ensemble.RandomForestClassifier",
-                          {"n_estimators": 200, "min_samples_leaf": 2, "n_jobs": -1}),
-        "gradient_boosting": ("sklearn.ensemble.HistGradientBoostingClassifier",
-                              {"max_iter": 200, "learning_rate": 0.1}),
-    }),
-    "regression": ("ridge", {
-        "ridge": ("sklearn.linear_model.Ridge", {"alpha": 1.0}),
-        "random_forest": ("sklearn.ensemble.RandomForestRegressor",
-                          {"n_estimators": 200, "min_samples_leaf": 2, "n_jobs": -1}),
-        "gradient_boosting": ("sklearn.ensemble.HistGradientBoostingRegressor",
-                              {"max_iter": 200, "learning_rate": 0.1}),
-    }),
+    "classification": (
+        "logistic_regression",
+        {
+            "logistic_regression": ("sklearn.linear_model.LogisticRegression", {"C": 1.0, "max_iter": 2000}),
+            "random_forest": (
+                "sklearn.ensemble.RandomForestClassifier",
+                {"n_estimators": 200, "min_samples_leaf": 2, "n_jobs": -1},
+            ),
+            "gradient_boosting": (
+                "sklearn.ensemble.HistGradientBoostingClassifier",
+                {"max_iter": 200, "learning_rate": 0.1},
+            ),
+        },
+    ),
+    "regression": (
+        "ridge",
+        {
+            "ridge": ("sklearn.linear_model.Ridge", {"alpha": 1.0}),
+            "random_forest": (
+                "sklearn.ensemble.RandomForestRegressor",
+                {"n_estimators": 200, "min_samples_leaf": 2, "n_jobs": -1},
+            ),
+            "gradient_boosting": (
+                "sklearn.ensemble.HistGradientBoostingRegressor",
+                {"max_iter": 200, "learning_rate": 0.1},
+            ),
+        },
+    ),
 }
 
 

@@ -85,7 +85,7 @@ def infer_column(series: pd.Series) -> ColumnGuess:
     name, rows = str(series.name), len(series)
     values = series.dropna()
     nulls = rows - len(values)
-    base = {"name": name, "nullable": nulls > 0, "nulls": nulls, "rows": rows}
+    base: dict[str, Any] = {"name": name, "nullable": nulls > 0, "nulls": nulls, "rows": rows}
     if values.empty:
         raise DataValidationError(f"column '{name}' has no value on any row: remove it from the data file")
     if pd.api.types.is_bool_dtype(series) or all(isinstance(v, bool) for v in values):
@@ -133,30 +133,45 @@ def infer_target(series: pd.Series, task: str = "auto", positive_class: str | No
     if task == "auto":
         fractional = numeric and not bool((values % 1 == 0).all())
         if numeric and (fractional or len(counts) > CLASSES_MAX):
-            task, reason = "regression", (f"numbers with {len(counts)} distinct values"
-                                          + (", some fractional" if fractional else ""))
+            task, reason = (
+                "regression",
+                (f"numbers with {len(counts)} distinct values" + (", some fractional" if fractional else "")),
+            )
         else:
             task = "binary" if len(counts) == 2 else "multiclass"
             reason = f"{len(counts)} distinct values"
     if task == "regression":
         if not numeric:
-            raise DataValidationError(f"target '{name}' holds text ({', '.join(list(counts)[:3])}, ...), which a "
-                                      "regression cannot predict: use --task binary or multiclass")
+            raise DataValidationError(
+                f"target '{name}' holds text ({', '.join(list(counts)[:3])}, ...), which a "
+                "regression cannot predict: use --task binary or multiclass"
+            )
         return TargetGuess(name=name, task=task, task_reason=reason, missing=missing)
     _check_classes(name, task, counts)
     chosen, why = choose_positive_class(counts, positive_class) if task == "binary" else (None, "")
-    return TargetGuess(name=name, task=task, task_reason=reason, labels=list(counts), counts=counts,
-                       positive_class=chosen, positive_reason=why, missing=missing)
+    return TargetGuess(
+        name=name,
+        task=task,
+        task_reason=reason,
+        labels=list(counts),
+        counts=counts,
+        positive_class=chosen,
+        positive_reason=why,
+        missing=missing,
+    )
 
 
 def _check_classes(name: str, task: str, counts: dict[str, int]) -> None:
     shown = ", ".join(list(counts)[:5]) + (", ..." if len(counts) > 5 else "")
     if len(counts) < 2:
-        raise DataValidationError(f"target '{name}' holds a single value ({shown}): there is nothing to learn; "
-                                  "choose another --target")
+        raise DataValidationError(
+            f"target '{name}' holds a single value ({shown}): there is nothing to learn; choose another --target"
+        )
     if task == "binary" and len(counts) != 2:
-        raise DataValidationError(f"target '{name}' holds {len(counts)} values ({shown}), not 2: use --task "
-                                  "multiclass (or regression for a quantity)")
+        raise DataValidationError(
+            f"target '{name}' holds {len(counts)} values ({shown}), not 2: use --task "
+            "multiclass (or regression for a quantity)"
+        )
     if task == "multiclass" and len(counts) == 2:
         raise DataValidationError(f"target '{name}' holds 2 values ({shown}): use --task binary")
 
@@ -166,8 +181,9 @@ def choose_positive_class(counts: dict[str, int], requested: str | None = None) 
     labels = list(counts)
     if requested not in (None, ""):
         if str(requested) not in counts:
-            raise DataValidationError(f"positive class {requested!r} is not a value of the target: choose one of "
-                                      f"{labels}")
+            raise DataValidationError(
+                f"positive class {requested!r} is not a value of the target: choose one of {labels}"
+            )
         return str(requested), "as given"
     pair = tuple(sorted(labels, key=str.lower))
     for negative, positive in _POSITIVE_PAIRS:

@@ -22,15 +22,15 @@ def dataset(df: Any, name: str, source: str, sha256: str, targets: str | None = 
     MLflow caps a dataset digest at 36 characters: the full SHA-256 is in the (content-addressed) source URI,
     the run's ``pipeline.data.<name>.sha256`` tag and the snapshot manifest.
     """
-    import mlflow.data
+    from mlflow.data.pandas_dataset import from_pandas
     from mlflow.exceptions import MlflowException
     from mlflow.models import infer_signature
     from mlflow.types import ColSpec, Schema
 
     try:
-        result = mlflow.data.from_pandas(df, source=source, name=name, targets=targets, digest=sha256[:36])
+        result = from_pandas(df, source=source, name=name, targets=targets, digest=sha256[:36])
     except MlflowException:  # a location MLflow has no source type for (memory://): recorded without one
-        result = mlflow.data.from_pandas(df, name=name, targets=targets, digest=sha256[:36])
+        result = from_pandas(df, name=name, targets=targets, digest=sha256[:36])
     if schema_property_is_cached():
         sample = infer_signature(df.head(SCHEMA_SAMPLE_ROWS)).inputs
         complete = df.notna().all()
@@ -71,11 +71,13 @@ def load_manifest(run_id: str) -> dict[str, Any]:
     try:
         mlflow.MlflowClient().get_run(run_id)
     except MlflowException as exc:
-        raise TrackingError(f"run '{run_id}' does not exist in '{mlflow.get_tracking_uri()}': check the run id "
-                            "(mlflow ui shows it on the train_model run)") from exc
+        raise TrackingError(
+            f"run '{run_id}' does not exist in '{mlflow.get_tracking_uri()}': check the run id "
+            "(mlflow ui shows it on the train_model run)"
+        ) from exc
     try:
         return dict(mlflow.artifacts.load_dict(f"runs:/{run_id}/{SNAPSHOT_MANIFEST}"))
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise TrackingError(
             f"run '{run_id}' has no training-data manifest ({SNAPSHOT_MANIFEST}): give the id of a train_model "
             "run (not the pipeline run or another step)"

@@ -67,8 +67,10 @@ class Planner:
         spec = self.settings.dataset(name)
         if spec.kind == "model":
             if self.runs.experiment_id is None:  # a dry run on an empty store: looking would create the store
-                raise PipelineError(f"no model to read: nothing has run in environment '{self.settings.environment}'"
-                                    " yet (its experiment does not exist)")
+                raise PipelineError(
+                    f"no model to read: nothing has run in environment '{self.settings.environment}'"
+                    " yet (its experiment does not exist)"
+                )
             uri = spec.uri or registry.champion_uri(spec.name or "", self.settings.gate.alias)
             # An alias or "latest" is resolved now: the key changes when the alias moves.
             return Input(uri, registry.describe_model(uri).identity)
@@ -136,8 +138,8 @@ class Planner:
         will_run: set[str] = set()
         producer = writers()
         for step in steps:
-            depends = {producer.get(n) for n in (*step.reads, *step.fallbacks.values())}
-            upstream = sorted(will_run & depends - {None})  # type: ignore[operator]
+            depends = {producer[n] for n in (*step.reads, *step.fallbacks.values()) if n in producer}
+            upstream = sorted(will_run & depends)
             if upstream:
                 verb = "runs" if len(upstream) == 1 else "run"
                 reason = f"input from {', '.join(upstream)}, which {verb} first (reused if its output is unchanged)"

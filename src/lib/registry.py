@@ -150,7 +150,7 @@ def load_model(model_uri: str) -> tuple[Any, dict[str, str]]:
     try:
         model = mlflow.sklearn.load_model(model_uri)
         signature = mlflow.models.get_model_info(model_uri).signature
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise TrackingError(f"cannot load model '{model_uri}': {exc}") from exc
     return model, input_schema(signature, model_uri)
 

@@ -68,7 +68,7 @@ class Runs:
         if existing:
             try:
                 run = mlflow.start_run(run_id=existing)
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 raise TrackingError(
                     f"MLFLOW_RUN_ID={existing} is not a run in '{self.settings.tracking.uri}': {exc}; "
                     "unset MLFLOW_RUN_ID or point the tracking URI at the store that holds it"
@@ -88,6 +88,8 @@ class Runs:
         # No pid tag: the process that opens it ends at once, and the run must not look orphaned.
         tags = {k: v for k, v in self._tags("pipeline").items() if k not in (TAG_PID, TAG_PROCESS)}
         client = MlflowClient()
+        if self.experiment_id is None:
+            raise RuntimeError("start_parent() before connect(): the experiment is not known yet")
         run = client.create_run(self.experiment_id, run_name=f"pipeline-{self.settings.environment}", tags=tags)
         for key, value in params.items():
             client.log_param(run.info.run_id, key, value)
@@ -100,8 +102,9 @@ class Runs:
 
         client = MlflowClient()
         parent = self._external_parent(run_id)
-        children = client.search_runs([parent.info.experiment_id],
-                                      filter_string=f"tags.mlflow.parentRunId = '{run_id}'")
+        children = client.search_runs(
+            [parent.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{run_id}'"
+        )
         bad = [c.data.tags.get(TAG_STEP, c.info.run_id) for c in children if c.info.status != "FINISHED"]
         status = "FAILED" if bad or not children else "FINISHED"
         if bad:
@@ -118,8 +121,10 @@ class Runs:
         except MlflowException as exc:
             raise TrackingError(f"parent run '{run_id}' does not exist in '{self.settings.tracking.uri}'") from exc
         if run.info.status != "RUNNING":
-            raise TrackingError(f"parent run '{run_id}' is {run.info.status}, not RUNNING: start a new one "
-                                "(python src/main.py parent-start)")
+            raise TrackingError(
+                f"parent run '{run_id}' is {run.info.status}, not RUNNING: start a new one "
+                "(python src/main.py parent-start)"
+            )
         return run
 
     @contextlib.contextmanager
@@ -128,8 +133,9 @@ class Runs:
         import mlflow
 
         if self.parent_run_id:
-            run = mlflow.start_run(experiment_id=self._parent_experiment_id, run_name=step,
-                                   parent_run_id=self.parent_run_id)
+            run = mlflow.start_run(
+                experiment_id=self._parent_experiment_id, run_name=step, parent_run_id=self.parent_run_id
+            )
         else:
             parent = mlflow.active_run()
             experiment_id = parent.info.experiment_id if parent else self.experiment_id
@@ -153,8 +159,12 @@ class Runs:
         mlflow.set_tags(tags)
 
     @staticmethod
-    def log(params: Mapping[str, Any] | None = None, metrics: Mapping[str, float] | None = None,
-            tags: Mapping[str, str] | None = None, texts: Mapping[str, str] | None = None) -> None:
+    def log(
+        params: Mapping[str, Any] | None = None,
+        metrics: Mapping[str, float] | None = None,
+        tags: Mapping[str, str] | None = None,
+        texts: Mapping[str, str] | None = None,
+    ) -> None:
         """Log on the active run."""
         import mlflow
 
@@ -183,8 +193,11 @@ class Runs:
         """The newest FINISHED run of ``step`` in this environment (resolved through MLflow, not storage)."""
         # Steps attached to one parent (a scheduler's run) take their inputs from that parent's steps only.
         scope = f" and tags.mlflow.parentRunId = '{self.parent_run_id}'" if self.parent_run_id else ""
-        runs = self._search(f"tags.`{TAG_STEP}` = '{step}' and tags.`{TAG_ENVIRONMENT}` = "
-                            f"'{self.settings.environment}' and attributes.status = 'FINISHED'" + scope, 1)
+        runs = self._search(
+            f"tags.`{TAG_STEP}` = '{step}' and tags.`{TAG_ENVIRONMENT}` = "
+            f"'{self.settings.environment}' and attributes.status = 'FINISHED'" + scope,
+            1,
+        )
         return runs[0] if runs else None
 
     def find_cached_runs(self, key: str) -> list[Run]:
@@ -202,9 +215,13 @@ class Runs:
 
         if not self._search_experiments():
             return []  # no experiment yet (a dry run before the first run): nothing to find
-        return mlflow.search_runs(experiment_ids=self._search_experiments(), filter_string=filter_string,
-                                  order_by=["attributes.start_time DESC"], max_results=max_results,
-                                  output_format="list")
+        return mlflow.search_runs(
+            experiment_ids=self._search_experiments(),
+            filter_string=filter_string,
+            order_by=["attributes.start_time DESC"],
+            max_results=max_results,
+            output_format="list",
+        )
 
     def close_orphaned_runs(self) -> list[str]:
         """End as KILLED the RUNNING runs of this environment whose owning process is gone (kill -9).
@@ -216,8 +233,9 @@ class Runs:
         client = MlflowClient()
         runs = client.search_runs(
             self._search_experiments(),
-            filter_string=(f"attributes.status = 'RUNNING' and tags.`{TAG_ENVIRONMENT}` = "
-                           f"'{self.settings.environment}'"),
+            filter_string=(
+                f"attributes.status = 'RUNNING' and tags.`{TAG_ENVIRONMENT}` = '{self.settings.environment}'"
+            ),
             max_results=200,
         )
         closed = []

@@ -45,10 +45,15 @@ class SchemaConfig(_Strict):
         """YAML reads Yes/No/true as booleans and 0/1 as numbers: refuse them, with the fix."""
         for item in value if isinstance(value, list) else [value]:
             if item is not None and not isinstance(item, str):
-                quoted = {True: "'Yes' or 'true'", False: "'No' or 'false'"}.get(item, f"'{item}'") \
-                    if isinstance(item, bool) else f"'{item}'"
-                raise ValueError(f"{item!r} was read by YAML as a {type(item).__name__}, not a label: quote it "
-                                 f"({quoted}) so that it matches the data's values")
+                quoted = (
+                    {True: "'Yes' or 'true'", False: "'No' or 'false'"}.get(item, f"'{item}'")
+                    if isinstance(item, bool)
+                    else f"'{item}'"
+                )
+                raise ValueError(
+                    f"{item!r} was read by YAML as a {type(item).__name__}, not a label: quote it "
+                    f"({quoted}) so that it matches the data's values"
+                )
         return value
 
     @model_validator(mode="after")

@@ -32,8 +32,9 @@ class Saved:
     notes: list[str] = field(default_factory=list)
 
 
-def load_inputs(settings: Settings, catalog: Catalog, step: Step[Any], inputs: dict[str, Input], run_id: str,
-                from_run: str | None) -> tuple[dict[str, Any], dict[str, Input], dict[str, str]]:
+def load_inputs(
+    settings: Settings, catalog: Catalog, step: Step[Any], inputs: dict[str, Input], run_id: str, from_run: str | None
+) -> tuple[dict[str, Any], dict[str, Input], dict[str, str]]:
     """The datasets ``step`` reads, loaded; snapshotted ones are stored content-addressed first, with a manifest.
 
     Returns the loaded objects, where each came from (a snapshot's location replaces its source's), and the
@@ -60,14 +61,23 @@ def load_inputs(settings: Settings, catalog: Catalog, step: Step[Any], inputs: d
     return loaded, sources, {**{f"{name}_uri": f["uri"] for name, f in files.items()}, "from_run": from_run or ""}
 
 
-def save_outputs(settings: Settings, catalog: Catalog, step: Step[Any], output: StepOutput, run_id: str,
-                 sources: dict[str, Input], phase: Phase = lambda _text: contextlib.nullcontext()) -> Saved:
+def save_outputs(
+    settings: Settings,
+    catalog: Catalog,
+    step: Step[Any],
+    output: StepOutput,
+    run_id: str,
+    sources: dict[str, Input],
+    phase: Phase = lambda _text: contextlib.nullcontext(),
+) -> Saved:
     """Write what the runner returned: each name in ``step.writes``, nothing else."""
     unknown = sorted(set(output.outputs) - set(step.writes))
     missing = sorted(set(step.writes) - set(output.outputs))
     if unknown or missing:
-        raise TypeError(f"step '{step.name}' declares writes={step.writes} but its runner returned "
-                        f"{sorted(output.outputs)}: return exactly the declared datasets")
+        raise TypeError(
+            f"step '{step.name}' declares writes={step.writes} but its runner returned "
+            f"{sorted(output.outputs)}: return exactly the declared datasets"
+        )
     saved = Saved()
     for name, value in output.outputs.items():
         if isinstance(value, ModelOutput):
@@ -78,15 +88,27 @@ def save_outputs(settings: Settings, catalog: Catalog, step: Step[Any], output: 
     return saved
 
 
-def _save_model(settings: Settings, step: Step[Any], name: str, out: ModelOutput, sources: dict[str, Input],
-                saved: Saved, phase: Phase) -> None:
+def _save_model(
+    settings: Settings,
+    step: Step[Any],
+    name: str,
+    out: ModelOutput,
+    sources: dict[str, Input],
+    saved: Saved,
+    phase: Phase,
+) -> None:
     """Log, evaluate on the holdout (recorded as the run's ``evaluation`` input), register; then the policy."""
     registered_name = settings.dataset(name).name or name
     with phase("logging the model"):
         model_uri = registry.log_model(out.model, out.example)
     holdout = sources[out.evaluation_dataset]
-    data = lineage.dataset(out.evaluation_data, out.evaluation_dataset, holdout.uri,
-                           holdout.digest.removeprefix("sha256:"), targets=out.target_column)
+    data = lineage.dataset(
+        out.evaluation_data,
+        out.evaluation_dataset,
+        holdout.uri,
+        holdout.digest.removeprefix("sha256:"),
+        targets=out.target_column,
+    )
     lineage.log_input(data, "evaluation")
     with phase(f"evaluating on {out.evaluation_dataset}"):
         evaluation = evaluate(model_uri, data, settings.dataset_schema)
@@ -94,8 +116,9 @@ def _save_model(settings: Settings, step: Step[Any], name: str, out: ModelOutput
     # The policy decides before the version exists, so that the version carries its decision from the start.
     policy = importlib.import_module(step.policy) if step.policy else None
     with phase("judging against the baselines"):
-        decision = policy.decide(settings, registered_name, model_uri, evaluation, data, out.train_target) \
-            if policy else None
+        decision = (
+            policy.decide(settings, registered_name, model_uri, evaluation, data, out.train_target) if policy else None
+        )
     version_uri = registry.register(model_uri, registered_name, tags=decision.version_tags() if decision else None)
     # Digests of a model: its URI (a logged model and a registered version never change).
     for key, uri in ((name, model_uri), (f"registered_{name}", version_uri)):

@@ -61,8 +61,13 @@ class Storage:
     def for_settings(cls, settings: Any) -> Storage:
         """The storage of an environment: its AWS profile, region, timeouts and attempts."""
         aws = settings.aws
-        return cls(profile=aws.profile, region=aws.region, connect_timeout=aws.connect_timeout,
-                   read_timeout=aws.read_timeout, max_attempts=aws.max_attempts)
+        return cls(
+            profile=aws.profile,
+            region=aws.region,
+            connect_timeout=aws.connect_timeout,
+            read_timeout=aws.read_timeout,
+            max_attempts=aws.max_attempts,
+        )
 
     # -- filesystems -------------------------------------------------------------------------------------------
     def filesystem(self, uri: str) -> tuple[fsspec.AbstractFileSystem, str]:
@@ -82,8 +87,11 @@ class Storage:
                 "skip_instance_cache": True,
                 # Transient errors (throttling, 5xx, dropped connections) are retried with backoff by botocore,
                 # a bounded number of times; s3fs's own retries are bounded the same way.
-                "config_kwargs": {"connect_timeout": self.connect_timeout, "read_timeout": self.read_timeout,
-                                  "retries": {"max_attempts": self.max_attempts, "mode": "standard"}},
+                "config_kwargs": {
+                    "connect_timeout": self.connect_timeout,
+                    "read_timeout": self.read_timeout,
+                    "retries": {"max_attempts": self.max_attempts, "mode": "standard"},
+                },
             }
             if self.profile:
                 options["profile"] = self.profile
@@ -161,7 +169,7 @@ class Storage:
             with fs.open(path, "rb") as handle:
                 while chunk := handle.read(_CHUNK):
                     digest.update(chunk)
-        except Exception as exc:  # noqa: BLE001 - any filesystem error becomes a StorageError
+        except Exception as exc:
             raise self._storage_error(uri, "read", exc) from exc
         return digest.hexdigest()
 
@@ -246,9 +254,12 @@ class Storage:
             fs.put_file(tmp, path)
             return
 
+        def sent(value: int) -> None:
+            report(uri, value, size)
+
         class _Sent(Callback):
             def call(self, *args: Any, **kwargs: Any) -> None:
-                report(uri, int(self.value), size)
+                sent(int(self.value))
 
         fs.put_file(tmp, path, callback=_Sent(size=size))
 
@@ -258,7 +269,7 @@ class Storage:
             return func(*args)
         except StorageError:
             raise
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise self._storage_error(uri, verb, exc) from exc
 
     def _storage_error(self, uri: str, verb: str, exc: BaseException) -> StorageError:
@@ -268,7 +279,9 @@ class Storage:
         elif isinstance(exc, IsADirectoryError):
             hint = "it is a folder, not a file: point the catalog entry at a file"
         elif isinstance(exc, PermissionError) and not _is_remote(uri):
-            hint = "the location is not writable/readable by this user: fix its permissions or point data.root elsewhere"
+            hint = (
+                "the location is not writable/readable by this user: fix its permissions or point data.root elsewhere"
+            )
         elif _is_auth_error(exc):
             hint = "no valid AWS credentials were found: set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY"
         elif "NoSuchBucket" in text or "bucket does not exist" in text.lower():
@@ -283,9 +296,19 @@ class Storage:
 
 def _is_auth_error(exc: BaseException) -> bool:
     text = f"{type(exc).__name__} {exc}"
-    return any(s in text for s in ("NoCredentialsError", "Unable to locate credentials", "InvalidAccessKeyId",
-                                   "PartialCredentialsError", "Partial credentials",
-                                   "SignatureDoesNotMatch", "ExpiredToken", "AccessDenied"))
+    return any(
+        s in text
+        for s in (
+            "NoCredentialsError",
+            "Unable to locate credentials",
+            "InvalidAccessKeyId",
+            "PartialCredentialsError",
+            "Partial credentials",
+            "SignatureDoesNotMatch",
+            "ExpiredToken",
+            "AccessDenied",
+        )
+    )
 
 
 def _is_remote(uri: str) -> bool:
@@ -293,7 +316,7 @@ def _is_remote(uri: str) -> bool:
 
 
 def _local_path(uri: str) -> str:
-    return uri[len("file://") :] if uri.startswith("file://") else uri
+    return uri.removeprefix("file://")
 
 
 def _suffix(uri: str) -> str:

@@ -36,7 +36,7 @@ def connect(settings: Settings, create: bool = True) -> str | None:
     probe_server(tracking.uri)
     apply_http_limits(settings)
     mlflow.set_tracking_uri(tracking.uri)
-    if not create and tracking.uri.startswith("sqlite:///") and not os.path.exists(tracking.uri[len("sqlite:///"):]):
+    if not create and tracking.uri.startswith("sqlite:///") and not os.path.exists(tracking.uri[len("sqlite:///") :]):
         return None
     try:
         with _sqlite_setup_lock(tracking.uri if create else ""):
@@ -46,17 +46,21 @@ def connect(settings: Settings, create: bool = True) -> str | None:
             if not create:
                 return None
             return str(mlflow.create_experiment(tracking.experiment, artifact_location=tracking.artifact_location))
-    except Exception as exc:  # noqa: BLE001 - any failure to talk to the store is a TrackingError
-        raise TrackingError(f"cannot use the MLflow tracking store '{tracking.uri}': {type(exc).__name__}: "
-                            f"{exc}; {_store_hint(tracking.uri, exc)}") from exc
+    except Exception as exc:
+        raise TrackingError(
+            f"cannot use the MLflow tracking store '{tracking.uri}': {type(exc).__name__}: "
+            f"{exc}; {_store_hint(tracking.uri, exc)}"
+        ) from exc
 
 
 def _store_hint(uri: str, exc: BaseException) -> str:
     """What to do, by what went wrong (not a generic 'is the server up')."""
     text = f"{type(exc).__name__} {exc}".lower()
     if uri.startswith("sqlite:") and ("not a database" in text or "malformed" in text or "file is encrypted" in text):
-        return (f"the SQLite file {uri[len('sqlite:///'):]} is damaged (not an MLflow database): move it aside to "
-                "start a new store, or restore it from a backup")
+        return (
+            f"the SQLite file {uri[len('sqlite:///') :]} is damaged (not an MLflow database): move it aside to "
+            "start a new store, or restore it from a backup"
+        )
     if "no space left" in text or "disk is full" in text or "database or disk is full" in text:
         return "the disk holding the tracking store is full: free space there"
     if "readonly" in text or "read-only" in text or "permission denied" in text:
@@ -124,7 +128,11 @@ def git_state() -> tuple[str, bool | None]:
         ).stdout.strip()
         status = subprocess.run(
             ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=REPO_ROOT, capture_output=True, text=True, check=True, timeout=10,
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
         ).stdout
     except (OSError, subprocess.SubprocessError):
         # No git (a container image): the commit the image was built from, if the build recorded it.

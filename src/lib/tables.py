@@ -26,8 +26,9 @@ class CsvOptions:
     decimal: str = "."
 
 
-def read_frame(handle: IO[bytes], uri: str, suffix: str, options: CsvOptions | None = None,
-               columns: list[str] | None = None) -> pd.DataFrame:
+def read_frame(
+    handle: IO[bytes], uri: str, suffix: str, options: CsvOptions | None = None, columns: list[str] | None = None
+) -> pd.DataFrame:
     """The table in ``handle`` (a ``.parquet`` or ``.csv`` file at ``uri``)."""
     import pandas as pd
 
@@ -44,8 +45,9 @@ def read_frame(handle: IO[bytes], uri: str, suffix: str, options: CsvOptions | N
         except InputError as exc:
             raise DataValidationError(f"dataset '{uri}': {exc}") from exc
         return frame if columns is None else frame.loc[:, columns]
-    return pd.read_csv(io.BytesIO(data), usecols=columns, sep=options.sep, encoding=options.encoding,
-                       decimal=options.decimal)
+    return pd.read_csv(
+        io.BytesIO(data), usecols=columns, sep=options.sep, encoding=options.encoding, decimal=options.decimal
+    )
 
 
 def _check_header(data: bytes, uri: str, options: CsvOptions) -> None:
@@ -53,15 +55,18 @@ def _check_header(data: bytes, uri: str, options: CsvOptions) -> None:
     try:
         first_line = data.split(b"\n", 1)[0].decode(options.encoding).strip("\r\ufeff")
     except UnicodeDecodeError as exc:
-        raise StorageError(f"dataset '{uri}' is not {options.encoding} text ({exc}): set its catalog entry's "
-                           "csv.encoding (e.g. latin-1)") from exc
+        raise StorageError(
+            f"dataset '{uri}' is not {options.encoding} text ({exc}): set its catalog entry's "
+            "csv.encoding (e.g. latin-1)"
+        ) from exc
     if not first_line.strip():
         return  # an empty file: pandas says so
     header = next(csv.reader([first_line], delimiter=options.sep))
     twice = [name for name, count in Counter(h.strip() for h in header).items() if count > 1]
     if twice:
-        raise StorageError(f"dataset '{uri}' names column(s) {twice} more than once in its header: rename or "
-                           "remove the duplicates")
+        raise StorageError(
+            f"dataset '{uri}' names column(s) {twice} more than once in its header: rename or remove the duplicates"
+        )
     if len(header) == 1:
         for delimiter, name in OTHER_DELIMITERS.items():
             if delimiter in header[0]:

@@ -35,6 +35,10 @@ def dummy_model(schema: SchemaConfig, train_target: Any, evaluation_data: Any) -
     example = evaluation_data.df.drop(columns=[evaluation_data.targets]).head(5)
     with tempfile.TemporaryDirectory(prefix="dummy-baseline-") as folder:
         path = Path(folder) / "model"
-        mlflow.sklearn.save_model(dummy, str(path), signature=infer_signature(example, dummy.predict(example)),
-                                  serialization_format="cloudpickle")
+        mlflow.sklearn.save_model(
+            dummy,
+            str(path),
+            signature=infer_signature(example, dummy.predict(example)),
+            serialization_format="cloudpickle",
+        )
         yield str(path)

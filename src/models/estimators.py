@@ -26,8 +26,10 @@ def import_class(path: str, where: str) -> type:
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise ConfigError(f"{where}: cannot import '{module_name}' ({exc}): install its package "
-                          "(add it to pyproject.toml's dependencies, then make lock) or fix the path") from exc
+        raise ConfigError(
+            f"{where}: cannot import '{module_name}' ({exc}): install its package "
+            "(add it to pyproject.toml's dependencies, then make lock) or fix the path"
+        ) from exc
     cls = getattr(module, class_name, None)
     if not isinstance(cls, type):
         raise ConfigError(f"{where}: module '{module_name}' has no class '{class_name}'")

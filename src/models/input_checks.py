@@ -32,9 +32,23 @@ JSON_FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 _LISTED = 10  # problems spelled out in one message; the rest are counted
 _CHUNK = 8 * 1024 * 1024
 _NUMERIC = {"double": "float64", "float": "float32", "long": "int64", "integer": "int32"}
-_EXPECTED = {"double": "a number", "float": "a number", "long": "a whole number", "integer": "a whole number",
-             "boolean": "true or false", "string": "text", "datetime": "a date-time"}
-_BOOLEANS = {True: True, False: False, "true": True, "false": False, "1": True, "0": False, 1: True, 0: False}
+_EXPECTED = {
+    "double": "a number",
+    "float": "a number",
+    "long": "a whole number",
+    "integer": "a whole number",
+    "boolean": "true or false",
+    "string": "text",
+    "datetime": "a date-time",
+}
+_BOOLEANS = {
+    True: True,
+    False: False,
+    "true": True,
+    "false": False,
+    "1": True,
+    "0": False,
+}  # 1 and 0 equal True and False
 
 
 class InputError(DataValidationError):
@@ -95,8 +109,9 @@ def check_frame(frame: pd.DataFrame, schema: Schema, *, extra_columns: bool = Tr
         if whole.any():
             wrong |= whole & (np.isnan(block) | (np.nan_to_num(block) % 1 != 0)).any(axis=0)
         unsure += [n for n, w in zip(plain, wrong, strict=True) if w]
-    typed = {n: frame[n].astype(_NUMERIC[schema[n]]) for n in plain
-             if n not in unsure and dtypes[n] != _NUMERIC[schema[n]]}
+    typed = {
+        n: frame[n].astype(_NUMERIC[schema[n]]) for n in plain if n not in unsure and dtypes[n] != _NUMERIC[schema[n]]
+    }
     for name in (n for n in schema if n in unsure):
         converted = _convert(frame[name], name, schema[name], problems)
         if converted is not None:
@@ -105,8 +120,12 @@ def check_frame(frame: pd.DataFrame, schema: Schema, *, extra_columns: bool = Tr
     return frame.assign(**typed) if typed else frame
 
 
-def read_csv(handle: IO[bytes], names: Sequence[str] | None = None, dtype: Mapping[str, Any] | None = None,
-             fix: str = "Give every row one value per column of the header.") -> pd.DataFrame:
+def read_csv(
+    handle: IO[bytes],
+    names: Sequence[str] | None = None,
+    dtype: Mapping[str, Any] | None = None,
+    fix: str = "Give every row one value per column of the header.",
+) -> pd.DataFrame:
     """A CSV read with pandas, once every row is known to hold exactly one value per column: per column of its
     header line, or per name of ``names`` for a CSV without one. The handle must be seekable."""
     start = handle.tell()
@@ -115,13 +134,11 @@ def read_csv(handle: IO[bytes], names: Sequence[str] | None = None, dtype: Mappi
     problems.raise_if_any(fix)
     handle.seek(start)
     try:
-        return pd.read_csv(handle, header=None if names is not None else 0, names=names, index_col=False,
-                           dtype=dtype)  # type: ignore[arg-type]
+        return pd.read_csv(handle, header=None if names is not None else 0, names=names, index_col=False, dtype=dtype)
     except pd.errors.EmptyDataError:
         raise  # no header and no rows: the caller says what that means where it reads
     except UnicodeDecodeError as exc:
-        raise InputError([f"the CSV is not UTF-8 text ({exc.reason} at byte {exc.start})"],
-                         "Send UTF-8 text.") from exc
+        raise InputError([f"the CSV is not UTF-8 text ({exc.reason} at byte {exc.start})"], "Send UTF-8 text.") from exc
     except (pd.errors.ParserError, ValueError) as exc:
         raise InputError([f"the CSV cannot be read: {exc}"], fix) from exc
 
@@ -133,10 +150,14 @@ def frame_from_csv(body: bytes, schema: Schema) -> pd.DataFrame:
         raise InputError(["there are no rows to score"], "Send at least one row. " + describe_inputs(schema))
     header = csv_has_header(body.lstrip().split(b"\n", 1)[0].decode("utf-8", "replace"), schema)
     text = {name: str for name, kind in schema.items() if kind == "string"}  # "007" stays "007"
-    fix = "Give every row one value per column of the header." if header else \
-        "Send one value per model input, in the model's order, or a header line naming the columns."
-    frame = read_csv(io.BytesIO(body), None if header else list(schema), text or None,
-                     f"{fix} {describe_inputs(schema)}")
+    fix = (
+        "Give every row one value per column of the header."
+        if header
+        else "Send one value per model input, in the model's order, or a header line naming the columns."
+    )
+    frame = read_csv(
+        io.BytesIO(body), None if header else list(schema), text or None, f"{fix} {describe_inputs(schema)}"
+    )
     return check_frame(frame, schema, extra_columns=False)
 
 
@@ -154,13 +175,16 @@ def frame_from_json(payload: Any, schema: Schema) -> pd.DataFrame:
     formats = [k for k in keys if k in JSON_FORMATS]
     if len(formats) != 1 or len(keys) != 1:
         got = f"an object with keys {keys}" if isinstance(payload, dict) else f"a JSON {type(payload).__name__}"
-        raise InputError([f"the JSON body is {got}"],
-                         f"Send an object with exactly one of the keys {', '.join(JSON_FORMATS)}.")
+        raise InputError(
+            [f"the JSON body is {got}"], f"Send an object with exactly one of the keys {', '.join(JSON_FORMATS)}."
+        )
     body = payload[formats[0]]
     if formats[0] == "dataframe_split":
         if not isinstance(body, dict) or not set(body) <= {"columns", "data", "index"} or "data" not in body:
-            raise InputError(["'dataframe_split' must be an object with 'data' (a list of rows) and 'columns'"],
-                             describe_inputs(schema))
+            raise InputError(
+                ["'dataframe_split' must be an object with 'data' (a list of rows) and 'columns'"],
+                describe_inputs(schema),
+            )
         return _from_rows(body["data"], body.get("columns"), schema)
     if formats[0] == "dataframe_records":
         return _from_records(body, schema)
@@ -195,9 +219,13 @@ def _from_records(records: Any, schema: Schema) -> pd.DataFrame:
         if not isinstance(record, dict):
             problems.add(f"row {i + 1}: expected an object of column: value, got a JSON {type(record).__name__}")
         elif record.keys() != expected:
-            problems.add_many(1, lambda _, r=record, i=i: f"row {i + 1}: " + "; ".join(
-                [f"column '{c}' is missing" for c in schema if c not in r]
-                + [f"column '{c}' is not an input of the model" for c in r if c not in expected]))
+            problems.add(
+                f"row {i + 1}: "
+                + "; ".join(
+                    [f"column '{c}' is missing" for c in schema if c not in record]
+                    + [f"column '{c}' is not an input of the model" for c in record if c not in expected]
+                )
+            )
     problems.raise_if_any(describe_inputs(schema))
     return check_frame(pd.DataFrame.from_records(records, columns=list(schema)), schema, extra_columns=False)
 
@@ -207,8 +235,11 @@ def _from_columns(columns: dict[str, Any], schema: Schema) -> pd.DataFrame:
     _check_names(list(columns), schema, False, problems)
     lengths = {name: len(values) if isinstance(values, list) else -1 for name, values in columns.items()}
     if not problems.count and (len(set(lengths.values())) != 1 or -1 in lengths.values()):
-        problems.add("every column must be a list of values, all of the same length (got "
-                     + ", ".join(f"{n}: {'not a list' if k < 0 else k}" for n, k in lengths.items()) + ")")
+        problems.add(
+            "every column must be a list of values, all of the same length (got "
+            + ", ".join(f"{n}: {'not a list' if k < 0 else k}" for n, k in lengths.items())
+            + ")"
+        )
     problems.raise_if_any(describe_inputs(schema))
     return check_frame(pd.DataFrame(columns, columns=list(schema)), schema, extra_columns=False)
 
@@ -245,26 +276,28 @@ def _convert(column: pd.Series, name: str, kind: str, problems: _Problems) -> pd
         bad = (numbers.isna() & column.notna()) | np.isinf(numbers)
         if kind in ("long", "integer"):
             bad |= numbers.isna() | (numbers.fillna(0) % 1 != 0)
-        convert: Callable[[], pd.Series] = lambda: numbers.astype(_NUMERIC[kind])  # noqa: E731
+        convert: Callable[[], pd.Series] = lambda: numbers.astype(_NUMERIC[kind])
     elif kind == "boolean":
         mapped = column.map(lambda v: _BOOLEANS.get(v.lower() if isinstance(v, str) else v) if _scalar(v) else None)
         bad = mapped.isna()
-        convert = lambda: mapped.astype(bool)  # noqa: E731
+        convert = lambda: mapped.astype(bool)
     elif kind == "string":
         if _holds_numbers(column.dtype):  # a file's numeric-looking text ("7", not "7.0" for a float column)
             column = column.map(lambda v: None if pd.isna(v) else str(int(v)) if float(v).is_integer() else str(v))
         bad = column.notna() & ~column.map(lambda v: isinstance(v, str))
-        convert = lambda: column.astype(object).where(column.notna(), None)  # noqa: E731
+        convert = lambda: column.astype(object).where(column.notna(), None)
     elif kind == "datetime":
         stamps = pd.to_datetime(column, errors="coerce")
         bad = stamps.isna() & column.notna()
-        convert = lambda: stamps  # noqa: E731
+        convert = lambda: stamps
     else:
         return None
     positions = np.flatnonzero(np.asarray(bad))
     expected = f"expected {_EXPECTED[kind]} ({kind})"
-    problems.add_many(len(positions), lambda i: f"row {positions[i] + 1}, column '{name}': {expected}, "
-                                                f"got {_show(column.iloc[positions[i]])}")
+    problems.add_many(
+        len(positions),
+        lambda i: f"row {positions[i] + 1}, column '{name}': {expected}, got {_show(column.iloc[positions[i]])}",
+    )
     return None if len(positions) else convert()
 
 
@@ -306,10 +339,14 @@ def _check_widths(handle: IO[bytes], width: int | None, problems: _Problems) -> 
     quoted = any(b'"' in chunk for chunk in iter(lambda: handle.read(_CHUNK), b""))
     handle.seek(start)
     row, line_no = (0 if width is None else 1), 0
-    for lines, seps, numbers in (_quoted_lines(handle) if quoted else _plain_lines(handle)):
+    for lines, seps, numbers in _quoted_lines(handle) if quoted else _plain_lines(handle):
         blanks = 0
-        every = width is None or width == 1  # until the header is known, or when a blank line has the width
-        for i in (range(len(lines)) if every else [i for i, c in enumerate(seps) if c != width - 1]):
+        # Every line until the header is known, or when a blank line has the width; else only the misfits.
+        known = width
+        misfits = (
+            range(len(lines)) if known is None or known == 1 else [i for i, c in enumerate(seps) if c != known - 1]
+        )
+        for i in misfits:
             if not lines[i].strip():
                 blanks += 1
             elif width is None:
@@ -336,8 +373,10 @@ def _quoted_lines(handle: IO[bytes]) -> Iterator[tuple[list[bytes], list[int], l
     text = io.TextIOWrapper(handle, encoding="utf-8", errors="replace", newline="")
     try:
         reader = csv.reader(text)
-        rows = [(b"x" if len(cells) > 1 or (cells and cells[0].strip()) else b"", len(cells) - 1, reader.line_num)
-                for cells in reader]
+        rows = [
+            (b"x" if len(cells) > 1 or (cells and cells[0].strip()) else b"", len(cells) - 1, reader.line_num)
+            for cells in reader
+        ]
     finally:
         text.detach()  # the caller still owns the handle
     yield [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]

@@ -62,8 +62,9 @@ def predict_frame(
 def run_predict(ctx: StepContext[Any], inputs: Mapping[str, Any]) -> StepOutput:
     loaded: LoadedModel = inputs["model"]
     schema = ctx.settings.dataset_schema
-    scored = predict_frame(loaded.model, inputs["predict_input"], loaded.input_schema, loaded.ref, datetime.now(UTC),
-                           schema.positive_class)
+    scored = predict_frame(
+        loaded.model, inputs["predict_input"], loaded.input_schema, loaded.ref, datetime.now(UTC), schema.positive_class
+    )
     metrics = {"rows_scored": float(len(scored))}
     if schema.task == "binary":
         metrics["positive_rate"] = float((scored[PREDICTION] == schema.positive_class).mean())
@@ -72,8 +73,11 @@ def run_predict(ctx: StepContext[Any], inputs: Mapping[str, Any]) -> StepOutput:
     return StepOutput(
         outputs={"predictions": scored},
         metrics=metrics,
-        params={"model_uri": loaded.ref.uri, "model_version": loaded.ref.version,
-                "input_uri": ctx.input_uris.get("predict_input", "")},
+        params={
+            "model_uri": loaded.ref.uri,
+            "model_version": loaded.ref.version,
+            "input_uri": ctx.input_uris.get("predict_input", ""),
+        },
     )
 
 

@@ -39,8 +39,10 @@ class GateDecision:
 
     def version_tags(self) -> dict[str, str]:
         """What the registered version carries from the moment it exists."""
-        tags = {"gate.decision": "promoted" if self.promoted else "rejected",
-                "gate.reasons": "; ".join(self.reasons)[:4000]}
+        tags = {
+            "gate.decision": "promoted" if self.promoted else "rejected",
+            "gate.reasons": "; ".join(self.reasons)[:4000],
+        }
         return tags | ({"gate.champion_comparison": self.champion_skipped[:4000]} if self.champion_skipped else {})
 
     def summary(self) -> str:
@@ -81,8 +83,9 @@ def judge(evidence: Evidence, gate: GateParams, task: str) -> tuple[bool, list[s
     for metric, threshold in gate.thresholds.items():
         value = evidence.candidate.get(metric)
         if value is not None and worse(value, threshold, 0.0, strict=False):
-            failures.append(f"{metric}: {value:.4g} is {'below' if more[metric] else 'above'} the threshold "
-                            f"{threshold:g}")
+            failures.append(
+                f"{metric}: {value:.4g} is {'below' if more[metric] else 'above'} the threshold {threshold:g}"
+            )
     for metric in dict.fromkeys([*gate.gated(task), *gate.thresholds]):
         value = evidence.candidate.get(metric)
         if value is None:
@@ -90,12 +93,16 @@ def judge(evidence: Evidence, gate: GateParams, task: str) -> tuple[bool, list[s
             continue
         dummy = (evidence.dummy or {}).get(metric)
         if dummy is not None and metric in gate.gated(task) and worse(value, dummy, gate.min_lift_over_dummy, True):
-            failures.append(f"{metric}: {value:.4g} is no better than the dummy baseline's {dummy:.4g}"
-                            + (f" by more than {gate.min_lift_over_dummy:g}" if gate.min_lift_over_dummy else ""))
+            failures.append(
+                f"{metric}: {value:.4g} is no better than the dummy baseline's {dummy:.4g}"
+                + (f" by more than {gate.min_lift_over_dummy:g}" if gate.min_lift_over_dummy else "")
+            )
         base = (evidence.champion or {}).get(metric)
         if base is not None and metric in gate.gated(task) and worse(value, base, gate.min_improvement, False):
-            failures.append(f"{metric}: {value:.4g} does not beat the baseline model (version "
-                            f"{evidence.champion_version}) at {base:.4g} by at least {gate.min_improvement:g}")
+            failures.append(
+                f"{metric}: {value:.4g} does not beat the baseline model (version "
+                f"{evidence.champion_version}) at {base:.4g} by at least {gate.min_improvement:g}"
+            )
     notes = [f"champion not compared: {evidence.champion_skipped}"] if evidence.champion_skipped else []
     if failures:
         return False, failures + notes
@@ -106,8 +113,9 @@ def judge(evidence: Evidence, gate: GateParams, task: str) -> tuple[bool, list[s
     return True, [f"passed: {', '.join(parts) or 'no rule applies'}", *notes]
 
 
-def decide(settings: Settings, name: str, candidate_uri: str, evaluation: Any, evaluation_data: Any,
-           train_target: Any) -> GateDecision:
+def decide(
+    settings: Settings, name: str, candidate_uri: str, evaluation: Any, evaluation_data: Any, train_target: Any
+) -> GateDecision:
     """Judge a candidate (evaluated, not yet registered) against the thresholds, a dummy model fitted on the same
     training target, and the current alias holder (each evaluated on the same holdout in a nested run). The
     pipeline registers the candidate with the decision's tags, then calls ``apply``: no registered version is ever
@@ -120,17 +128,21 @@ def decide(settings: Settings, name: str, candidate_uri: str, evaluation: Any, e
     from src.models.baselines import dummy_model
 
     gate, schema, env = settings.gate, settings.dataset_schema, settings.environment
-    with nested_run("dummy_baseline", "baseline", env, {"gate.baseline": "dummy"}), \
-            dummy_model(schema, train_target, evaluation_data) as dummy_uri:
+    with (
+        nested_run("dummy_baseline", "baseline", env, {"gate.baseline": "dummy"}),
+        dummy_model(schema, train_target, evaluation_data) as dummy_uri,
+    ):
         dummy = evaluate(dummy_uri, evaluation_data, schema).metrics
     champion = alias_version(name, gate.alias)
     baseline, skipped = None, ""
     if champion is not None:
         theirs, ours = model_inputs(f"models:/{name}/{champion}"), model_inputs(candidate_uri)
         if theirs != ours:
-            skipped = (f"version {champion}'s inputs differ from the candidate's (added: "
-                       f"{sorted(set(ours) - set(theirs))}, removed: {sorted(set(theirs) - set(ours))}, "
-                       f"changed: {sorted(c for c in set(ours) & set(theirs) if ours[c] != theirs[c])})")
+            skipped = (
+                f"version {champion}'s inputs differ from the candidate's (added: "
+                f"{sorted(set(ours) - set(theirs))}, removed: {sorted(set(theirs) - set(ours))}, "
+                f"changed: {sorted(c for c in set(ours) & set(theirs) if ours[c] != theirs[c])})"
+            )
         else:
             with nested_run(f"{gate.alias}_baseline", "baseline", env, {"gate.baseline_version": champion}):
                 baseline = evaluate(f"models:/{name}/{champion}", evaluation_data, schema).metrics
@@ -141,10 +153,16 @@ def decide(settings: Settings, name: str, candidate_uri: str, evaluation: Any, e
     mlflow.set_tags(tags | ({"gate.champion_comparison": skipped[:4000]} if skipped else {}))
     metrics = [*gate.gated(schema.task), *gate.thresholds]
     return GateDecision(
-        promoted=passed, name=name, version="", alias=gate.alias, previous=champion, reasons=reasons,
+        promoted=passed,
+        name=name,
+        version="",
+        alias=gate.alias,
+        previous=champion,
+        reasons=reasons,
         candidate={m: evaluation.metrics.get(m) for m in metrics},
         baseline={m: baseline.get(m) for m in metrics} if baseline else None,
-        dummy={m: dummy.get(m) for m in metrics}, champion_skipped=skipped,
+        dummy={m: dummy.get(m) for m in metrics},
+        champion_skipped=skipped,
     )
 
 
@@ -155,8 +173,13 @@ def apply(decision: GateDecision, version: str) -> str:
     decision = dataclasses.replace(decision, version=version)
     if decision.promoted:
         run = mlflow.active_run()
-        set_alias(decision.name, version, decision.alias, by=f"pipeline run {run.info.run_id}" if run else "pipeline",
-                  reason="; ".join(decision.reasons))
+        set_alias(
+            decision.name,
+            version,
+            decision.alias,
+            by=f"pipeline run {run.info.run_id}" if run else "pipeline",
+            reason="; ".join(decision.reasons),
+        )
     mlflow.log_dict(decision.to_dict(), "gate/decision.json")
     return decision.summary()
 
@@ -172,13 +195,18 @@ def set_alias(name: str, version: str, alias: str, by: str, reason: str) -> str 
     try:
         client.get_model_version(name, version)
     except MlflowException as exc:
-        raise TrackingError(f"model '{name}' has no version {version}: see the registered versions in mlflow ui") \
-            from exc
+        raise TrackingError(
+            f"model '{name}' has no version {version}: see the registered versions in mlflow ui"
+        ) from exc
     previous = alias_version(name, alias)
     now = datetime.now(UTC).isoformat(timespec="seconds")
     client.set_registered_model_alias(name, alias, version)
-    for key, value in {f"{alias}.previous_version": previous or "none", f"{alias}.promoted_at": now,
-                       f"{alias}.promoted_by": by, f"{alias}.reason": reason[:4000]}.items():
+    for key, value in {
+        f"{alias}.previous_version": previous or "none",
+        f"{alias}.promoted_at": now,
+        f"{alias}.promoted_by": by,
+        f"{alias}.reason": reason[:4000],
+    }.items():
         client.set_model_version_tag(name, version, key, value)
     if previous and previous != version:
         client.set_model_version_tag(name, previous, f"{alias}.replaced_by", f"{version} at {now}")

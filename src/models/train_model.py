@@ -68,8 +68,9 @@ class TrainModelParams(StepParams):
         return self
 
     def build_estimator(self) -> Any:
-        where = f"train_model.estimators.{self.estimator}" if self.estimator in self.estimators else \
-            "train_model.estimator"
+        where = (
+            f"train_model.estimators.{self.estimator}" if self.estimator in self.estimators else "train_model.estimator"
+        )
         return build_estimator(self.estimator_class, self.estimator_params, self.seed, where)
 
 
@@ -105,8 +106,9 @@ def build_model(params: TrainModelParams, numeric: list[str], categorical: list[
     if numeric:
         transformers.append(("numeric", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), numeric))
     if categorical:
-        encode = make_pipeline(SimpleImputer(strategy="most_frequent"),
-                               OneHotEncoder(handle_unknown="ignore", min_frequency=5))
+        encode = make_pipeline(
+            SimpleImputer(strategy="most_frequent"), OneHotEncoder(handle_unknown="ignore", min_frequency=5)
+        )
         transformers.append(("categorical", encode, categorical))
     preprocess = ColumnTransformer(transformers, remainder="drop", verbose_feature_names_out=False)
     return Pipeline([("preprocess", preprocess), ("estimator", params.build_estimator())])
@@ -143,13 +145,24 @@ def run_train_model(ctx: StepContext[TrainModelParams], inputs: Mapping[str, Any
     with ctx.phase(f"fitting {p.estimator} on {len(train):,} rows"):
         model = train_model(train, p, features, schema.target)
     evaluation_data = feature_frame(test, features).assign(**{schema.target: target_values(test[schema.target])})
-    output = ModelOutput(model, feature_frame(train, features).head(5), evaluation_data, schema.target, "test",
-                         train_target=target_values(train[schema.target]))
+    output = ModelOutput(
+        model,
+        feature_frame(train, features).head(5),
+        evaluation_data,
+        schema.target,
+        "test",
+        train_target=target_values(train[schema.target]),
+    )
     return StepOutput(
         outputs={"model": output},
-        params={"estimator": p.estimator, "estimator_class": p.estimator_class, "seed": p.seed,
-                **{f"hp.{k}": v for k, v in p.estimator_params.items()},
-                "train_rows": len(train), "test_rows": len(test)},
+        params={
+            "estimator": p.estimator,
+            "estimator_class": p.estimator_class,
+            "seed": p.seed,
+            **{f"hp.{k}": v for k, v in p.estimator_params.items()},
+            "train_rows": len(train),
+            "test_rows": len(test),
+        },
     )
 
 

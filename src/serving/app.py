@@ -78,9 +78,9 @@ def build_app(scoring: Scoring) -> Starlette:
             body = await _body(request, scoring.max_body_bytes)
             entry.inputs, entry.outputs = await asyncio.wait_for(
                 asyncio.to_thread(score, scoring, body, request.headers.get("content-type", "")),
-                scoring.timeout_seconds)
-            response = Response(json.dumps({"predictions": _jsonable(entry.outputs)}),
-                                media_type="application/json")
+                scoring.timeout_seconds,
+            )
+            response = Response(json.dumps({"predictions": _jsonable(entry.outputs)}), media_type="application/json")
         except Refused as exc:
             entry.status, entry.error = exc.status, str(exc)
             response = _error(exc.status, exc.code, str(exc), exc.headers)
@@ -89,13 +89,18 @@ def build_app(scoring: Scoring) -> Starlette:
             response = _error(400, "BAD_REQUEST", str(exc))
         except TimeoutError:
             entry.status, entry.error = 504, f"not answered within {scoring.timeout_seconds:g} s"
-            response = _error(504, "TIMEOUT", f"the request took longer than {scoring.timeout_seconds:g} s "
-                                              "(serving.timeout_seconds, MODEL_SERVER_TIMEOUT): send fewer rows")
-        except Exception as exc:  # noqa: BLE001 - the model failed on rows that passed the checks
+            response = _error(
+                504,
+                "TIMEOUT",
+                f"the request took longer than {scoring.timeout_seconds:g} s "
+                "(serving.timeout_seconds, MODEL_SERVER_TIMEOUT): send fewer rows",
+            )
+        except Exception as exc:
             logger.exception("request %s: the model failed", request_id)
             entry.status, entry.error = 500, f"{type(exc).__name__}: {exc}"
-            response = _error(500, "INTERNAL_ERROR", f"the model failed on rows that passed the input checks: "
-                                                     f"{entry.error}")
+            response = _error(
+                500, "INTERNAL_ERROR", f"the model failed on rows that passed the input checks: {entry.error}"
+            )
         response.headers["x-request-id"] = request_id
         entry.latency_ms = (time.perf_counter() - started) * 1000
         if scoring.log is not None and entry.status != 401:
@@ -110,8 +115,9 @@ def build_app(scoring: Scoring) -> Starlette:
         except Refused as exc:
             return _error(exc.status, exc.code, str(exc), exc.headers)
         counts = scoring.log.stats if scoring.log else {}
-        return Response(json.dumps({"model": vars(scoring.ref), "inference_log": counts}),
-                        media_type="application/json")
+        return Response(
+            json.dumps({"model": vars(scoring.ref), "inference_log": counts}), media_type="application/json"
+        )
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
@@ -124,21 +130,34 @@ def build_app(scoring: Scoring) -> Starlette:
                 from src.lib.console import err
 
                 c = await asyncio.to_thread(scoring.log.close)
-                err.print(f"inference log {scoring.log.location}: {c.requests_logged} request(s), {c.rows_logged} "
-                          f"row(s) in {c.files_written} file(s); dropped: {c.requests_dropped} request(s), "
-                          f"{c.rows_dropped} row(s)", highlight=False, soft_wrap=True)
+                err.print(
+                    f"inference log {scoring.log.location}: {c.requests_logged} request(s), {c.rows_logged} "
+                    f"row(s) in {c.files_written} file(s); dropped: {c.requests_dropped} request(s), "
+                    f"{c.rows_dropped} row(s)",
+                    highlight=False,
+                    soft_wrap=True,
+                )
 
-    return Starlette(routes=[Route("/ping", ping), Route("/health", ping),
-                             Route("/invocations", invocations, methods=["POST"]), Route("/stats", stats)],
-                     lifespan=lifespan)
+    return Starlette(
+        routes=[
+            Route("/ping", ping),
+            Route("/health", ping),
+            Route("/invocations", invocations, methods=["POST"]),
+            Route("/stats", stats),
+        ],
+        lifespan=lifespan,
+    )
 
 
 def score(scoring: Scoring, body: bytes, content_type: str) -> tuple[pd.DataFrame, Any]:
     """Check the rows of a request body, then score them: (the checked rows, the model's outputs)."""
     mime, *parameters = [part.strip().lower() for part in content_type.split(";")]
     if mime not in CONTENT_TYPES or any(p.replace(" ", "") not in ("charset=utf-8", "") for p in parameters):
-        raise Refused(415, "UNSUPPORTED_MEDIA_TYPE", f"content type '{content_type}' is not served: send "
-                                                     f"{' or '.join(CONTENT_TYPES)} (UTF-8)")
+        raise Refused(
+            415,
+            "UNSUPPORTED_MEDIA_TYPE",
+            f"content type '{content_type}' is not served: send {' or '.join(CONTENT_TYPES)} (UTF-8)",
+        )
     if not body.strip():
         raise InputError(["the body is empty: there are no rows to score"], "Send at least one row.")
     if mime == "text/csv":
@@ -160,15 +179,22 @@ def _client(keys: ApiKeys, request: Request) -> str | None:
         return None
     holder = keys.holder(request.headers.get("authorization"), request.headers.get("x-api-key"))
     if holder is None:
-        raise Refused(401, "UNAUTHENTICATED", "a valid API key is needed: send it as 'Authorization: Bearer "
-                                              "<key>' or 'x-api-key: <key>'", {"www-authenticate": "Bearer"})
+        raise Refused(
+            401,
+            "UNAUTHENTICATED",
+            "a valid API key is needed: send it as 'Authorization: Bearer <key>' or 'x-api-key: <key>'",
+            {"www-authenticate": "Bearer"},
+        )
     return holder
 
 
 async def _body(request: Request, limit: int) -> bytes:
     """The request body, or Refused 413 as soon as it is known to be over ``limit`` bytes."""
-    too_big = Refused(413, "PAYLOAD_TOO_LARGE", f"the body is over the limit of {limit / 1e6:g} MB "
-                                                "(serving.max_body_mb): split the rows into smaller requests")
+    too_big = Refused(
+        413,
+        "PAYLOAD_TOO_LARGE",
+        f"the body is over the limit of {limit / 1e6:g} MB (serving.max_body_mb): split the rows into smaller requests",
+    )
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise too_big
@@ -188,5 +214,9 @@ def _jsonable(outputs: Any) -> Any:
 
 
 def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
-    return Response(json.dumps({"error_code": code, "message": message}), status_code=status,
-                    media_type="application/json", headers=headers)
+    return Response(
+        json.dumps({"error_code": code, "message": message}),
+        status_code=status,
+        media_type="application/json",
+        headers=headers,
+    )

@@ -21,7 +21,7 @@ from src.lib.errors import ConfigError
 ENV_DIGESTS = "PIPELINE_API_KEYS_SHA256"
 ENV_FILE = "PIPELINE_API_KEYS_FILE"
 _DIGEST = re.compile(r"[0-9a-f]{64}")
-_HOW = "the SHA-256 digest of the key, not the key itself: printf %s \"$KEY\" | sha256sum"
+_HOW = 'the SHA-256 digest of the key, not the key itself: printf %s "$KEY" | sha256sum'
 
 
 @dataclass(frozen=True)

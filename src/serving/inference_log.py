@@ -131,13 +131,13 @@ class InferenceLog:
                 return
 
     def _due(self) -> bool:
-        return bool(self._queue) and (self._pending_rows >= self.params.batch_rows
-                                      or time.monotonic() - self._oldest >= self.params.flush_seconds)
+        return bool(self._queue) and (
+            self._pending_rows >= self.params.batch_rows or time.monotonic() - self._oldest >= self.params.flush_seconds
+        )
 
     def _write(self, batch: list[Entry]) -> None:
         now = datetime.now(UTC)
-        uri = (f"{self.location.rstrip('/')}/date={now:%Y-%m-%d}/"
-               f"{now:%Y%m%dT%H%M%S%fZ}-{uuid.uuid4().hex[:8]}.parquet")
+        uri = f"{self.location.rstrip('/')}/date={now:%Y-%m-%d}/{now:%Y%m%dT%H%M%S%fZ}-{uuid.uuid4().hex[:8]}.parquet"
         rows = sum(e.rows for e in batch)
         try:
             self.write(log_frame(batch, self.model), uri)
@@ -157,31 +157,65 @@ class InferenceLog:
         if time.monotonic() - self._warned_at >= _WARN_EVERY:
             self._warned_at = time.monotonic()
             c = self.counts
-            logger.warning("%s: %d request(s), %d row(s) not logged so far (serving.log.max_pending_rows = %d)",
-                           why, c.requests_dropped, c.rows_dropped, self.params.max_pending_rows)
+            logger.warning(
+                "%s: %d request(s), %d row(s) not logged so far (serving.log.max_pending_rows = %d)",
+                why,
+                c.requests_dropped,
+                c.rows_dropped,
+                self.params.max_pending_rows,
+            )
 
 
 def log_frame(batch: list[Entry], model: ModelRef) -> pd.DataFrame:
     """The log's rows for ``batch``: one per scored row, one per refused request."""
     frames = []
     for entry in batch:
-        meta = {"request_id": entry.request_id, "row": None, "received_at": pd.Timestamp(entry.received_at),
-                "latency_ms": entry.latency_ms, "status": entry.status, "error": entry.error, "client": entry.client}
+        meta = {
+            "request_id": entry.request_id,
+            "row": None,
+            "received_at": pd.Timestamp(entry.received_at),
+            "latency_ms": entry.latency_ms,
+            "status": entry.status,
+            "error": entry.error,
+            "client": entry.client,
+        }
         if entry.inputs is None:
             frames.append(pd.DataFrame([meta]))
             continue
         inputs = entry.inputs.reset_index(drop=True).add_prefix("input.")
         outputs = entry.outputs
-        outputs = (outputs.reset_index(drop=True) if isinstance(outputs, pd.DataFrame)
-                   else pd.DataFrame({"prediction": np.asarray(outputs).tolist()}))
-        frames.append(pd.concat([inputs, outputs.add_prefix("output.")], axis=1)
-                      .assign(**{**meta, "row": range(1, len(inputs) + 1)}))
+        outputs = (
+            outputs.reset_index(drop=True)
+            if isinstance(outputs, pd.DataFrame)
+            else pd.DataFrame({"prediction": np.asarray(outputs).tolist()})
+        )
+        frames.append(
+            pd.concat([inputs, outputs.add_prefix("output.")], axis=1).assign(
+                **{**meta, "row": range(1, len(inputs) + 1)}
+            )
+        )
     frame = pd.concat(frames, ignore_index=True)
-    frame = frame.assign(model_uri=model.uri, model_name=model.name, model_version=model.version,
-                         model_run_id=model.run_id, row=frame["row"].astype("Int64"),
-                         status=frame["status"].astype("int16"))
-    first = ["request_id", "row", "received_at", "latency_ms", "status", "error", "client", "model_uri",
-             "model_name", "model_version", "model_run_id"]
+    frame = frame.assign(
+        model_uri=model.uri,
+        model_name=model.name,
+        model_version=model.version,
+        model_run_id=model.run_id,
+        row=frame["row"].astype("Int64"),
+        status=frame["status"].astype("int16"),
+    )
+    first = [
+        "request_id",
+        "row",
+        "received_at",
+        "latency_ms",
+        "status",
+        "error",
+        "client",
+        "model_uri",
+        "model_name",
+        "model_version",
+        "model_run_id",
+    ]
     return frame[first + [c for c in frame.columns if c not in first]]
 
 
@@ -197,5 +231,4 @@ def read_inference_log(location: str, storage: Storage | None = None) -> pd.Data
             frames.append(pd.read_parquet(handle))
     if not frames:
         return pd.DataFrame(columns=["request_id", "row", "received_at", "model_name", "model_version"])
-    return pd.concat(frames, ignore_index=True).sort_values(["received_at", "request_id", "row"],
-                                                            ignore_index=True)
+    return pd.concat(frames, ignore_index=True).sort_values(["received_at", "request_id", "row"], ignore_index=True)

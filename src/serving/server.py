@@ -26,8 +26,15 @@ from src.lib.refs import ModelRef
 SPEC_ENV = "PIPELINE_SERVE_SPEC"  # what each worker process of a multi-worker server builds its app from
 
 
-def serve_model(settings: Settings, model_uri: str | None, model_dir: str | None, host: str, port: int,
-                workers: int | None = None, timeout: float | None = None) -> None:
+def serve_model(
+    settings: Settings,
+    model_uri: str | None,
+    model_dir: str | None,
+    host: str,
+    port: int,
+    workers: int | None = None,
+    timeout: float | None = None,
+) -> None:
     """Serve a model until the process is stopped (Ctrl-C, SIGTERM); the inference log is flushed on the way out."""
     import uvicorn
 
@@ -36,18 +43,30 @@ def serve_model(settings: Settings, model_uri: str | None, model_dir: str | None
 
     keys = load_api_keys(os.environ)  # a malformed key stops the server before the model is even loaded
     if settings.serving.require_api_keys and not keys.enabled:
-        raise ConfigError(f"serving.require_api_keys is true in the '{settings.environment}' environment, but no "
-                          "API keys are given: set PIPELINE_API_KEYS_SHA256 or PIPELINE_API_KEYS_FILE "
-                          "(README, Serving)")
+        raise ConfigError(
+            f"serving.require_api_keys is true in the '{settings.environment}' environment, but no "
+            "API keys are given: set PIPELINE_API_KEYS_SHA256 or PIPELINE_API_KEYS_FILE "
+            "(README, Serving)"
+        )
     workers = workers or settings.serving.workers
     with tempfile.TemporaryDirectory(prefix="serve-model-") as scratch:
         path, ref = resolve_model(settings, model_uri, model_dir, Path(scratch))
         log = settings.resolve(settings.serving.log.path) if settings.serving.log.path else None
-        spec = {"path": path, "ref": asdict(ref), "log": log, "timeout": timeout or settings.serving.timeout_seconds,
-                "settings": settings.serving.model_dump(), "aws": settings.aws.model_dump()}
-        err.print(f"serving {ref.uri} (version {ref.version or '-'}) on http://{host}:{port} with {workers} "
-                  f"worker(s); API keys {'on' if keys.enabled else 'off'}; inference log {log or 'off'}  "
-                  "(GET /ping, POST /invocations; Ctrl-C stops)", soft_wrap=True, highlight=False)
+        spec = {
+            "path": path,
+            "ref": asdict(ref),
+            "log": log,
+            "timeout": timeout or settings.serving.timeout_seconds,
+            "settings": settings.serving.model_dump(),
+            "aws": settings.aws.model_dump(),
+        }
+        err.print(
+            f"serving {ref.uri} (version {ref.version or '-'}) on http://{host}:{port} with {workers} "
+            f"worker(s); API keys {'on' if keys.enabled else 'off'}; inference log {log or 'off'}  "
+            "(GET /ping, POST /invocations; Ctrl-C stops)",
+            soft_wrap=True,
+            highlight=False,
+        )
         options: dict[str, Any] = {"host": host, "port": port, "log_level": "warning", "timeout_graceful_shutdown": 30}
         if workers == 1:
             uvicorn.run(app_from_spec(spec), **options)
@@ -79,22 +98,32 @@ def app_from_spec(spec: dict[str, Any]) -> Any:
     log = None
     if spec["log"]:
         log = InferenceLog(spec["log"], ref, params.log, storage.write_table)
-    return build_app(Scoring(model=model, schema=input_schema(model.metadata.signature, ref.uri), ref=ref,
-                             keys=load_api_keys(os.environ), log=log,
-                             max_body_bytes=int(params.max_body_mb * 1_000_000),
-                             timeout_seconds=float(spec["timeout"])))
+    return build_app(
+        Scoring(
+            model=model,
+            schema=input_schema(model.metadata.signature, ref.uri),
+            ref=ref,
+            keys=load_api_keys(os.environ),
+            log=log,
+            max_body_bytes=int(params.max_body_mb * 1_000_000),
+            timeout_seconds=float(spec["timeout"]),
+        )
+    )
 
 
-def resolve_model(settings: Settings, model_uri: str | None, model_dir: str | None,
-                  scratch: Path) -> tuple[str, ModelRef]:
+def resolve_model(
+    settings: Settings, model_uri: str | None, model_dir: str | None, scratch: Path
+) -> tuple[str, ModelRef]:
     """The local folder of the model to serve, and its identity (see the module's docstring)."""
     if model_dir:
         folder = Path(model_dir)
         if (folder / "MLmodel").is_file():
             return str(folder), _folder_ref(folder)
         if folder.is_dir() and any(folder.iterdir()):
-            raise PipelineError(f"'{folder}' holds files but no MLmodel file, so no model can be served from it: "
-                                "make its model.tar.gz with `python src/main.py export-model --out model.tar.gz`")
+            raise PipelineError(
+                f"'{folder}' holds files but no MLmodel file, so no model can be served from it: "
+                "make its model.tar.gz with `python src/main.py export-model --out model.tar.gz`"
+            )
     import mlflow.artifacts
 
     from src.lib.registry import champion_uri, describe_model

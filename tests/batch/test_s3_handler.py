@@ -24,8 +24,15 @@ BUCKET = "batch-scoring-test"
 
 
 def _event(key: str, bucket: str = BUCKET) -> dict:
-    return {"Records": [{"eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
-                         "s3": {"bucket": {"name": bucket}, "object": {"key": key}}}]}
+    return {
+        "Records": [
+            {
+                "eventSource": "aws:s3",
+                "eventName": "ObjectCreated:Put",
+                "s3": {"bucket": {"name": bucket}, "object": {"key": key}},
+            }
+        ]
+    }
 
 
 @pytest.fixture
@@ -33,14 +40,24 @@ def s3_env(monkeypatch: pytest.MonkeyPatch, s3_server: str, tmp_path):
     """dev config: data on the S3 server under a fresh prefix, tracking in a local SQLite file, a champion."""
     import boto3
 
-    s3 = boto3.client("s3", endpoint_url=s3_server, aws_access_key_id="testing", aws_secret_access_key="testing",
-                      region_name="us-east-1")
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=s3_server,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        region_name="us-east-1",
+    )
     if BUCKET not in [b["Name"] for b in s3.list_buckets()["Buckets"]]:
         s3.create_bucket(Bucket=BUCKET)
     prefix = f"p-{uuid.uuid4().hex[:8]}"
     s3.upload_file(str(EXAMPLE_RAW), BUCKET, f"{prefix}/raw/breast_cancer.csv")
-    env = {**AWS_TEST_ENV, "AWS_ENDPOINT_URL": s3_server, "PIPELINE_DATA_ROOT": f"s3://{BUCKET}/{prefix}",
-           "PIPELINE_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}", "PIPELINE_ENVIRONMENT": "dev"}
+    env = {
+        **AWS_TEST_ENV,
+        "AWS_ENDPOINT_URL": s3_server,
+        "PIPELINE_DATA_ROOT": f"s3://{BUCKET}/{prefix}",
+        "PIPELINE_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
+        "PIPELINE_ENVIRONMENT": "dev",
+    }
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     result = run_pipeline(load_config("dev"), list(STEPS))
@@ -55,10 +72,26 @@ def _keys(s3, prefix: str) -> list[str]:
 
 def test_put_event_scores_the_object_like_predict(s3_env) -> None:
     s3, prefix, result = s3_env
-    predicted = pd.read_parquet(io.BytesIO(s3.get_object(
-        Bucket=BUCKET, Key=result.steps[3].outputs["predictions"].split(f"{BUCKET}/", 1)[1])["Body"].read()))
-    batch = predicted.drop(columns=["prediction", "probability", "model_uri", "model_name", "model_version",
-                                    "model_run_id", "scored_at", "probability_B", "probability_M"]).head(40)
+    predicted = pd.read_parquet(
+        io.BytesIO(
+            s3.get_object(Bucket=BUCKET, Key=result.steps[3].outputs["predictions"].split(f"{BUCKET}/", 1)[1])[
+                "Body"
+            ].read()
+        )
+    )
+    batch = predicted.drop(
+        columns=[
+            "prediction",
+            "probability",
+            "model_uri",
+            "model_name",
+            "model_version",
+            "model_run_id",
+            "scored_at",
+            "probability_B",
+            "probability_M",
+        ]
+    ).head(40)
     s3.put_object(Bucket=BUCKET, Key=f"{prefix}/incoming/visit 2026-11.csv", Body=batch.to_csv(index=False))
 
     answer = s3_handler.handler(_event(f"{prefix}/incoming/visit+2026-11.csv"))
@@ -81,8 +114,12 @@ def test_bad_object_gets_an_error_report_not_a_crash(s3_env) -> None:
     s3.put_object(Bucket=BUCKET, Key=f"{prefix}/incoming/broken.csv", Body="sample_id,mean_radius\n1,2.0\n")
     s3.put_object(Bucket=BUCKET, Key=f"{prefix}/incoming/notes.txt", Body="hello")
 
-    answer = s3_handler.handler({"Records": _event(f"{prefix}/incoming/broken.csv")["Records"]
-                                 + _event(f"{prefix}/incoming/notes.txt")["Records"]})
+    answer = s3_handler.handler(
+        {
+            "Records": _event(f"{prefix}/incoming/broken.csv")["Records"]
+            + _event(f"{prefix}/incoming/notes.txt")["Records"]
+        }
+    )
 
     statuses = [r["status"] for r in answer["results"]]
     assert statuses == ["failed", "failed"]
@@ -95,17 +132,24 @@ def test_bad_object_gets_an_error_report_not_a_crash(s3_env) -> None:
 
 
 def test_a_value_of_the_wrong_type_is_reported_by_row_and_column(s3_env) -> None:
-    s3, prefix, result = s3_env
+    s3, prefix, _result = s3_env
     rows = pd.read_csv(EXAMPLE_RAW, nrows=3).drop(columns="diagnosis")
     body = rows.astype(object)
     body.loc[1, "mean_radius"] = "abc"
     s3.put_object(Bucket=BUCKET, Key=f"{prefix}/incoming/typo.csv", Body=body.to_csv(index=False))
     lines = rows.to_csv(index=False).splitlines()
-    s3.put_object(Bucket=BUCKET, Key=f"{prefix}/incoming/ragged.csv",
-                  Body="\n".join([lines[0], lines[1] + ",0.5", *lines[2:]]) + "\n")
+    s3.put_object(
+        Bucket=BUCKET,
+        Key=f"{prefix}/incoming/ragged.csv",
+        Body="\n".join([lines[0], lines[1] + ",0.5", *lines[2:]]) + "\n",
+    )
 
-    answer = s3_handler.handler({"Records": _event(f"{prefix}/incoming/typo.csv")["Records"]
-                                 + _event(f"{prefix}/incoming/ragged.csv")["Records"]})
+    answer = s3_handler.handler(
+        {
+            "Records": _event(f"{prefix}/incoming/typo.csv")["Records"]
+            + _event(f"{prefix}/incoming/ragged.csv")["Records"]
+        }
+    )
 
     typo, ragged = answer["results"]
     assert typo["status"] == ragged["status"] == "failed"

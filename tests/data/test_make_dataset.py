@@ -6,10 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from src.data.make_dataset import clean_data, validate_raw
-from src.data.make_dataset import MakeDataParams
-from src.lib.schema import SchemaConfig
+from src.data.make_dataset import MakeDataParams, clean_data, validate_raw
 from src.lib.errors import DataValidationError
+from src.lib.schema import SchemaConfig
 
 
 def test_clean_keeps_good_rows_and_types(dummy_raw: pd.DataFrame, schema: SchemaConfig, make_params) -> None:

@@ -54,19 +54,22 @@ def _relative(paths: list[Path], root: Path) -> list[str]:
 
 
 def test_closure_follows_imports_at_any_depth_but_not_type_checking_blocks(tmp_path: Path) -> None:
-    root = _tree(tmp_path, {
-        "src/__init__.py": "",
-        "src/a/step.py": (
-            "from typing import TYPE_CHECKING\nimport pandas\nfrom src.a.helpers import f\n"
-            "if TYPE_CHECKING:\n    from src.b.policy import rule\n"
-            "def run():\n    from src.c import lazy\n"
-        ),
-        "src/a/helpers.py": "from .deeper import g\n",
-        "src/a/deeper.py": "",
-        "src/b/policy.py": "",
-        "src/c/lazy.py": "",
-        "src/c/__init__.py": "",
-    })
+    root = _tree(
+        tmp_path,
+        {
+            "src/__init__.py": "",
+            "src/a/step.py": (
+                "from typing import TYPE_CHECKING\nimport pandas\nfrom src.a.helpers import f\n"
+                "if TYPE_CHECKING:\n    from src.b.policy import rule\n"
+                "def run():\n    from src.c import lazy\n"
+            ),
+            "src/a/helpers.py": "from .deeper import g\n",
+            "src/a/deeper.py": "",
+            "src/b/policy.py": "",
+            "src/c/lazy.py": "",
+            "src/c/__init__.py": "",
+        },
+    )
 
     closure = _relative(import_closure("src.a.step", root), root)
 
@@ -74,8 +77,10 @@ def test_closure_follows_imports_at_any_depth_but_not_type_checking_blocks(tmp_p
 
 
 def test_changing_an_imported_module_changes_the_digest_and_others_do_not(tmp_path: Path) -> None:
-    root = _tree(tmp_path, {"src/a/step.py": "from src.a import helpers\n", "src/a/helpers.py": "X = 1\n",
-                            "src/b/other.py": "Y = 1\n"})
+    root = _tree(
+        tmp_path,
+        {"src/a/step.py": "from src.a import helpers\n", "src/a/helpers.py": "X = 1\n", "src/b/other.py": "Y = 1\n"},
+    )
     before = code_digest("src.a.step", root)
     (root / "src/b/other.py").write_text("Y = 2\n")
     code_digest.cache_clear()

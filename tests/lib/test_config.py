@@ -113,8 +113,10 @@ def test_unknown_environment_lists_the_choices() -> None:
         ("test_size_out_of_range", ["feat_data.test_size", "1.5"]),
         ("unknown_column_type", ["schema.columns.mean_radius.type", "decimal"]),
         ("target_is_a_feature", ["target 'mean_radius' must not also be listed"]),
-        ("unquoted_labels", ["schema.labels", "False was read by YAML as a bool, not a label: quote it ('No' or "
-                                               "'false')"]),
+        (
+            "unquoted_labels",
+            ["schema.labels", "False was read by YAML as a bool, not a label: quote it ('No' or 'false')"],
+        ),
         ("third_label_for_binary", ["task binary needs exactly 2 labels", "set task: multiclass"]),
     ],
 )
@@ -164,9 +166,11 @@ def test_every_environment_has_its_own_experiment_and_model_name() -> None:
 
 @pytest.mark.parametrize(
     ("variable", "value", "key"),
-    [("PIPELINE_TRACKING_URI", "http://127.0.0.1:5050", "tracking.uri"),
-     ("MLFLOW_TRACKING_URI", "https://mlflow.example", "tracking.uri"),
-     ("PIPELINE_DATA_ROOT", "s3://team-bucket/pipeline", "data.root")],
+    [
+        ("PIPELINE_TRACKING_URI", "http://127.0.0.1:5050", "tracking.uri"),
+        ("MLFLOW_TRACKING_URI", "https://mlflow.example", "tracking.uri"),
+        ("PIPELINE_DATA_ROOT", "s3://team-bucket/pipeline", "data.root"),
+    ],
 )
 def test_local_refuses_a_remote_override_and_names_the_variable(variable: str, value: str, key: str) -> None:
     with pytest.raises(ConfigError) as caught:
@@ -184,8 +188,12 @@ def test_the_same_variable_is_taken_by_dev_and_recorded_as_an_override() -> None
 
 
 def test_no_default_tracking_uri_is_an_address_another_command_serves_on() -> None:
-    served = {"http://127.0.0.1:5000", "http://localhost:5000",  # make ui / mlflow ui
-              "http://127.0.0.1:8080", "http://localhost:8080"}  # python src/main.py serve
+    served = {
+        "http://127.0.0.1:5000",
+        "http://localhost:5000",  # make ui / mlflow ui
+        "http://127.0.0.1:8080",
+        "http://localhost:8080",
+    }  # python src/main.py serve
 
     for environment in ("local", "dev", "prd"):
         assert load_config(environment, env={}).tracking.uri.rstrip("/") not in served

@@ -61,10 +61,14 @@ def test_force_and_deleted_outputs_rerun(memory_workspace) -> None:
     fsspec.filesystem("memory").rm(first.steps[1].outputs["test"])
     gone = plan_pipeline(memory_workspace.settings(), DATA_STEPS)
 
-    assert [(d.action, d.reason) for d in forced] == [("reuse", "same code, parameters and inputs"),
-                                                     ("run", "forced with --force")]
-    assert [(d.action, d.reason) for d in gone] == [("reuse", "same code, parameters and inputs"),
-                                                   ("run", "the cached run's outputs are gone")]
+    assert [(d.action, d.reason) for d in forced] == [
+        ("reuse", "same code, parameters and inputs"),
+        ("run", "forced with --force"),
+    ]
+    assert [(d.action, d.reason) for d in gone] == [
+        ("reuse", "same code, parameters and inputs"),
+        ("run", "the cached run's outputs are gone"),
+    ]
 
 
 def test_a_reused_step_records_a_child_run_pointing_at_the_original(memory_workspace) -> None:
@@ -120,8 +124,9 @@ def test_outputs_at_another_data_root_are_never_reused(memory_workspace, monkeyp
 
     first = run_pipeline(memory_workspace.settings(), ["make_data"])
     other = memory_workspace.data_root + "-other"
-    fsspec.filesystem("memory").copy(memory_workspace.data_root + "/raw/breast_cancer.csv",
-                                     other + "/raw/breast_cancer.csv")
+    fsspec.filesystem("memory").copy(
+        memory_workspace.data_root + "/raw/breast_cancer.csv", other + "/raw/breast_cancer.csv"
+    )
     monkeypatch.setenv("PIPELINE_DATA_ROOT", other)
     elsewhere = run_pipeline(memory_workspace.settings(), ["make_data"])
     monkeypatch.setenv("PIPELINE_DATA_ROOT", memory_workspace.data_root)

@@ -88,13 +88,16 @@ def _task_config(tmp_path, task: str, columns: list[str], labels: list[str] | No
 
     folder = tmp_path / "config"
     shutil.copytree(EXAMPLE_CONFIG, folder)
-    schema = {"id_column": "row_id", "target": "target", "task": task,
-              "columns": {c: {"type": "float"} for c in columns}}
+    schema = {
+        "id_column": "row_id",
+        "target": "target",
+        "task": task,
+        "columns": {c: {"type": "float"} for c in columns},
+    }
     if labels:
         schema["labels"] = labels
     local = yaml.safe_load((folder / "local.yaml").read_text())
-    local |= {"schema": schema, "catalog": {"raw": {"path": "raw/data.csv"}},
-              "train_model": {"estimator": estimator}}
+    local |= {"schema": schema, "catalog": {"raw": {"path": "raw/data.csv"}}, "train_model": {"estimator": estimator}}
     (folder / "local.yaml").write_text(yaml.safe_dump(local))
     return folder
 
@@ -133,8 +136,9 @@ def test_multiclass_and_regression_run_through_every_step(memory_workspace, tmp_
         assert train.metrics["r2_score"] > 0.3
 
 
-def test_a_champion_with_other_inputs_is_not_compared_and_the_reason_is_kept(memory_workspace, tmp_path,
-                                                                               monkeypatch) -> None:
+def test_a_champion_with_other_inputs_is_not_compared_and_the_reason_is_kept(
+    memory_workspace, tmp_path, monkeypatch
+) -> None:
     import yaml
     from mlflow import MlflowClient
 
@@ -158,7 +162,9 @@ def test_a_champion_with_other_inputs_is_not_compared_and_the_reason_is_kept(mem
     assert note == "promoted version 2 to @champion (was version 1)"
     name = memory_workspace.settings().model_name
     version = MlflowClient().get_model_version(name, "2")
-    assert "version 1's inputs differ from the candidate's (added: [], removed: ['mean_area']" in \
-        version.tags["gate.champion_comparison"]
+    assert (
+        "version 1's inputs differ from the candidate's (added: [], removed: ['mean_area']"
+        in version.tags["gate.champion_comparison"]
+    )
     run = MlflowClient().get_run(second.steps[2].run_id)
     assert run.data.tags["gate.champion_comparison"] == version.tags["gate.champion_comparison"]

@@ -21,11 +21,14 @@ def test_semicolons_and_decimal_commas_are_read_when_configured() -> None:
     assert frame["b"].tolist() == ["x", "y"]
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("a;b;c\n1;2;3\n", "csv.sep to ';'"),
-    ("a\tb\n1\t2\n", "csv.sep to '\\t'"),
-    ("a,b,a\n1,2,3\n", "names column(s) ['a'] more than once"),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("a;b;c\n1;2;3\n", "csv.sep to ';'"),
+        ("a\tb\n1\t2\n", "csv.sep to '\\t'"),
+        ("a,b,a\n1,2,3\n", "names column(s) ['a'] more than once"),
+    ],
+)
 def test_a_header_that_cannot_be_right_is_refused(text: str, expected: str) -> None:
     with pytest.raises(StorageError) as caught:
         _read(text)

@@ -54,8 +54,9 @@ def test_rows_with_a_value_too_many_or_too_few_are_refused(text: str, names: lis
 
 @pytest.mark.parametrize("chunk", [1, 7, 64, 8 * 1024 * 1024])
 @pytest.mark.parametrize("quote", ["", '"'])
-def test_rows_and_lines_are_counted_across_chunks_and_blank_lines(monkeypatch: pytest.MonkeyPatch, chunk: int,
-                                                                  quote: str) -> None:
+def test_rows_and_lines_are_counted_across_chunks_and_blank_lines(
+    monkeypatch: pytest.MonkeyPatch, chunk: int, quote: str
+) -> None:
     monkeypatch.setattr(input_checks, "_CHUNK", chunk)
     text = f"\na,n,plan\n1,2,{quote}x{quote}\n\n   \n3,4,y\n5,6\n7,8,z\n9,10,z,11"
 
@@ -75,8 +76,10 @@ def test_every_misfit_row_is_counted_and_the_first_ten_are_named() -> None:
     assert "(and 15 more)" in str(caught.value)
 
 
-@pytest.mark.parametrize(("line", "header"), [("a,n,plan", True), ("plan,a,n", True), ("1.5,2,x", False),
-                                              ('"a",1,2', True), ("x,y,z", False)])
+@pytest.mark.parametrize(
+    ("line", "header"),
+    [("a,n,plan", True), ("plan,a,n", True), ("1.5,2,x", False), ('"a",1,2', True), ("x,y,z", False)],
+)
 def test_a_header_is_a_first_line_that_names_a_model_input(line: str, header: bool) -> None:
     assert csv_has_header(line, SCHEMA) is header
 
@@ -86,14 +89,30 @@ def test_a_header_is_a_first_line_that_names_a_model_input(line: str, header: bo
     ("frame", "message"),
     [
         (pd.DataFrame({"a": [1.0], "n": [2]}), "column 'plan' is missing"),
-        (pd.DataFrame({"a": ["high"], "n": [2], "plan": ["x"]}), "row 1, column 'a': expected a number (double), got 'high'"),
-        (pd.DataFrame({"a": [1.0, 2.0], "n": [2.0, 2.5], "plan": ["x", "y"]}),
-         "row 2, column 'n': expected a whole number (long), got 2.5"),
-        (pd.DataFrame({"a": [1.0], "n": [None], "plan": ["x"]}),
-         "row 1, column 'n': expected a whole number (long), got an empty value"),
-        (pd.DataFrame({"a": [np.inf], "n": [1], "plan": ["x"]}), "row 1, column 'a': expected a number (double), got inf"),
-        (pd.DataFrame({"a": [True], "n": [1], "plan": ["x"]}), "row 1, column 'a': expected a number (double), got true"),
-        (pd.DataFrame({"a": [1.0], "n": [1], "plan": [["x"]]}), "row 1, column 'plan': expected text (string), got ['x']"),
+        (
+            pd.DataFrame({"a": ["high"], "n": [2], "plan": ["x"]}),
+            "row 1, column 'a': expected a number (double), got 'high'",
+        ),
+        (
+            pd.DataFrame({"a": [1.0, 2.0], "n": [2.0, 2.5], "plan": ["x", "y"]}),
+            "row 2, column 'n': expected a whole number (long), got 2.5",
+        ),
+        (
+            pd.DataFrame({"a": [1.0], "n": [None], "plan": ["x"]}),
+            "row 1, column 'n': expected a whole number (long), got an empty value",
+        ),
+        (
+            pd.DataFrame({"a": [np.inf], "n": [1], "plan": ["x"]}),
+            "row 1, column 'a': expected a number (double), got inf",
+        ),
+        (
+            pd.DataFrame({"a": [True], "n": [1], "plan": ["x"]}),
+            "row 1, column 'a': expected a number (double), got true",
+        ),
+        (
+            pd.DataFrame({"a": [1.0], "n": [1], "plan": [["x"]]}),
+            "row 1, column 'plan': expected text (string), got ['x']",
+        ),
         (pd.DataFrame({"a": [], "n": [], "plan": []}), "there are no rows to score"),
     ],
 )
@@ -164,15 +183,27 @@ def test_every_json_shape_gives_the_same_frame(payload: dict) -> None:
 @pytest.mark.parametrize(
     ("payload", "message"),
     [
-        ({"dataframe_split": {"columns": list(SCHEMA), "data": [[1.5, 2, "x"], [1.5, 2]]}}, "row 2: 2 values, expected 3"),
+        (
+            {"dataframe_split": {"columns": list(SCHEMA), "data": [[1.5, 2, "x"], [1.5, 2]]}},
+            "row 2: 2 values, expected 3",
+        ),
         ({"dataframe_split": {"data": [[1.5, 2, "x", 9]]}}, "row 1: 4 values, expected 3"),
-        ({"dataframe_split": {"columns": ["a", "n", "tier"], "data": [[1.5, 2, "x"]]}},
-         "column 'plan' is missing; column 'tier' is not an input of the model"),
-        ({"dataframe_split": {"columns": list(SCHEMA), "data": [[1.5, "two", "x"]]}},
-         "row 1, column 'n': expected a whole number (long), got 'two'"),
-        ({"dataframe_records": [RECORDS[0], {"a": 1.0, "plan": "x", "tier": 2}]},
-         "row 2: column 'n' is missing; column 'tier' is not an input of the model"),
-        ({"dataframe_records": [RECORDS[0], [1.0, 2, "x"]]}, "row 2: expected an object of column: value, got a JSON list"),
+        (
+            {"dataframe_split": {"columns": ["a", "n", "tier"], "data": [[1.5, 2, "x"]]}},
+            "column 'plan' is missing; column 'tier' is not an input of the model",
+        ),
+        (
+            {"dataframe_split": {"columns": list(SCHEMA), "data": [[1.5, "two", "x"]]}},
+            "row 1, column 'n': expected a whole number (long), got 'two'",
+        ),
+        (
+            {"dataframe_records": [RECORDS[0], {"a": 1.0, "plan": "x", "tier": 2}]},
+            "row 2: column 'n' is missing; column 'tier' is not an input of the model",
+        ),
+        (
+            {"dataframe_records": [RECORDS[0], [1.0, 2, "x"]]},
+            "row 2: expected an object of column: value, got a JSON list",
+        ),
         ({"instances": [[1.5, 2]]}, "row 1: 2 values, expected 3"),
         ({"inputs": {"a": [1.5], "n": [2, 3], "plan": ["x"]}}, "all of the same length (got a: 1, n: 2, plan: 1)"),
         ({"dataframe_split": {"columns": list(SCHEMA), "data": []}}, "there are no rows to score"),

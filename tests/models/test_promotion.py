@@ -45,17 +45,23 @@ def test_against_a_champion_the_candidate_must_beat_it_by_the_margin() -> None:
     better = judge(Evidence({"roc_auc": 0.97, "f1_score": 0.87}, DUMMY, champion, "3"), GATE, "binary")
     tie = judge(Evidence({"roc_auc": 0.955, "f1_score": 0.87}, DUMMY, champion, "3"), GATE, "binary")
 
-    assert better == (True, ["passed: better than the dummy baseline on roc_auc, f1_score, roc_auc >= 0.9, "
-                             "better than version 3"])
+    assert better == (
+        True,
+        ["passed: better than the dummy baseline on roc_auc, f1_score, roc_auc >= 0.9, better than version 3"],
+    )
     assert tie == (False, ["roc_auc: 0.955 does not beat the baseline model (version 3) at 0.95 by at least 0.01"])
 
 
 def test_a_champion_with_other_inputs_is_not_compared_and_the_reason_is_kept() -> None:
     evidence = Evidence({"roc_auc": 0.93, "f1_score": 0.8}, DUMMY, None, "3", "version 3's inputs differ")
 
-    assert judge(evidence, GATE, "binary") == (True, [
-        "passed: better than the dummy baseline on roc_auc, f1_score, roc_auc >= 0.9",
-        "champion not compared: version 3's inputs differ"])
+    assert judge(evidence, GATE, "binary") == (
+        True,
+        [
+            "passed: better than the dummy baseline on roc_auc, f1_score, roc_auc >= 0.9",
+            "champion not compared: version 3's inputs differ",
+        ],
+    )
 
 
 def test_error_metrics_of_a_regression_are_judged_the_other_way() -> None:
@@ -64,10 +70,14 @@ def test_error_metrics_of_a_regression_are_judged_the_other_way() -> None:
 
     assert judge(Evidence({"root_mean_squared_error": 45.0, "r2_score": 0.5}, dummy), gate, "regression")[0]
     failed = judge(Evidence({"root_mean_squared_error": 72.0, "r2_score": -0.1}, dummy), gate, "regression")
-    assert failed == (False, [
-        "root_mean_squared_error: 72 is above the threshold 50",
-        "root_mean_squared_error: 72 is no better than the dummy baseline's 70",
-        "r2_score: -0.1 is no better than the dummy baseline's 0"])
+    assert failed == (
+        False,
+        [
+            "root_mean_squared_error: 72 is above the threshold 50",
+            "root_mean_squared_error: 72 is no better than the dummy baseline's 70",
+            "r2_score: -0.1 is no better than the dummy baseline's 0",
+        ],
+    )
 
 
 def test_decision_summary_says_what_happened_to_the_alias() -> None:

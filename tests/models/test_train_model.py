@@ -144,8 +144,14 @@ def test_feature_frame_keeps_only_features_in_order(train, features) -> None:
 
 
 def test_feature_frame_turns_nullable_ints_and_bools_into_floats() -> None:
-    df = pd.DataFrame({"age": [1.0, None], "visits": pd.array([3, None], dtype="Int64"), "plan": ["pro", None],
-                       "member": pd.array([True, None], dtype="boolean")})
+    df = pd.DataFrame(
+        {
+            "age": [1.0, None],
+            "visits": pd.array([3, None], dtype="Int64"),
+            "plan": ["pro", None],
+            "member": pd.array([True, None], dtype="boolean"),
+        }
+    )
 
     X = feature_frame(df.astype({"plan": "category"}), ["age", "visits", "plan", "member"])
 

@@ -45,8 +45,9 @@ class Threshold:
 
 
 @contextlib.contextmanager
-def running(tmp_path: Path, keys: dict[str, str] | None = None, model: Threshold | None = None,
-            timeout: float = 30.0) -> Iterator[str]:
+def running(
+    tmp_path: Path, keys: dict[str, str] | None = None, model: Threshold | None = None, timeout: float = 30.0
+) -> Iterator[str]:
     """The app on a free loopback port until the block ends (the inference log flushed when it does)."""
     import uvicorn
 
@@ -70,11 +71,11 @@ def url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield address
 
 
-def _post(url: str, body: str | bytes | dict | list, content_type: str = "application/json",
-          **headers: str) -> requests.Response:
+def _post(
+    url: str, body: str | bytes | dict | list, content_type: str = "application/json", **headers: str
+) -> requests.Response:
     data = json.dumps(body) if isinstance(body, dict | list) else body
-    return requests.post(url + "/invocations", data=data, headers={"Content-Type": content_type, **headers},
-                         timeout=30)
+    return requests.post(url + "/invocations", data=data, headers={"Content-Type": content_type, **headers}, timeout=30)
 
 
 def _csv(rows: list[list], header: list[str] | None = None) -> str:
@@ -91,8 +92,10 @@ RIGHT = {
     "dataframe_records": ({"dataframe_records": RECORDS}, "application/json"),
     "instances as records": ({"instances": RECORDS}, "application/json"),
     "instances as rows": ({"instances": ROWS}, "application/json"),
-    "inputs as columns": ({"inputs": {"a": [0.2, 0.9, 0.7], "n": [1, 2, 3], "plan": ["x", "y", "x"]}},
-                          "application/json"),
+    "inputs as columns": (
+        {"inputs": {"a": [0.2, 0.9, 0.7], "n": [1, 2, 3], "plan": ["x", "y", "x"]}},
+        "application/json",
+    ),
 }
 
 
@@ -106,24 +109,55 @@ def test_every_request_shape_is_scored_alike(url: str, body, content_type: str) 
 
 
 WRONG = {
-    "csv row with a value too many": (_csv([ROWS[0], [5.0, *ROWS[1]]]), "text/csv", 400,
-                                      "row 2 (line 2): 4 values, expected 3"),
-    "csv row with a value too few": (_csv([ROWS[0], ROWS[1][:2]]), "text/csv", 400,
-                                     "row 2 (line 2): 2 values, expected 3"),
-    "csv with a header, a row too short": (_csv([ROWS[0][:2]], list(SCHEMA)), "text/csv", 400,
-                                           "row 1 (line 2): 2 values, expected 3"),
-    "csv value of the wrong type": (_csv([ROWS[0], [0.9, "two", "y"]]), "text/csv", 400,
-                                    "row 2, column 'n': expected a whole number (long), got 'two'"),
-    "csv unknown column": (_csv(ROWS, ["a", "n", "tier"]), "text/csv", 400,
-                           "column 'plan' is missing; column 'tier' is not an input of the model"),
-    "json row too long": ({"dataframe_split": {"columns": list(SCHEMA), "data": [[*ROWS[0], 1]]}},
-                          "application/json", 400, "row 1: 4 values, expected 3"),
-    "json wrong type": ({"dataframe_records": [{**RECORDS[0], "a": "high"}]}, "application/json", 400,
-                        "row 1, column 'a': expected a number (double), got 'high'"),
-    "json unknown column": ({"dataframe_records": [{**RECORDS[0], "tier": 1}]}, "application/json", 400,
-                            "row 1: column 'tier' is not an input of the model"),
-    "json instances too short": ({"instances": [ROWS[0][:2]]}, "application/json", 400,
-                                 "row 1: 2 values, expected 3"),
+    "csv row with a value too many": (
+        _csv([ROWS[0], [5.0, *ROWS[1]]]),
+        "text/csv",
+        400,
+        "row 2 (line 2): 4 values, expected 3",
+    ),
+    "csv row with a value too few": (
+        _csv([ROWS[0], ROWS[1][:2]]),
+        "text/csv",
+        400,
+        "row 2 (line 2): 2 values, expected 3",
+    ),
+    "csv with a header, a row too short": (
+        _csv([ROWS[0][:2]], list(SCHEMA)),
+        "text/csv",
+        400,
+        "row 1 (line 2): 2 values, expected 3",
+    ),
+    "csv value of the wrong type": (
+        _csv([ROWS[0], [0.9, "two", "y"]]),
+        "text/csv",
+        400,
+        "row 2, column 'n': expected a whole number (long), got 'two'",
+    ),
+    "csv unknown column": (
+        _csv(ROWS, ["a", "n", "tier"]),
+        "text/csv",
+        400,
+        "column 'plan' is missing; column 'tier' is not an input of the model",
+    ),
+    "json row too long": (
+        {"dataframe_split": {"columns": list(SCHEMA), "data": [[*ROWS[0], 1]]}},
+        "application/json",
+        400,
+        "row 1: 4 values, expected 3",
+    ),
+    "json wrong type": (
+        {"dataframe_records": [{**RECORDS[0], "a": "high"}]},
+        "application/json",
+        400,
+        "row 1, column 'a': expected a number (double), got 'high'",
+    ),
+    "json unknown column": (
+        {"dataframe_records": [{**RECORDS[0], "tier": 1}]},
+        "application/json",
+        400,
+        "row 1: column 'tier' is not an input of the model",
+    ),
+    "json instances too short": ({"instances": [ROWS[0][:2]]}, "application/json", 400, "row 1: 2 values, expected 3"),
     "malformed json": ('{"dataframe_split": ', "application/json", 400, "the body is not valid JSON"),
     "json of an unknown shape": ({"data": ROWS}, "application/json", 400, "exactly one of the keys"),
     "empty body": ("", "text/csv", 400, "the body is empty: there are no rows to score"),
@@ -136,8 +170,9 @@ WRONG = {
 
 
 @pytest.mark.parametrize(("body", "content_type", "status", "message"), list(WRONG.values()), ids=list(WRONG))
-def test_wrong_requests_are_refused_with_what_to_fix(url: str, body, content_type: str, status: int,
-                                                     message: str) -> None:
+def test_wrong_requests_are_refused_with_what_to_fix(
+    url: str, body, content_type: str, status: int, message: str
+) -> None:
     answer = _post(url, body, content_type)
 
     assert answer.status_code == status, answer.text
@@ -150,8 +185,10 @@ def test_a_model_failure_is_a_500_that_says_so(url: str) -> None:
     answer = _post(url, {"instances": [[0.1, 99, "x"]]})
 
     assert answer.status_code == 500
-    assert "the model failed on rows that passed the input checks: ValueError: the stub cannot score n=99" \
+    assert (
+        "the model failed on rows that passed the input checks: ValueError: the stub cannot score n=99"
         in answer.json()["message"]
+    )
 
 
 def test_ping_and_only_post_on_invocations(url: str) -> None:

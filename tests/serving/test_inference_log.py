@@ -21,8 +21,9 @@ MODEL = ModelRef("models:/m/3", "m", "3", "run-abc")
 
 def _entry(rows: int, request_id: str = "r", status: int = 200) -> Entry:
     inputs = pd.DataFrame({"a": np.arange(rows, dtype="float64"), "plan": ["x"] * rows})
-    return Entry(request_id, datetime.now(UTC), 1.5, status, client="team-a", inputs=inputs,
-                 outputs=np.arange(rows) % 2)
+    return Entry(
+        request_id, datetime.now(UTC), 1.5, status, client="team-a", inputs=inputs, outputs=np.arange(rows) % 2
+    )
 
 
 class Gate:
