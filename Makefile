@@ -105,6 +105,6 @@ lock: | python-check $(UV_DEP)  ## Re-resolve pyproject.toml into uv.lock, then 
 	  $(EXPORT) --no-dev --no-header --no-annotate | sed 's/^/      - /'; } > conda.yaml.new
 	mv conda.yaml.new conda.yaml
 
-clean:  ## Remove local run outputs: mlflow.db (+ lock), mlruns/, all the pipeline wrote under data/; keeps data/raw
-	rm -rf mlflow.db mlflow.db.lock mlruns mlartifacts
+clean:  ## Remove local run outputs: mlflow.db (+ lock), mlruns/, .pipeline/, all the pipeline wrote under data/; keeps data/raw
+	rm -rf mlflow.db mlflow.db.lock mlruns mlartifacts .pipeline
 	find data/interim data/processed data/snapshots -mindepth 1 ! -name .gitkeep -exec rm -rf {} +

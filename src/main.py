@@ -131,6 +131,12 @@ def _settings(environment: str | None, overrides: dict[str, Any] | None = None) 
     help="Re-run steps even when a cached run matches: all (no value) or a comma list.",
 )
 @click.option("--dry-run", is_flag=True, help="Print, per step, whether it would run or be reused, and why.")
+@click.option(
+    "--record",
+    is_flag=True,
+    help="Record a pipeline run in MLflow even when nothing changed (its steps reused). Without it, an unchanged "
+    "re-run on local files says 'up to date' and records nothing.",
+)
 @click.option("--verbose", "-v", is_flag=True, help="Show library logs and full tracebacks.")
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors (the exit code says how it went).")
 @click.pass_context
@@ -151,12 +157,31 @@ def _run(
     from_run: str | None,
     force: str | None,
     dry_run: bool,
+    record: bool,
     parent_run_id: str | None,
     quiet: bool,
     verbose: bool,
     **options: Any,
 ) -> int:
-    from src.lib.console import ConsoleReporter, print_plan, print_summary
+    from src.lib import uptodate
+
+    if quiet and verbose:
+        raise click.UsageError("--quiet and --verbose contradict each other: give one")
+    # Nothing changed since the last run: say so before paying for MLflow, pandas and the config models.
+    current = None
+    if not (dry_run or record or force or from_run or parent_run_id) and uptodate.applies():
+        current = uptodate.fingerprint(environment, {"steps": steps or "all", **options})
+        state = uptodate.check(environment, current)
+        if state is not None:
+            if not quiet:
+                click.echo(
+                    f"up to date: nothing changed since pipeline run {state.parent_run_id} ({environment}); no step "
+                    "ran and nothing was recorded in MLflow (--record records a run, --force re-runs steps)"
+                )
+                click.echo("\n".join(state.lines))
+            return 0
+
+    from src.lib.console import ConsoleReporter, print_plan, print_summary, uptodate_lines
     from src.pipeline import check_from_run, parse_steps, plan_pipeline, run_pipeline
 
     # Retraining from a snapshot replaces the steps before the one that trains.
@@ -164,8 +189,6 @@ def _run(
     forced = parse_steps(force) if force else []
     check_from_run(from_run, selected)
     settings = _settings(environment, overrides_from(**options))
-    if quiet and verbose:
-        raise click.UsageError("--quiet and --verbose contradict each other: give one")
     if dry_run:
         print_plan(plan_pipeline(settings, selected, forced, from_run), settings)
         return 0
@@ -179,6 +202,13 @@ def _run(
     )
     if not quiet:
         print_summary(settings, result)
+    if current is not None:
+        used = [
+            u for s in result.steps for u in (*s.outputs.values(), *(v.partition(" ")[0] for v in s.inputs.values()))
+        ]
+        uptodate.record(
+            environment, current, settings.tracking.uri, used, result.parent_run_id, uptodate_lines(settings, result)
+        )
     return 0
 
 

@@ -44,7 +44,7 @@ _LEAKY_ENV = (
 def _repo_outputs() -> set[str]:
     """Files under the repo's own run outputs: tests must never add any."""
     found = set()
-    for folder in ("mlruns", "mlartifacts", "data"):
+    for folder in ("mlruns", "mlartifacts", "data", ".pipeline"):
         found |= {p.relative_to(REPO_ROOT).as_posix() for p in (REPO_ROOT / folder).rglob("*") if p.is_file()}
     found |= {name for name in ("mlflow.db", "mlflow.db.lock") if (REPO_ROOT / name).exists()}
     return found
@@ -59,7 +59,7 @@ def _repo_left_as_it_was() -> Iterator[None]:
 
 
 @pytest.fixture(autouse=True)
-def _isolated_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     for name in _LEAKY_ENV:
         monkeypatch.delenv(name, raising=False)
     for name in list(os.environ):
@@ -69,6 +69,8 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
+    # Remembered digests and up-to-date states (src/lib/digests.py, uptodate.py) never go into the repo's .pipeline/.
+    monkeypatch.setenv("PIPELINE_STATE_DIR", str(tmp_path_factory.getbasetemp() / "state"))
     # The config the tests load is the example's (the repo's own in the template; see tests/helpers.py).
     monkeypatch.setattr("src.lib.config.DEFAULT_CONFIG_DIR", EXAMPLE_CONFIG)
     yield
@@ -124,7 +126,12 @@ class Workspace:
     tracking_uri: str
 
     def env(self) -> dict[str, str]:
-        return {"PIPELINE_DATA_ROOT": str(self.data_root), "PIPELINE_TRACKING_URI": self.tracking_uri}
+        return {
+            "PIPELINE_DATA_ROOT": str(self.data_root),
+            "PIPELINE_TRACKING_URI": self.tracking_uri,
+            # Up-to-date states and remembered digests (src/lib/uptodate.py) stay in the workspace too.
+            "PIPELINE_STATE_DIR": str(self.root / "state"),
+        }
 
 
 @pytest.fixture

@@ -187,3 +187,31 @@ def test_code_change_reruns_the_changed_step_and_what_its_output_changes(workspa
     assert _line("feat_data", real.stderr).endswith("(code changed since the last run)")
     # train_model does not import feat_data's module: only its inputs changed.
     assert _line("train_model", real.stderr).endswith("(inputs changed since the last run)")
+
+
+def test_an_unchanged_rerun_is_up_to_date_without_mlflow_and_record_still_records(workspace) -> None:
+    from mlflow import MlflowClient
+
+    from tests.helpers import run_main
+
+    first = run_main(env=workspace.env())
+    second = run_main(env=workspace.env())
+    recorded = run_main("--record", env=workspace.env())
+    workspace.data_root.joinpath("raw", "breast_cancer.csv").touch()  # same bytes, new mtime
+    touched = run_main(env=workspace.env())
+
+    assert first.returncode == 0, first.stderr
+    assert second.returncode == 0, second.stderr
+    assert second.stdout.startswith("up to date: nothing changed since pipeline run")
+    assert "= train_model" in second.stdout
+    assert second.stderr == ""  # no step started
+    client = MlflowClient(workspace.tracking_uri)
+    experiment = client.get_experiment_by_name("breast-cancer-local").experiment_id
+    parents = client.search_runs([experiment], "attributes.run_name LIKE 'pipeline-%'")
+    # first + --record + touched: the up-to-date run left no run behind
+    assert recorded.returncode == 0, recorded.stderr
+    assert "= train_model reused run" in recorded.stderr
+    assert touched.returncode == 0, touched.stderr
+    assert "up to date" not in touched.stdout  # the stat changed: the full check ran, and reused every step
+    assert all(f"= {step} reused run" in touched.stderr for step in STEPS)
+    assert len(parents) == 3, [p.data.tags for p in parents]

@@ -168,6 +168,17 @@ def print_summary(settings: Settings, result: PipelineResult) -> None:
         out.print(line, soft_wrap=True)
 
 
+def uptodate_lines(settings: Settings, result: PipelineResult) -> list[str]:
+    """What an up-to-date re-run prints (plain text, kept in the state file): each step with the run that made
+    its outputs, its headline metrics, the final outputs and where to see the runs."""
+    width = max((len(s.step) for s in result.steps), default=0)
+    lines = [f"  = {s.step:<{width}}  run {s.reused_from or s.run_id}  {_headline(s)}".rstrip() for s in result.steps]
+    if result.steps:
+        lines += [f"  {name}: {uri}" for name, uri in result.steps[-1].outputs.items()]
+    lines.append(f"see the runs: {ui_command(settings.tracking.uri)}")
+    return lines + override_lines(settings)
+
+
 def _version(identity: str) -> str:
     """``name/3@run`` -> ``3 of name (run run)``."""
     name_version, _, run = identity.partition("@")

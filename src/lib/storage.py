@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from src.lib.digests import DigestCache
 from src.lib.errors import StorageError, StorageUnreachable
 from src.lib.tables import CsvOptions, read_frame
 
@@ -55,7 +56,7 @@ class Storage:
     on_upload: Callable[[str, int, int], None] | None = field(default=None, repr=False)
     _filesystems: dict[str, Any] = field(default_factory=dict, repr=False)
     # Local fingerprints by (path, size, mtime): a pipeline plans, then runs, and must not hash a large file twice.
-    _fingerprints: dict[tuple[str, int, int], str] = field(default_factory=dict, repr=False)
+    _digests: DigestCache = field(default_factory=DigestCache, repr=False)
 
     @classmethod
     def for_settings(cls, settings: Any) -> Storage:
@@ -149,15 +150,8 @@ class Storage:
         return f"etag:{etag}:{info.get('size')}"
 
     def _local_fingerprint(self, uri: str) -> str:
-        path = os.path.abspath(_local_path(uri))
-        try:
-            stat = os.stat(path)
-        except OSError:
-            return "sha256:" + self.sha256(uri)  # reports the missing file as sha256 does
-        key = (path, stat.st_size, stat.st_mtime_ns)
-        if key not in self._fingerprints:
-            self._fingerprints[key] = "sha256:" + self.sha256(uri)
-        return self._fingerprints[key]
+        # Hashed again only when the file's size, mtime or inode changed since any earlier run (src/lib/digests.py).
+        return self._digests.digest(_local_path(uri), lambda: "sha256:" + self.sha256(uri))
 
     def sha256(self, uri: str) -> str:
         """SHA-256 of an object's bytes, streamed."""
