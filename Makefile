@@ -75,11 +75,12 @@ lint: install  ## Lint, format and types: ruff check, ruff format --check, mypy 
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
+# The tests run on every core (pytest-xdist); the slowest 15 are listed at the end, with the total time.
 test: install airflow-venv lint  ## Lint and type checks, then the test suite (unit + integration, the Airflow DAG included)
-	$(PY) -m pytest
+	$(PY) -m pytest -n auto --durations=15
 
 test-fast: install  ## Run only the fast unit tests
-	$(PY) -m pytest -m "not slow"
+	$(PY) -m pytest -n auto -m "not slow"
 
 bench: install  ## Benchmarks: pipeline vs plain script, caching, scaling (about 15 minutes; bench/results.md)
 	$(PY) bench/run.py

@@ -72,6 +72,7 @@ def fresh_workspace(workload: Workload, parent: Path) -> tuple[Path, dict[str, s
         "PIPELINE_DATA_ROOT": str(folder / "data"),
         "PIPELINE_TRACKING_URI": f"sqlite:///{folder / 'mlflow.db'}",
         "MLFLOW_TRACKING_URI": f"sqlite:///{folder / 'mlflow.db'}",
+        "PIPELINE_STATE_DIR": str(folder / "state"),
     }
     return folder, env
 
@@ -114,54 +115,44 @@ def median(values: list[float]) -> float:
     return statistics.median(values)
 
 
-def bench_overhead(workload: Workload, repeats: int, work: Path) -> dict[str, float]:
-    """Pipeline first run, cached re-run, plain script, and one `mlflow run` per step; medians."""
-    first, second, plain, chained = [], [], [], []
-    for _ in range(repeats):
-        folder, env = fresh_workspace(workload, work)
-        first.append(run([sys.executable, "src/main.py"], env))
-        second.append(run([sys.executable, "src/main.py"], env))
-        shutil.rmtree(folder)
+def bench_overhead(workload: Workload, repeats: int, work: Path, chained: bool) -> dict[str, float]:
+    """Medians of: the plain script, the MLflow script, the pipeline's first run, its up-to-date re-run, its re-run
+    with --record (every step's cache key checked in MLflow), and one `mlflow run` per step. Each repeat runs them
+    side by side, the order turning, each on a fresh tracking store and data folder."""
+    times: dict[str, list[float]] = {k: [] for k in ("plain", "mlflow", "first", "second", "record", "chained")}
 
+    def script(name: str) -> None:
         folder, env = fresh_workspace(workload, work)
-        plain.append(
-            run(
-                [
-                    sys.executable,
-                    "bench/plain_script.py",
-                    str(workload.config_dir),
-                    str(folder / "data"),
-                    str(folder / "plain"),
-                ],
-                env,
-            )
+        args = [str(workload.config_dir), str(folder / "data"), str(folder / "out")]
+        times["plain" if name == "plain" else "mlflow"].append(
+            run([sys.executable, f"bench/{name}_script.py", *args], env, cwd=folder)
         )
         shutil.rmtree(folder)
 
+    def pipeline() -> None:
+        folder, env = fresh_workspace(workload, work)
+        times["first"].append(run([sys.executable, "src/main.py"], env))
+        times["second"].append(run([sys.executable, "src/main.py"], env))
+        times["record"].append(run([sys.executable, "src/main.py", "--record"], env))
+        shutil.rmtree(folder)
+
+    def per_step() -> None:
         folder, env = fresh_workspace(workload, work)
         total = 0.0
         for step in STEPS:
             # Started from the workspace: `mlflow run` creates the experiment with its artifacts under ./mlruns.
-            total += run(
-                [
-                    sys.executable,
-                    "-m",
-                    "mlflow",
-                    "run",
-                    str(ROOT),
-                    "-e",
-                    step,
-                    "--env-manager",
-                    "local",
-                    "--experiment-name",
-                    "chained",
-                ],
-                env,
-                cwd=folder,
-            )
-        chained.append(total)
+            command = ["-m", "mlflow", "run", str(ROOT), "-e", step, "--env-manager", "local"]
+            total += run([sys.executable, *command, "--experiment-name", "chained"], env, cwd=folder)
+        times["chained"].append(total)
         shutil.rmtree(folder)
-    return {"first": median(first), "second": median(second), "plain": median(plain), "chained": median(chained)}
+
+    jobs = [lambda: script("plain"), lambda: script("mlflow"), pipeline]
+    for i in range(repeats):
+        for job in jobs[i % len(jobs) :] + jobs[: i % len(jobs)]:
+            job()
+        if chained:
+            per_step()
+    return {k: median(v) if v else float("nan") for k, v in times.items()}
 
 
 def bench_scaling(workload: Workload, repeats: int, work: Path) -> dict[str, tuple[float, float]]:
@@ -207,6 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3, help="runs per figure (the median is reported)")
     parser.add_argument("--no-example", action="store_true", help="skip the example dataset")
     parser.add_argument("--no-overhead", action="store_true", help="skip the overhead, caching and chaining table")
+    parser.add_argument("--no-chained", action="store_true", help="skip the `mlflow run` per step figure (slow)")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results.md"), help="Markdown file for the tables")
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",") if s]
@@ -225,21 +217,29 @@ def main(argv: list[str] | None = None) -> int:
         workloads = {w.rows: w for w in prepare_workloads(all_sizes, not args.no_example, work)}
 
         lines += [
-            "### Pipeline against a plain script, cached re-runs, subprocess chaining",
+            "### First run against an MLflow script and a plain script; re-runs; subprocess chaining",
             "",
             (
-                "| data | plain script (s) | pipeline (s) | overhead | cached re-run (s) | re-run / first | "
-                "`mlflow run` per step (s) | chained / in-process |"
+                "Wall times in seconds, each a median; ratios to the MLflow script (the same MLflow work in one "
+                "unstructured run: `bench/mlflow_script.py`) and to the plain script (no MLflow: "
+                "`bench/plain_script.py`)."
             ),
-            "|---|---|---|---|---|---|---|---|",
+            "",
+            (
+                "| data | plain script | MLflow script | pipeline, first run | first / MLflow script | first / plain | "
+                "up-to-date re-run | re-run / first | re-run / MLflow script | re-run --record | --record / first "
+                "| `mlflow run` per step | chained / first |"
+            ),
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for rows in [] if args.no_overhead else ([569] if not args.no_example else []) + sizes:
             w = workloads[rows]
-            r = bench_overhead(w, args.repeats, work)
+            r = bench_overhead(w, args.repeats, work, chained=not args.no_chained)
             lines.append(
-                f"| {w.label} | {r['plain']:.1f} | {r['first']:.1f} | {ratio(r['first'], r['plain'])} | "
-                f"{r['second']:.1f} | {r['second'] / r['first']:.0%} | {r['chained']:.1f} | "
-                f"{ratio(r['chained'], r['first'])} |"
+                f"| {w.label} | {r['plain']:.2f} | {r['mlflow']:.2f} | {r['first']:.2f} | "
+                f"{ratio(r['first'], r['mlflow'])} | {ratio(r['first'], r['plain'])} | {r['second']:.2f} | "
+                f"{r['second'] / r['first']:.1%} | {ratio(r['second'], r['mlflow'])} | {r['record']:.2f} | "
+                f"{r['record'] / r['first']:.0%} | {r['chained']:.1f} | {ratio(r['chained'], r['first'])} |"
             )
             print(lines[-1], flush=True)
 

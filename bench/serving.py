@@ -121,6 +121,7 @@ def train(work: Path) -> dict[str, str]:
     env = base_env() | {
         "PIPELINE_DATA_ROOT": str(work / "data"),
         "PIPELINE_TRACKING_URI": f"sqlite:///{work / 'mlflow.db'}",
+        "PIPELINE_STATE_DIR": str(work / "state"),
         "MLFLOW_TRACKING_URI": f"sqlite:///{work / 'mlflow.db'}",
     }
     run([sys.executable, "src/main.py"], env)

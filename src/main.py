@@ -7,8 +7,10 @@ cd src && python main.py --step make_data,feat_data
 
 from __future__ import annotations
 
+import atexit
 import functools
 import logging
+import os
 import signal
 import sys
 from collections.abc import Callable
@@ -383,5 +385,27 @@ def parent_end(environment: str | None, run_id: str) -> int:
     return 0 if status == "FINISHED" else 1
 
 
+def main() -> None:
+    """Run the command line, then end the process without the interpreter's teardown.
+
+    Freeing the modules of MLflow, scikit-learn and pandas one by one costs about 1.5 s after the last line of
+    work: the exit handlers run (logging is flushed, open MLflow runs are ended, bench/peak_rss.py reports) and
+    the process ends with the command's exit code, as ``os._exit`` does.
+    """
+    try:
+        cli()
+        code: int = 0
+    except SystemExit as exc:
+        if exc.code is None or isinstance(exc.code, int):
+            code = exc.code or 0
+        else:  # a message: print it as the interpreter would
+            print(exc.code, file=sys.stderr)
+            code = 1
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    cli()
+    main()

@@ -27,6 +27,8 @@ def scrubbed_env(extra: Mapping[str, str] | None = None, drop: tuple[str, ...] =
     prefixes = ("MLFLOW_", "PIPELINE_", *drop)
     env = {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
     env["PIPELINE_CONFIG_DIR"] = str(EXAMPLE_CONFIG)
+    if "PIPELINE_STATE_DIR" in os.environ:  # the test session's (conftest): never the repo's own .pipeline/
+        env["PIPELINE_STATE_DIR"] = os.environ["PIPELINE_STATE_DIR"]
     env.update(extra or {})
     return env
 

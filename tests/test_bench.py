@@ -46,9 +46,13 @@ def test_benchmark_prints_every_figure(tmp_path: Path) -> None:
     assert [row.split("|")[1].strip() for row in overhead_rows] == ["example (569 rows)", "synthetic 600 rows"]
     for row in overhead_rows:
         cells = [c.strip() for c in row.strip("|").split("|")]
-        assert len(cells) == 8
-        assert cells[3].endswith("x") and cells[5].endswith("%") and cells[7].endswith("x")
-        assert all(float(cells[i]) > 0 for i in (1, 2, 4, 6))
+        assert len(cells) == 13
+        # plain, MLflow script, first run, up-to-date re-run, --record re-run, chained: seconds
+        assert all(float(cells[i]) > 0 for i in (1, 2, 3, 6, 9, 11))
+        assert all(cells[i].endswith("x") for i in (4, 5, 8, 12)) and cells[7].endswith("%") and cells[10].endswith("%")
+        # the up-to-date re-run is a fraction of the first run; the ratios are those of the printed seconds
+        assert float(cells[6]) < float(cells[3])
+        assert float(cells[4].rstrip("x")) == pytest.approx(float(cells[3]) / float(cells[2]), abs=0.02)
     scaling_rows = [line for line in text.splitlines() if re.match(r"\| (300|600) \|", line)]
     assert len(scaling_rows) == 2
     for row in scaling_rows:

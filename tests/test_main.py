@@ -31,7 +31,9 @@ def test_help_lists_steps_and_environment() -> None:
 def test_help_does_not_import_heavy_libraries() -> None:
     code = (
         "import sys, runpy; sys.argv = ['main.py', '--help']\n"
-        "try:\n    runpy.run_path('src/main.py', run_name='__main__')\nexcept SystemExit:\n    pass\n"
+        # Not run as __main__: main() ends the process with os._exit, before this probe could print.
+        "cli = runpy.run_path('src/main.py', run_name='probe')['cli']\n"
+        "try:\n    cli()\nexcept SystemExit:\n    pass\n"
         "heavy = [m for m in ('mlflow', 'pandas', 'sklearn', 'pandera') if m in sys.modules]\n"
         "print('HEAVY', heavy)\n"
     )

@@ -134,7 +134,7 @@ def test_make_test_lints_formats_and_type_checks_before_the_tests(fake_uv) -> No
     assert result.returncode == 0, result.stderr
     commands = result.stdout.splitlines()
     order = [
-        next(i for i, line in enumerate(commands) if line.endswith(tail))
-        for tail in ("ruff check .", "ruff format --check .", "bin/mypy", "-m pytest")
+        next(i for i, line in enumerate(commands) if tail in line)
+        for tail in ("ruff check .", "ruff format --check .", "bin/mypy", "-m pytest -n auto")
     ]
     assert order == sorted(order), commands

@@ -13,21 +13,29 @@ from src.lib.refs import ModelRef
 # What every logged model needs at serving time, whatever its estimator.
 BASE_REQUIREMENTS = ("mlflow", "scikit-learn", "pandas", "numpy", "scipy", "skops")
 
+# Models this process logged (by model URI) and registered (by name and version), with their signatures:
+# predict right after train_model scores with the fitted object instead of downloading and deserializing the
+# version it just registered.
+_LOGGED: dict[str, tuple[Any, Any]] = {}
+_REGISTERED: dict[tuple[str, str], tuple[Any, Any]] = {}
+
 
 def log_model(model: Any, example: Any) -> str:
     """Log a scikit-learn model with signature, input example and pinned requirements; its model URI."""
     import mlflow.sklearn
     from mlflow.models import infer_signature
 
+    signature = infer_signature(example, model.predict(example))
     info = mlflow.sklearn.log_model(
         model,
         name="model",
-        signature=infer_signature(example, model.predict(example)),
+        signature=signature,
         input_example=example,
         pip_requirements=model_requirements(model),
         # skops (MLflow's safe default format) loads only the types listed here: the ones this model holds.
         skops_trusted_types=_skops_types(model),
     )
+    _LOGGED[str(info.model_uri)] = (model, signature)
     return str(info.model_uri)
 
 
@@ -40,6 +48,8 @@ def register(model_uri: str, name: str, tags: dict[str, str] | None = None) -> s
 
     with contextlib.redirect_stderr(io.StringIO()):  # MLflow prints "Successfully registered ..." itself
         version = mlflow.register_model(model_uri, name, tags=tags).version
+    if model_uri in _LOGGED:
+        _REGISTERED[(name, str(version))] = _LOGGED[model_uri]
     return f"models:/{name}/{version}"
 
 
@@ -142,10 +152,17 @@ def describe_model(model_uri: str) -> ModelRef:
     )
 
 
-def load_model(model_uri: str) -> tuple[Any, dict[str, str]]:
-    """The scikit-learn model behind a URI and its input schema (column name -> type, from its signature)."""
+def load_model(model_uri: str, ref: ModelRef | None = None) -> tuple[Any, dict[str, str]]:
+    """The scikit-learn model behind a URI and its input schema (column name -> type, from its signature).
+
+    With ``ref`` (the URI resolved by ``describe_model``) naming a version this process registered, the fitted
+    model is used as it is, without loading it back from the artifact store."""
     import mlflow
     import mlflow.sklearn
+
+    if ref is not None and ref.name and ref.version and (ref.name, ref.version) in _REGISTERED:
+        fitted, signature = _REGISTERED[(ref.name, ref.version)]
+        return fitted, input_schema(signature, model_uri)
 
     try:
         model = mlflow.sklearn.load_model(model_uri)

@@ -45,8 +45,9 @@ def load_inputs(
     files: dict[str, dict[str, Any]] = {}
     for name, source in inputs.items():
         if settings.dataset(name).kind == "model":
-            model, schema = registry.load_model(source.uri)
-            loaded[name] = LoadedModel(model, schema, registry.describe_model(source.uri))
+            ref = registry.describe_model(source.uri)
+            model, schema = registry.load_model(source.uri, ref)
+            loaded[name] = LoadedModel(model, schema, ref)
         elif name in step.snapshot:
             written, frame = catalog.snapshot(name, source, from_run)
             loaded[name], sources[name] = frame, Input(written.uri, written.sha256)
