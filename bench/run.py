@@ -125,7 +125,7 @@ def bench_overhead(workload: Workload, repeats: int, work: Path, chained: bool) 
         folder, env = fresh_workspace(workload, work)
         args = [str(workload.config_dir), str(folder / "data"), str(folder / "out")]
         times["plain" if name == "plain" else "mlflow"].append(
-            run([sys.executable, f"bench/{name}_script.py", *args], env, cwd=folder)
+            run([sys.executable, str(ROOT / "bench" / f"{name}_script.py"), *args], env, cwd=folder)
         )
         shutil.rmtree(folder)
 

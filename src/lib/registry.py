@@ -56,9 +56,11 @@ def register(model_uri: str, name: str, tags: dict[str, str] | None = None) -> s
 def model_requirements(model: Any) -> list[str]:
     """Pins of what trained the model: the base packages plus the distribution of every class it holds
     (an estimator from xgboost or lightgbm brings its own package), at the installed versions."""
-    from importlib.metadata import packages_distributions, version
+    from importlib.metadata import version
 
-    packages = packages_distributions()
+    from src.lib.packages import distributions
+
+    packages = distributions()
     names = dict.fromkeys(BASE_REQUIREMENTS)
     for obj in _components(model):
         top = type(obj).__module__.split(".")[0]

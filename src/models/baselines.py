@@ -40,5 +40,7 @@ def dummy_model(schema: SchemaConfig, train_target: Any, evaluation_data: Any) -
             str(path),
             signature=infer_signature(example, dummy.predict(example)),
             serialization_format="cloudpickle",
+            # Never served, only evaluated here: without a list, MLflow infers one in a subprocess (about 3 s).
+            pip_requirements=[],
         )
         yield str(path)

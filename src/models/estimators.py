@@ -62,10 +62,12 @@ def build_estimator(path: str, params: dict[str, Any], seed: int, where: str) ->
 
 def distribution_of(path: str) -> str:
     """``name==version`` of the installed distribution that provides the class at ``path``."""
-    from importlib.metadata import packages_distributions, version
+    from importlib.metadata import version
+
+    from src.lib.packages import distributions
 
     top = path.split(".")[0]
-    names = packages_distributions().get(top) or [top]
+    names = distributions().get(top) or [top]
     try:
         return f"{names[0]}=={version(names[0])}"
     except Exception:  # noqa: BLE001 - a module outside any distribution (the project's own code)
