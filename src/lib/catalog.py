@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -75,6 +76,14 @@ class Catalog:
 
         csv = self.settings.dataset(name).csv
         return self.storage.read_table(uri, csv=CsvOptions(csv.sep, csv.encoding, csv.decimal))
+
+    def load_chunks(self, name: str, uri: str) -> Iterator[pd.DataFrame]:
+        """Read a table of dataset ``name`` from ``uri`` in chunks of its ``chunk_rows`` rows (one pass)."""
+        from src.lib.tables import CsvOptions
+
+        spec = self.settings.dataset(name)
+        csv = spec.csv
+        return self.storage.read_chunks(uri, spec.chunk_rows, csv=CsvOptions(csv.sep, csv.encoding, csv.decimal))
 
     def save(self, name: str, frame: pd.DataFrame, run_id: str) -> Input:
         written = self.storage.write_table(frame, self.output_uri(name, run_id))
