@@ -195,3 +195,28 @@ def test_raw_data_read_in_small_chunks_gives_the_same_clean_data_and_report(memo
     assert reports[0] == reports[1]
     for line in ("missing column: 'mean_area'", "'notes'", "column 'worst_area': fails", "'mean_radius': is 53% null"):
         assert line in reports[0]
+
+
+def test_a_training_sample_is_recorded_and_evaluation_uses_the_whole_test_split(memory_workspace, monkeypatch) -> None:
+    import json
+
+    from mlflow import MlflowClient
+
+    monkeypatch.setenv("PIPELINE__TRAIN_MODEL__MAX_TRAIN_ROWS", "100")
+
+    result = run_pipeline(memory_workspace.settings(), ["make_data", "feat_data", "train_model"])
+
+    run = MlflowClient(memory_workspace.tracking_uri).get_run(result.steps[-1].run_id)
+    params = run.data.params
+    assert (params["train_rows"], params["train_rows_available"], params["train_sample"]) == (
+        "100",
+        "455",
+        "stratified",
+    )
+    assert params["test_rows"] == "114"
+    rows = {
+        next(t.value for t in i.tags if t.key == "mlflow.data.context"): json.loads(i.dataset.profile)["num_rows"]
+        for i in run.inputs.dataset_inputs
+    }
+    assert rows == {"training": 455, "evaluation": 114}
+    assert "roc_auc" in run.data.metrics
