@@ -224,6 +224,34 @@ class Storage:
         logger.info("stored snapshot %s (%s bytes)", uri, f"{written.size:,}")
         return written
 
+    def snapshot_file(self, source: str, sha: str, folder: str, suffix: str = ".parquet") -> WrittenFile:
+        """Store a copy of the file ``source``, whose SHA-256 is ``sha``, content-addressed under ``folder``
+        (``<sha><suffix>``), once; streamed, never held in memory. A stored copy that no longer matches its name
+        is written again; a source whose bytes change while being copied is refused (nothing is stored)."""
+        uri = folder.rstrip("/") + f"/{sha}{suffix}"
+        if self.exists(uri):
+            if self.sha256(uri) == sha:
+                logger.info("snapshot %s already stored", uri)
+                fs, path = self.filesystem(uri)
+                return WrittenFile(uri=uri, sha256=sha, size=int(self._call(uri, "check", fs.info, path)["size"]))
+            logger.warning("snapshot %s was damaged (its content no longer matches its name): writing it again", uri)
+        src_fs, src_path = self.filesystem(source)
+
+        def copy(tmp: str) -> None:
+            digest = hashlib.sha256()
+            with src_fs.open(src_path, "rb") as reader, open(tmp, "wb") as writer:
+                while chunk := reader.read(_CHUNK):
+                    digest.update(chunk)
+                    writer.write(chunk)
+            if digest.hexdigest() != sha:
+                raise StorageError(
+                    f"'{source}' changed while it was being copied to {uri}: run again once nothing writes to it"
+                )
+
+        written = self._write_via(uri, copy)
+        logger.info("stored snapshot %s (%s bytes)", uri, f"{written.size:,}")
+        return written
+
     def _holds(self, uri: str, data: bytes, sha: str) -> bool:
         """Whether the object at ``uri`` has exactly ``data``: without downloading it from S3 where its ETag is an
         MD5 (a single-part upload); otherwise by its SHA-256."""

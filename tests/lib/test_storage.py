@@ -181,3 +181,33 @@ def test_a_parquet_file_written_in_slices_reads_back_the_same(tmp_path: Path, mo
     assert pq.ParquetFile(uri).num_row_groups == 3
     pd.testing.assert_frame_equal(Storage().read_table(uri), frame)
     pd.testing.assert_frame_equal(pd.concat(Storage().read_chunks(uri, rows=2), ignore_index=True), frame)
+
+
+def test_a_file_snapshot_is_stored_once_by_content_and_mended_when_damaged(tmp_path: Path) -> None:
+    source = tmp_path / "train.parquet"
+    source.write_bytes(b"PAR1 some bytes PAR1")
+    sha = hashlib.sha256(source.read_bytes()).hexdigest()
+    folder = str(tmp_path / "snapshots")
+
+    first = Storage().snapshot_file(str(source), sha, folder)
+    again = Storage().snapshot_file(str(source), sha, folder)
+    Path(first.uri).write_bytes(b"damaged")
+    mended = Storage().snapshot_file(str(source), sha, folder)
+
+    assert first.uri == str(tmp_path / "snapshots" / f"{sha}.parquet")
+    assert (first.sha256, first.size) == (sha, source.stat().st_size)
+    assert again == first
+    assert mended == first
+    assert Path(first.uri).read_bytes() == source.read_bytes()
+
+
+def test_a_source_that_does_not_match_its_digest_leaves_no_snapshot(tmp_path: Path) -> None:
+    source = tmp_path / "train.parquet"
+    source.write_bytes(b"changed since it was hashed")
+    folder = tmp_path / "snapshots"
+
+    with pytest.raises(StorageError) as caught:
+        Storage().snapshot_file(str(source), "0" * 64, str(folder))
+
+    assert "changed while it was being copied" in str(caught.value)
+    assert list(folder.iterdir()) == []
