@@ -279,11 +279,11 @@ def drop_duplicate_rows(frame: pd.DataFrame) -> pd.DataFrame:
     hashes = np.zeros(len(frame), dtype="uint64")
     for name in frame.columns:
         hashes = hashes * np.uint64(1_000_003) + _column_hash(frame[name])
-    import pandas as pd
-
-    candidates = pd.Series(hashes).duplicated(keep=False).to_numpy()
-    if not candidates.any():
+    values, counts = np.unique(hashes, return_counts=True)  # a sort: cheaper than a hash table of every row
+    repeated_hashes = values[counts > 1]
+    if not len(repeated_hashes):
         return frame
+    candidates = np.isin(hashes, repeated_hashes)
     repeated = np.zeros(len(frame), dtype=bool)
     repeated[np.flatnonzero(candidates)] = frame.iloc[np.flatnonzero(candidates)].duplicated().to_numpy()
     return frame[~repeated] if repeated.any() else frame
