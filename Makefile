@@ -16,6 +16,8 @@ EXPORT := $(UV) export --quiet --frozen --no-hashes --no-emit-project
 # Extra options for JupyterLab, e.g. `make notebook JUPYTER_ARGS="--no-browser --port 8890"`; as root (in a
 # container, say) JupyterLab refuses to start without --allow-root.
 JUPYTER_ARGS ?=
+# Options for bench/large.py, e.g. `make bench-large LARGE_ARGS="--rows 1000000 --max-train-rows 0"` (0: no sample).
+LARGE_ARGS ?=
 JUPYTER_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
 
 # uv reads its own index settings (UV_DEFAULT_INDEX, UV_INDEX_URL); a mirror set for pip is used by uv too.
@@ -30,7 +32,7 @@ INDEX := $(strip $(or $(UV_DEFAULT_INDEX),$(UV_INDEX_URL)))
 # ... and one set for uv is used by pip when it installs uv itself.
 PIP_INDEX_ARGS := $(if $(PIP_INDEX_URL),,$(addprefix --index-url ,$(or $(UV_DEFAULT_INDEX),$(UV_INDEX_URL))))
 .DEFAULT_GOAL := help
-.PHONY: help setup install python-check contract airflow-venv run lint test test-fast bench bench-serving bench-setup notebook ui lock clean
+.PHONY: help setup install python-check contract airflow-venv run lint test test-fast bench bench-large bench-serving bench-setup notebook ui lock clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -84,6 +86,9 @@ test-fast: install  ## Run only the fast unit tests
 
 bench: install  ## Benchmarks: pipeline vs plain script, caching, scaling (about 15 minutes; bench/results.md)
 	$(PY) bench/run.py
+
+bench-large: install  ## The pipeline step by step on 10M generated rows (~3 GB CSV), training on a sample (bench/large_results.md)
+	$(PY) bench/large.py $(LARGE_ARGS)
 
 bench-serving: install  ## Serving benchmark: serve (checks, log, keys) vs mlflow models serve; into README.md
 	$(PY) bench/serving.py --readme

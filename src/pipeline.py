@@ -235,6 +235,7 @@ def _run_step(planner: Planner, spec: Step[Any], reporter: Reporter, index: int,
         try:
             with reporter.phase("running"):
                 output = spec.run(ctx, loaded)
+            loaded.clear()  # the inputs are let go before the outputs are written: the two are not held together
         except DataValidationError as exc:
             runs.log(texts={"validation/report.txt": exc.report or str(exc)})
             raise

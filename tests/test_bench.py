@@ -98,3 +98,48 @@ def test_serving_benchmark_prints_every_figure_and_the_target(tmp_path: Path) ->
     verdicts = [line for line in text.splitlines() if line.startswith(("| p50", "| throughput"))]
     assert len(verdicts) == 3
     assert all(re.search(r"\| [+-]\d+\.\d% \| (yes|no) \|$", line) for line in verdicts)
+
+
+def test_large_benchmark_runs_every_step_on_a_generated_csv_and_a_training_sample(tmp_path: Path) -> None:
+    out = tmp_path / "large.md"
+
+    done = subprocess.run(
+        [
+            sys.executable,
+            "bench/large.py",
+            "--rows",
+            "3000",
+            "--chunk-rows",
+            "1000",
+            "--max-train-rows",
+            "500",
+            "--out",
+            str(out),
+            "--work",
+            str(tmp_path),
+        ],
+        check=False,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+
+    assert done.returncode == 0, done.stderr[-3000:]
+    text = out.read_text()
+    assert text in done.stdout
+    assert re.search(r"- 3,000 rows, a CSV of \d+ MiB .* the raw frame would take \d+\.\d MiB in pandas", text)
+    # 3,000 rows, 20% held out: the model fits on the stratified sample, evaluation takes every test row.
+    assert "fitted on 500 of 2,400 training rows (stratified; train_model.max_train_rows: 500)" in text
+    assert "evaluated on 600 test rows" in text
+    rows = [line for line in text.splitlines() if line.startswith("| ") and not line.startswith("| step")]
+    assert [row.split("|")[1].strip() for row in rows] == ["make_data", "feat_data", "train_model", "predict"]
+    for row in rows:
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert len(cells) == 7
+        seconds, wall, peak, start, above = (float(c.replace(",", "")) for c in cells[1:6])
+        assert 0 < seconds < wall
+        assert 0 < start < peak
+        assert above == pytest.approx(peak - start, abs=1)
+        assert cells[6].endswith("x")
+    assert list(tmp_path.iterdir()) == [out]  # the data and runs are removed

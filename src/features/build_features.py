@@ -48,7 +48,7 @@ def build_features(clean: pd.DataFrame, schema: SchemaConfig) -> pd.DataFrame:
                 f"the target '{schema.target}' never holds {absent}: a binary classifier needs "
                 "both labels in the data; check the data or schema.labels"
             )
-    return clean.loc[:, keep]
+    return clean if list(clean.columns) == keep else clean.loc[:, keep]  # no copy when nothing is dropped
 
 
 def split_data(

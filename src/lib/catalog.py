@@ -7,9 +7,8 @@ a per-run dataset, ``<root>/<path>/<sha256>.parquet`` for a content-addressed on
 
 from __future__ import annotations
 
-import hashlib
-import io
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -76,6 +75,14 @@ class Catalog:
         csv = self.settings.dataset(name).csv
         return self.storage.read_table(uri, csv=CsvOptions(csv.sep, csv.encoding, csv.decimal))
 
+    def load_chunks(self, name: str, uri: str) -> Iterator[pd.DataFrame]:
+        """Read a table of dataset ``name`` from ``uri`` in chunks of its ``chunk_rows`` rows (one pass)."""
+        from src.lib.tables import CsvOptions
+
+        spec = self.settings.dataset(name)
+        csv = spec.csv
+        return self.storage.read_chunks(uri, spec.chunk_rows, csv=CsvOptions(csv.sep, csv.encoding, csv.decimal))
+
     def save(self, name: str, frame: pd.DataFrame, run_id: str) -> Input:
         written = self.storage.write_table(frame, self.output_uri(name, run_id))
         return Input(written.uri, written.sha256)
@@ -86,16 +93,14 @@ class Catalog:
         return self.storage.exists(uri)
 
     def snapshot(self, name: str, source: Input, from_run: str | None = None) -> tuple[WrittenFile, pd.DataFrame]:
-        """Store the exact bytes of ``source`` content-addressed (once) and parse the frame from those very bytes.
+        """Store the exact bytes of ``source`` content-addressed (once) and parse the frame from the stored copy.
 
-        Bytes that no longer match the digest recorded when they were written are refused: ``from_run`` names the
-        run whose snapshot ``source`` is, for the message.
+        The bytes are streamed (hashed, then copied, the copy hashed again), never held in memory besides the
+        frame. Bytes that no longer match the digest recorded when they were written are refused: ``from_run``
+        names the run whose snapshot ``source`` is, for the message.
         """
-        import pandas as pd
-
-        data = self.storage.read_bytes(source.uri)
         expected = source.digest.removeprefix("sha256:")
-        actual = hashlib.sha256(data).hexdigest()
+        actual = self.storage.sha256(source.uri)
         if len(expected) == 64 and actual != expected:
             if from_run:
                 raise DataValidationError(
@@ -109,8 +114,9 @@ class Catalog:
                 f"{expected} was recorded): re-run the step that wrote it (--force it), then train again"
             )
         spec = self.settings.dataset(SNAPSHOTS)
-        written = self.storage.snapshot(data, self.settings.location(SNAPSHOTS) or "", f".{spec.file_format}")
-        return written, pd.read_parquet(io.BytesIO(data))
+        folder = self.settings.location(SNAPSHOTS) or ""
+        written = self.storage.snapshot_file(source.uri, actual, folder, f".{spec.file_format}")
+        return written, self.storage.read_table(written.uri)
 
     def describe(self, frame: Any, written: WrittenFile, source: Input) -> dict[str, Any]:
         """One file's entry in a snapshot manifest."""

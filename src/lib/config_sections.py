@@ -36,6 +36,9 @@ class DatasetSpec(_Strict):
     uri: str | None = None
     # How a CSV input is read: separator, encoding and decimal mark ({sep: ";", decimal: ","}).
     csv: CsvSettings = Field(default_factory=lambda: CsvSettings())
+    # Rows read at a time by a step that takes this dataset in chunks (make_data its raw input): what bounds the
+    # memory a large file needs.
+    chunk_rows: int = Field(500_000, ge=1)
 
     @model_validator(mode="after")
     def _complete(self) -> DatasetSpec:

@@ -83,6 +83,8 @@ class Step(Generic[P]):
         run: ``run(ctx, inputs) -> StepOutput``; ``inputs`` maps each name in ``reads`` to a loaded dataset.
         snapshot: datasets it reads that are stored content-addressed, with a manifest, before it runs (so the
             run can be traced to, and retrained from, its exact data with ``--from-run``).
+        chunked: datasets it reads as an iterator of DataFrames of the catalog entry's ``chunk_rows`` rows each
+            (one pass), not as one DataFrame: a file larger than memory is never held whole.
         headline: metrics shown in the console summary.
         resources: CPU and memory of the step's pod when the DAG runs it on Kubernetes.
         fallbacks: a dataset to read in place of one that is not set (``predict_input`` -> ``test``).
@@ -98,6 +100,7 @@ class Step(Generic[P]):
     writes: tuple[str, ...] = ()
     params: type[P] = NoParams  # type: ignore[assignment]
     snapshot: tuple[str, ...] = ()
+    chunked: tuple[str, ...] = ()
     headline: tuple[str, ...] = ()
     resources: dict[str, str] = field(default_factory=dict)
     fallbacks: dict[str, str] = field(default_factory=dict)

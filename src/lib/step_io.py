@@ -52,6 +52,8 @@ def load_inputs(
             written, frame = catalog.snapshot(name, source, from_run)
             loaded[name], sources[name] = frame, Input(written.uri, written.sha256)
             files[name] = catalog.describe(frame, written, source)
+        elif name in step.chunked:
+            loaded[name] = catalog.load_chunks(name, source.uri)
         else:
             loaded[name] = catalog.load(name, source.uri)
     if not files:

@@ -14,14 +14,14 @@ import logging
 import os
 import tempfile
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from src.lib.digests import DigestCache
 from src.lib.errors import StorageError, StorageUnreachable
-from src.lib.tables import CsvOptions, read_frame
+from src.lib.tables import CsvOptions, read_chunks, read_frame
 
 if TYPE_CHECKING:
     import fsspec
@@ -31,6 +31,9 @@ logger = logging.getLogger(__name__)
 
 TABLE_FORMATS = (".parquet", ".csv")
 _CHUNK = 8 * 1024 * 1024
+# Rows converted to Arrow at a time when a frame is written as Parquet (one row group each): the frame is never
+# held twice, as pandas and as Arrow.
+PARQUET_SLICE_ROWS = 500_000
 
 
 @dataclass(frozen=True)
@@ -116,17 +119,43 @@ class Storage:
 
     def read_table(self, uri: str, columns: list[str] | None = None, csv: CsvOptions | None = None) -> pd.DataFrame:
         """Read a CSV or Parquet dataset (chosen by extension)."""
-        import pandas as pd
+        suffix = self._readable(uri)
+        fs, path = self.filesystem(uri)
+        with self._parsing(uri, suffix), fs.open(path, "rb") as handle:
+            return read_frame(handle, uri, suffix, csv, columns)
 
+    def read_chunks(self, uri: str, rows: int, csv: CsvOptions | None = None) -> Iterator[pd.DataFrame]:
+        """Read a CSV or Parquet dataset ``rows`` rows at a time: a file larger than memory is never held whole.
+
+        The file is checked to exist now; it is opened, and its problems reported (as ``read_table`` reports
+        them), as the chunks are taken.
+        """
+        suffix = self._readable(uri)
+        fs, path = self.filesystem(uri)
+
+        def chunks() -> Iterator[pd.DataFrame]:
+            with self._parsing(uri, suffix), fs.open(path, "rb") as handle:
+                yield from read_chunks(handle, uri, suffix, rows, csv)
+
+        return chunks()
+
+    def _readable(self, uri: str) -> str:
+        """The table format of ``uri``, once it is known to be a file."""
         suffix = _suffix(uri)
         fs, path = self.filesystem(uri)
         if not self._call(uri, "check", fs.exists, path):
             raise StorageError(f"dataset '{uri}' does not exist: check data.root and the dataset path in the config")
         if self._call(uri, "check", fs.isdir, path):
             raise StorageError(f"dataset '{uri}' is a folder, not a file: point the catalog entry at the file in it")
+        return suffix
+
+    @contextlib.contextmanager
+    def _parsing(self, uri: str, suffix: str) -> Iterator[None]:
+        """Failures to read or parse a table, as a StorageError that names the file and the problem."""
+        import pandas as pd
+
         try:
-            with fs.open(path, "rb") as handle:
-                return read_frame(handle, uri, suffix, csv, columns)
+            yield
         except pd.errors.EmptyDataError as exc:
             raise StorageError(f"dataset '{uri}' is empty: it has no header and no rows") from exc
         except (pd.errors.ParserError, UnicodeDecodeError, OSError, ValueError) as exc:
@@ -171,7 +200,7 @@ class Storage:
     def write_table(self, df: pd.DataFrame, uri: str) -> WrittenFile:
         """Write a DataFrame as Parquet or CSV (by extension), atomically."""
         if _suffix(uri) == ".parquet":
-            written = self._write_via(uri, lambda tmp: df.to_parquet(tmp, index=False))
+            written = self._write_via(uri, lambda tmp: _write_parquet(df, tmp))
         else:
             written = self._write_via(uri, lambda tmp: df.to_csv(tmp, index=False))
         logger.info("wrote %s (%d rows, %d columns, %s bytes)", uri, len(df), df.shape[1], f"{written.size:,}")
@@ -192,6 +221,34 @@ class Storage:
                 return WrittenFile(uri=uri, sha256=sha, size=len(data))
             logger.warning("snapshot %s was damaged (its content no longer matches its name): writing it again", uri)
         written = self.write_bytes(data, uri)
+        logger.info("stored snapshot %s (%s bytes)", uri, f"{written.size:,}")
+        return written
+
+    def snapshot_file(self, source: str, sha: str, folder: str, suffix: str = ".parquet") -> WrittenFile:
+        """Store a copy of the file ``source``, whose SHA-256 is ``sha``, content-addressed under ``folder``
+        (``<sha><suffix>``), once; streamed, never held in memory. A stored copy that no longer matches its name
+        is written again; a source whose bytes change while being copied is refused (nothing is stored)."""
+        uri = folder.rstrip("/") + f"/{sha}{suffix}"
+        if self.exists(uri):
+            if self.sha256(uri) == sha:
+                logger.info("snapshot %s already stored", uri)
+                fs, path = self.filesystem(uri)
+                return WrittenFile(uri=uri, sha256=sha, size=int(self._call(uri, "check", fs.info, path)["size"]))
+            logger.warning("snapshot %s was damaged (its content no longer matches its name): writing it again", uri)
+        src_fs, src_path = self.filesystem(source)
+
+        def copy(tmp: str) -> None:
+            digest = hashlib.sha256()
+            with src_fs.open(src_path, "rb") as reader, open(tmp, "wb") as writer:
+                while chunk := reader.read(_CHUNK):
+                    digest.update(chunk)
+                    writer.write(chunk)
+            if digest.hexdigest() != sha:
+                raise StorageError(
+                    f"'{source}' changed while it was being copied to {uri}: run again once nothing writes to it"
+                )
+
+        written = self._write_via(uri, copy)
         logger.info("stored snapshot %s (%s bytes)", uri, f"{written.size:,}")
         return written
 
@@ -332,3 +389,19 @@ def _hash_file(path: str) -> tuple[str, int]:
             digest.update(chunk)
             size += len(chunk)
     return digest.hexdigest(), size
+
+
+def _write_parquet(df: pd.DataFrame, path: str, rows: int | None = None) -> None:
+    """``df`` as a Parquet file, converted to Arrow a slice of rows at a time (one row group each)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = rows or PARQUET_SLICE_ROWS
+    if len(df) <= rows:
+        df.to_parquet(path, index=False)
+        return
+    schema = pa.Schema.from_pandas(df, preserve_index=False)
+    with pq.ParquetWriter(path, schema) as writer:
+        for start in range(0, len(df), rows):
+            part = df.iloc[start : start + rows]
+            writer.write_table(pa.Table.from_pandas(part, schema=schema, preserve_index=False))

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import csv
-import io
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING
 
@@ -29,31 +29,68 @@ class CsvOptions:
 def read_frame(
     handle: IO[bytes], uri: str, suffix: str, options: CsvOptions | None = None, columns: list[str] | None = None
 ) -> pd.DataFrame:
-    """The table in ``handle`` (a ``.parquet`` or ``.csv`` file at ``uri``)."""
+    """The table in ``handle`` (a seekable ``.parquet`` or ``.csv`` file at ``uri``), parsed from the handle (the
+    file's bytes are never held whole besides the frame)."""
     import pandas as pd
 
     if suffix == ".parquet":
-        return pd.read_parquet(handle, columns=columns)
+        # Each column's Arrow memory is freed as soon as it is converted: the table and the frame are never both
+        # held whole.
+        return pd.read_parquet(handle, columns=columns, to_pandas_kwargs={"self_destruct": True})
     options = options or CsvOptions()
-    data = handle.read()
-    _check_header(data, uri, options)
+    _check_header(_first_line(handle), uri, options)
     if options == CsvOptions():  # the common dialect: every row's width is checked against the header too
         from src.models.input_checks import InputError, read_csv
 
         try:
-            frame = read_csv(io.BytesIO(data))
+            frame = read_csv(handle)
         except InputError as exc:
             raise DataValidationError(f"dataset '{uri}': {exc}") from exc
         return frame if columns is None else frame.loc[:, columns]
-    return pd.read_csv(
-        io.BytesIO(data), usecols=columns, sep=options.sep, encoding=options.encoding, decimal=options.decimal
-    )
+    return pd.read_csv(handle, usecols=columns, sep=options.sep, encoding=options.encoding, decimal=options.decimal)
 
 
-def _check_header(data: bytes, uri: str, options: CsvOptions) -> None:
+def read_chunks(
+    handle: IO[bytes], uri: str, suffix: str, rows: int, options: CsvOptions | None = None
+) -> Iterator[pd.DataFrame]:
+    """The table in ``handle``, ``rows`` rows at a time (an iterator of DataFrames): a file larger than memory
+    is never held whole. A CSV is checked first as ``read_frame`` checks it (header, then every row's width)."""
+    import pandas as pd
+
+    if suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        for batch in pq.ParquetFile(handle).iter_batches(batch_size=rows):
+            yield batch.to_pandas()
+        return
+    options = options or CsvOptions()
+    _check_header(_first_line(handle), uri, options)
+    if options == CsvOptions():
+        from src.models.input_checks import InputError, read_csv_chunks
+
+        try:
+            yield from read_csv_chunks(handle, rows)
+        except InputError as exc:
+            raise DataValidationError(f"dataset '{uri}': {exc}") from exc
+        return
+    with pd.read_csv(
+        handle, sep=options.sep, encoding=options.encoding, decimal=options.decimal, chunksize=rows
+    ) as reader:
+        yield from reader
+
+
+def _first_line(handle: IO[bytes]) -> bytes:
+    """The first line of the file (the handle is left where it was)."""
+    start = handle.tell()
+    line = handle.readline()
+    handle.seek(start)
+    return line
+
+
+def _check_header(line: bytes, uri: str, options: CsvOptions) -> None:
     """Refuse a header that names a column twice, or that looks written with another delimiter."""
     try:
-        first_line = data.split(b"\n", 1)[0].decode(options.encoding).strip("\r\ufeff")
+        first_line = line.split(b"\n", 1)[0].decode(options.encoding).strip("\r\ufeff")
     except UnicodeDecodeError as exc:
         raise StorageError(
             f"dataset '{uri}' is not {options.encoding} text ({exc}): set its catalog entry's "

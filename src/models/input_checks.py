@@ -143,6 +143,27 @@ def read_csv(
         raise InputError([f"the CSV cannot be read: {exc}"], fix) from exc
 
 
+def read_csv_chunks(
+    handle: IO[bytes], rows: int, fix: str = "Give every row one value per column of the header."
+) -> Iterator[pd.DataFrame]:
+    """A CSV with a header line, ``rows`` rows at a time, once every row is known to hold one value per column of
+    the header (checked in one streaming pass first). The handle must be seekable."""
+    start = handle.tell()
+    problems = _Problems()
+    _check_widths(handle, None, problems)
+    problems.raise_if_any(fix)
+    handle.seek(start)
+    try:
+        with pd.read_csv(handle, header=0, index_col=False, chunksize=rows) as reader:
+            yield from reader
+    except pd.errors.EmptyDataError:
+        raise
+    except UnicodeDecodeError as exc:
+        raise InputError([f"the CSV is not UTF-8 text ({exc.reason} at byte {exc.start})"], "Send UTF-8 text.") from exc
+    except (pd.errors.ParserError, ValueError) as exc:
+        raise InputError([f"the CSV cannot be read: {exc}"], fix) from exc
+
+
 def frame_from_csv(body: bytes, schema: Schema) -> pd.DataFrame:
     """The rows of a CSV request, checked: after a header line naming the model's inputs (in any order), or
     with no header (SageMaker's way), one value per model input in the model's order."""

@@ -36,6 +36,10 @@ class TrainModelParams(StepParams):
     # Applied over the chosen estimator's params (what --param KEY=VALUE sets).
     set_params: dict[str, Any] = Field(default_factory=dict)
     seed: int = 42
+    # Fit on at most this many training rows, a seeded sample (stratified on the target for a classifier), so that
+    # a dataset of tens of millions of rows trains on one machine; null: every row. Evaluation uses the whole test
+    # split either way.
+    max_train_rows: int | None = Field(None, ge=2)
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -129,6 +133,28 @@ def train_model(train: pd.DataFrame, params: TrainModelParams, features: list[st
     return model
 
 
+def sample_training_rows(
+    train: pd.DataFrame, max_rows: int | None, seed: int, target: str, stratify: bool
+) -> tuple[pd.DataFrame, str]:
+    """At most ``max_rows`` rows of ``train`` (all of them when None or when there are no more), drawn with
+    ``seed``: stratified on ``target`` when asked (each class keeps its share), else uniformly.
+
+    Returns the rows and how they were chosen: ``all``, ``stratified`` or ``random`` (a class too rare to
+    stratify on falls back to ``random``).
+    """
+    if max_rows is None or len(train) <= max_rows:
+        return train, "all"
+    if stratify:
+        from sklearn.model_selection import train_test_split
+
+        try:
+            sample, _ = train_test_split(train, train_size=max_rows, random_state=seed, stratify=train[target])
+            return sample.sort_index(), "stratified"
+        except ValueError:
+            pass  # a class with a single row, or fewer rows than classes: sampled without strata
+    return train.sample(n=max_rows, random_state=seed).sort_index(), "random"
+
+
 def target_values(target: pd.Series) -> Any:
     """What the model learns: class labels as plain strings (object), or the numbers of a regression target."""
     from pandas.api.types import is_numeric_dtype
@@ -142,12 +168,14 @@ def run_train_model(ctx: StepContext[TrainModelParams], inputs: Mapping[str, Any
     train, test = inputs["train"], inputs["test"]
     p, schema = ctx.params, ctx.settings.dataset_schema
     features = model_features(train, schema)
-    with ctx.phase(f"fitting {p.estimator} on {len(train):,} rows"):
-        model = train_model(train, p, features, schema.target)
+    fit_on, sampling = sample_training_rows(train, p.max_train_rows, p.seed, schema.target, schema.is_classification)
+    with ctx.phase(f"fitting {p.estimator} on {len(fit_on):,} rows"):
+        model = train_model(fit_on, p, features, schema.target)
+    del fit_on
     evaluation_data = feature_frame(test, features).assign(**{schema.target: target_values(test[schema.target])})
     output = ModelOutput(
         model,
-        feature_frame(train, features).head(5),
+        feature_frame(train.head(5), features),
         evaluation_data,
         schema.target,
         "test",
@@ -160,7 +188,10 @@ def run_train_model(ctx: StepContext[TrainModelParams], inputs: Mapping[str, Any
             "estimator_class": p.estimator_class,
             "seed": p.seed,
             **{f"hp.{k}": v for k, v in p.estimator_params.items()},
-            "train_rows": len(train),
+            # The rows the model was fitted on, and how they were chosen (all, or a stratified or random sample).
+            "train_rows": min(len(train), p.max_train_rows or len(train)),
+            "train_rows_available": len(train),
+            "train_sample": sampling,
             "test_rows": len(test),
         },
     )

@@ -131,3 +131,69 @@ def test_a_regression_target_must_be_numeric(dummy_raw, schema, make_params) -> 
         clean_data(dummy_raw, regression, make_params)
 
     assert "column 'outcome': values that cannot be read as float64" in str(caught.value)
+
+
+def _chunks(frame: pd.DataFrame, rows: int) -> list[pd.DataFrame]:
+    return [frame.iloc[i : i + rows] for i in range(0, len(frame), rows)]
+
+
+def _report(raw, schema: SchemaConfig, params: MakeDataParams) -> str:
+    with pytest.raises(DataValidationError) as caught:
+        clean_data(raw, schema, params)
+    return str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        lambda df: df.drop(columns=["visits"]).assign(extra=1),
+        lambda df: df.assign(age=["old"] + df["age"].tolist()[1:], plan=df["plan"].tolist()[:-1] + ["gold"]),
+        # nulls all in the first chunks: each chunk alone would be judged otherwise than the whole column
+        lambda df: df.assign(age=[np.nan] * 7 + df["age"].tolist()[7:]),
+        lambda df: df.assign(age=np.nan, outcome=df["outcome"].tolist()[:-2] + ["maybe", "x"]),
+        lambda df: df.assign(id=[None] + df["id"].tolist()[1:], visits=[-1] * 12).drop(columns=["plan"]),
+    ],
+)
+def test_chunks_get_the_same_full_report_as_the_whole(dummy_raw, schema, make_params, mutate) -> None:
+    bad = mutate(dummy_raw)
+
+    whole = _report(bad, schema, make_params)
+    chunked = _report(_chunks(bad, 2), schema, make_params)
+
+    assert chunked == whole
+    assert whole.count("\n  - ") >= 1
+
+
+def test_chunks_give_the_same_clean_data_as_the_whole(dummy_raw, schema, make_params) -> None:
+    # duplicates and missing targets across chunk borders; a category level only in some chunks
+    raw = pd.concat([dummy_raw, dummy_raw.iloc[[0, 5]]], ignore_index=True)
+    raw.loc[3, "outcome"] = None
+    raw.loc[12, "plan"] = None
+
+    whole, whole_report = clean_data(raw, schema, make_params)
+    chunked, chunked_report = clean_data(_chunks(raw, 3), schema, make_params)
+
+    pd.testing.assert_frame_equal(chunked, whole)
+    assert chunked_report == whole_report
+    assert whole_report.dropped_duplicates == 1 and whole_report.dropped_missing_target == 1
+
+
+def test_no_rows_in_any_chunk_is_an_error(dummy_raw, schema, make_params) -> None:
+    text = _report([dummy_raw.iloc[0:0]], schema, make_params)
+
+    assert "the raw dataset has no rows (columns: id, age, visits, plan, outcome)" in text
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        pd.DataFrame({"a": [1.0, -0.0, 0.0, np.nan, np.nan, 1.0], "b": ["x", "y", "y", None, None, "x"]}),
+        pd.DataFrame({"a": pd.array([1, None, 1, None], dtype="Int64"), "b": pd.Categorical(["u", "v", "u", "v"])}),
+        pd.DataFrame({"a": pd.array([True, None, None, False], dtype="boolean"), "b": [2, 3, 3, 2]}),
+        pd.DataFrame({"a": np.arange(1000) % 7, "b": (np.arange(1000) % 11).astype(float)}),
+    ],
+)
+def test_duplicate_rows_are_those_pandas_finds(frame: pd.DataFrame) -> None:
+    from src.data.make_dataset import drop_duplicate_rows
+
+    pd.testing.assert_frame_equal(drop_duplicate_rows(frame), frame.drop_duplicates())

@@ -168,3 +168,55 @@ def test_a_champion_with_other_inputs_is_not_compared_and_the_reason_is_kept(
     )
     run = MlflowClient().get_run(second.steps[2].run_id)
     assert run.data.tags["gate.champion_comparison"] == version.tags["gate.champion_comparison"]
+
+
+def test_raw_data_read_in_small_chunks_gives_the_same_clean_data_and_report(memory_workspace, monkeypatch) -> None:
+    whole = run_pipeline(memory_workspace.settings(), ["make_data"]).steps[0]
+    monkeypatch.setenv("PIPELINE__CATALOG__RAW__CHUNK_ROWS", "50")  # the 569 example rows in 12 chunks
+    chunked = run_pipeline(memory_workspace.settings(), ["make_data"]).steps[0]
+
+    assert chunked.run_id != whole.run_id  # a run of its own, not the first one reused
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(chunked.outputs["clean"]), pd.read_parquet(whole.outputs["clean"]), check_exact=True
+    )
+    assert chunked.metrics == whole.metrics
+    raw = pd.read_csv(f"{memory_workspace.data_root}/raw/breast_cancer.csv")
+    bad = raw.drop(columns=["mean_area"]).assign(notes="x")
+    bad.loc[500:, "worst_area"] = -1.0  # only in the last chunks
+    bad.loc[:300, "mean_radius"] = None  # more than half null, all in the first chunks
+    memory_workspace.write_raw(bad)
+    reports = []
+    for rows in ("50", "100000"):
+        monkeypatch.setenv("PIPELINE__CATALOG__RAW__CHUNK_ROWS", rows)
+        with pytest.raises(StepError) as caught:
+            run_pipeline(memory_workspace.settings(), ["make_data"])
+        reports.append(str(caught.value))
+
+    assert reports[0] == reports[1]
+    for line in ("missing column: 'mean_area'", "'notes'", "column 'worst_area': fails", "'mean_radius': is 53% null"):
+        assert line in reports[0]
+
+
+def test_a_training_sample_is_recorded_and_evaluation_uses_the_whole_test_split(memory_workspace, monkeypatch) -> None:
+    import json
+
+    from mlflow import MlflowClient
+
+    monkeypatch.setenv("PIPELINE__TRAIN_MODEL__MAX_TRAIN_ROWS", "100")
+
+    result = run_pipeline(memory_workspace.settings(), ["make_data", "feat_data", "train_model"])
+
+    run = MlflowClient(memory_workspace.tracking_uri).get_run(result.steps[-1].run_id)
+    params = run.data.params
+    assert (params["train_rows"], params["train_rows_available"], params["train_sample"]) == (
+        "100",
+        "455",
+        "stratified",
+    )
+    assert params["test_rows"] == "114"
+    rows = {
+        next(t.value for t in i.tags if t.key == "mlflow.data.context"): json.loads(i.dataset.profile)["num_rows"]
+        for i in run.inputs.dataset_inputs
+    }
+    assert rows == {"training": 455, "evaluation": 114}
+    assert "roc_auc" in run.data.metrics

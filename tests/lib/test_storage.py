@@ -135,3 +135,79 @@ def test_uploads_report_the_bytes_sent() -> None:
 
     assert written.size == 5000
     assert sent and sent[-1] == (5000, 5000)
+
+
+def test_a_table_read_in_chunks_is_the_table_read_whole(tmp_path: Path) -> None:
+    uri = str(tmp_path / "t.csv")
+    frame = pd.DataFrame({"a": [1.5, 2.0, None, 4.0, 5.0], "b": list("vwxyz"), "c": [1, 2, 3, 4, 5]})
+    Storage().write_table(frame, uri)
+
+    chunks = list(Storage().read_chunks(uri, rows=2))
+
+    assert [len(c) for c in chunks] == [2, 2, 1]
+    pd.testing.assert_frame_equal(pd.concat(chunks), Storage().read_table(uri))
+
+
+def test_a_row_of_the_wrong_width_is_named_before_any_chunk(tmp_path: Path) -> None:
+    from src.lib.errors import DataValidationError
+
+    path = tmp_path / "t.csv"
+    path.write_text("a,b\n1,2\n3,4\n5\n6,7\n")
+
+    with pytest.raises(DataValidationError) as caught:
+        next(Storage().read_chunks(str(path), rows=1))
+
+    assert "row 3 (line 4): 1 values, expected 2" in str(caught.value)
+
+
+def test_a_parquet_file_written_in_slices_reads_back_the_same(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import pyarrow.parquet as pq
+
+    from src.lib import storage
+
+    monkeypatch.setattr(storage, "PARQUET_SLICE_ROWS", 3)
+    uri = str(tmp_path / "t.parquet")
+    frame = pd.DataFrame(
+        {
+            "a": pd.array([1, None, 3, 4, 5, 6, 7], dtype="Int64"),
+            "b": pd.Categorical(list("xyxzzyx")),
+            "c": [None, "p", "q", None, "r", "s", "t"],
+            "d": [0.5, 1.5, None, 2.5, 3.5, 4.5, 5.5],
+        }
+    )
+
+    Storage().write_table(frame, uri)
+
+    assert pq.ParquetFile(uri).num_row_groups == 3
+    pd.testing.assert_frame_equal(Storage().read_table(uri), frame)
+    pd.testing.assert_frame_equal(pd.concat(Storage().read_chunks(uri, rows=2), ignore_index=True), frame)
+
+
+def test_a_file_snapshot_is_stored_once_by_content_and_mended_when_damaged(tmp_path: Path) -> None:
+    source = tmp_path / "train.parquet"
+    source.write_bytes(b"PAR1 some bytes PAR1")
+    sha = hashlib.sha256(source.read_bytes()).hexdigest()
+    folder = str(tmp_path / "snapshots")
+
+    first = Storage().snapshot_file(str(source), sha, folder)
+    again = Storage().snapshot_file(str(source), sha, folder)
+    Path(first.uri).write_bytes(b"damaged")
+    mended = Storage().snapshot_file(str(source), sha, folder)
+
+    assert first.uri == str(tmp_path / "snapshots" / f"{sha}.parquet")
+    assert (first.sha256, first.size) == (sha, source.stat().st_size)
+    assert again == first
+    assert mended == first
+    assert Path(first.uri).read_bytes() == source.read_bytes()
+
+
+def test_a_source_that_does_not_match_its_digest_leaves_no_snapshot(tmp_path: Path) -> None:
+    source = tmp_path / "train.parquet"
+    source.write_bytes(b"changed since it was hashed")
+    folder = tmp_path / "snapshots"
+
+    with pytest.raises(StorageError) as caught:
+        Storage().snapshot_file(str(source), "0" * 64, str(folder))
+
+    assert "changed while it was being copied" in str(caught.value)
+    assert list(folder.iterdir()) == []

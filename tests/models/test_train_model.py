@@ -159,3 +159,53 @@ def test_feature_frame_turns_nullable_ints_and_bools_into_floats() -> None:
     assert X["member"].dtype == "float64"
     assert np.isnan(X.loc[1, "visits"])
     assert X["plan"].tolist() == ["pro", None]
+
+
+def _imbalanced(rows: int = 1000) -> pd.DataFrame:
+    return pd.DataFrame({"x": np.arange(rows, dtype=float), "y": np.where(np.arange(rows) % 10 == 0, "rare", "common")})
+
+
+def test_a_sample_keeps_the_class_shares_and_is_seeded() -> None:
+    from src.models.train_model import sample_training_rows
+
+    data = _imbalanced()
+
+    sample, how = sample_training_rows(data, 200, seed=3, target="y", stratify=True)
+    again, _ = sample_training_rows(data, 200, seed=3, target="y", stratify=True)
+    other, _ = sample_training_rows(data, 200, seed=4, target="y", stratify=True)
+
+    assert how == "stratified"
+    assert len(sample) == 200
+    assert (sample["y"] == "rare").sum() == 20
+    pd.testing.assert_frame_equal(sample, again)
+    assert set(sample.index) != set(other.index)
+    assert set(sample.index) <= set(data.index)
+
+
+@pytest.mark.parametrize(
+    ("max_rows", "stratify", "rows", "how"),
+    [(None, True, 1000, "all"), (1000, True, 1000, "all"), (5000, True, 1000, "all"), (300, False, 300, "random")],
+)
+def test_no_sample_unless_there_are_more_rows_than_asked(max_rows, stratify: bool, rows: int, how: str) -> None:
+    from src.models.train_model import sample_training_rows
+
+    sample, chosen = sample_training_rows(_imbalanced(), max_rows, seed=0, target="y", stratify=stratify)
+
+    assert (len(sample), chosen) == (rows, how)
+
+
+def test_a_class_too_rare_to_stratify_on_falls_back_to_a_random_sample() -> None:
+    from src.models.train_model import sample_training_rows
+
+    data = _imbalanced().assign(y=["lone"] + ["common"] * 999)
+
+    sample, how = sample_training_rows(data, 100, seed=0, target="y", stratify=True)
+
+    assert (len(sample), how) == (100, "random")
+
+
+def test_max_train_rows_must_leave_two_rows() -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError):
+        TrainModelParams(estimators=ESTIMATORS, max_train_rows=1)
