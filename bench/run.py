@@ -239,7 +239,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"| {w.label} | {r['plain']:.2f} | {r['mlflow']:.2f} | {r['first']:.2f} | "
                 f"{ratio(r['first'], r['mlflow'])} | {ratio(r['first'], r['plain'])} | {r['second']:.2f} | "
                 f"{r['second'] / r['first']:.1%} | {ratio(r['second'], r['mlflow'])} | {r['record']:.2f} | "
-                f"{r['record'] / r['first']:.0%} | {r['chained']:.1f} | {ratio(r['chained'], r['first'])} |"
+                f"{r['record'] / r['first']:.0%} | "
+                + ("- | - |" if args.no_chained else f"{r['chained']:.1f} | {ratio(r['chained'], r['first'])} |")
             )
             print(lines[-1], flush=True)
 
