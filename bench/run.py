@@ -49,11 +49,13 @@ def run(cmd: list[str], env: dict[str, str], cwd: Path = ROOT) -> float:
     return seconds
 
 
-def run_measuring_peak(args: list[str], env: dict[str, str], scratch: Path) -> float:
-    """Run ``python src/main.py ARGS``; its own peak RSS in MiB (see bench/peak_rss.py)."""
-    out = scratch / "peak.txt"
-    run([sys.executable, "bench/peak_rss.py", str(out), "src/main.py", *args], env)
-    return float(out.read_text())
+def run_measuring_peak(args: list[str], env: dict[str, str], scratch: Path) -> tuple[float, float]:
+    """Run ``python src/main.py ARGS``; its own peak RSS in MiB (bench/peak_rss.py) and its RSS when the step
+    started reading its inputs (bench/start_rss.py: the interpreter and libraries, before any data)."""
+    peak, start = scratch / "peak.txt", scratch / "start.txt"
+    start.unlink(missing_ok=True)
+    run([sys.executable, "bench/peak_rss.py", str(peak), "bench/start_rss.py", str(start), "src/main.py", *args], env)
+    return float(peak.read_text()), float(start.read_text())
 
 
 def base_env() -> dict[str, str]:
@@ -155,18 +157,22 @@ def bench_overhead(workload: Workload, repeats: int, work: Path, chained: bool) 
     return {k: median(v) if v else float("nan") for k, v in times.items()}
 
 
-def bench_scaling(workload: Workload, repeats: int, work: Path) -> dict[str, tuple[float, float]]:
-    """Per step: its own duration (from MLflow) and the peak RSS of a process running only that step."""
+def bench_scaling(workload: Workload, repeats: int, work: Path) -> dict[str, tuple[float, float, float]]:
+    """Per step: its own duration (from MLflow), the peak RSS of a process running only that step, and that peak
+    less the process's RSS when the step started reading its inputs."""
     seconds: dict[str, list[float]] = {s: [] for s in STEPS}
     rss: dict[str, list[float]] = {s: [] for s in STEPS}
+    above: dict[str, list[float]] = {s: [] for s in STEPS}
     for _ in range(repeats):
         folder, env = fresh_workspace(workload, work)
         for step in STEPS:
-            rss[step].append(run_measuring_peak(["--step", step], env, folder))
+            peak, start = run_measuring_peak(["--step", step], env, folder)
+            rss[step].append(peak)
+            above[step].append(peak - start)
         for step, value in step_seconds(env).items():
             seconds[step].append(value)
         shutil.rmtree(folder)
-    return {s: (median(seconds[s]), median(rss[s])) for s in STEPS}
+    return {s: (median(seconds[s]), median(rss[s]), median(above[s])) for s in STEPS}
 
 
 def bench_startup(repeats: int) -> float:
@@ -194,7 +200,7 @@ def ratio(a: float, b: float) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="100000,1000000", help="synthetic sizes for overhead and caching")
-    parser.add_argument("--scaling-sizes", default="10000,100000,1000000", help="synthetic sizes for scaling")
+    parser.add_argument("--scaling-sizes", default="10000,100000,1000000,5000000", help="synthetic sizes for scaling")
     parser.add_argument("--repeats", type=int, default=3, help="runs per figure (the median is reported)")
     parser.add_argument("--no-example", action="store_true", help="skip the example dataset")
     parser.add_argument("--no-overhead", action="store_true", help="skip the overhead, caching and chaining table")
@@ -255,19 +261,20 @@ def main(argv: list[str] | None = None) -> int:
             + " | ".join(f"{s} (s)" for s in STEPS)
             + " | "
             + " | ".join(f"{s} peak (MiB)" for s in STEPS)
-            + " | worst peak / frame |",
-            "|---|---|" + "---|" * (2 * len(STEPS) + 1),
+            + " | worst peak / frame | worst peak above start / frame |",
+            "|---|---|" + "---|" * (2 * len(STEPS) + 2),
         ]
         for rows in scaling_sizes:
             w = workloads[rows]
             r = bench_scaling(w, args.repeats, work)
-            worst = max(rss for _, rss in r.values())
+            worst = max(rss for _, rss, _ in r.values())
+            worst_above = max(above for _, _, above in r.values())
             lines.append(
                 f"| {rows:,} | {w.frame_mb:.1f} | "
                 + " | ".join(f"{r[s][0]:.2f}" for s in STEPS)
                 + " | "
                 + " | ".join(f"{r[s][1]:.0f}" for s in STEPS)
-                + f" | {worst / w.frame_mb:.1f}x |"
+                + f" | {worst / w.frame_mb:.1f}x | {worst_above / w.frame_mb:.1f}x |"
             )
             print(lines[-1], flush=True)
 

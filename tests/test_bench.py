@@ -57,8 +57,10 @@ def test_benchmark_prints_every_figure(tmp_path: Path) -> None:
     assert len(scaling_rows) == 2
     for row in scaling_rows:
         cells = [c.strip() for c in row.strip("|").split("|")]
-        assert len(cells) == 11
+        assert len(cells) == 12
         assert all(float(c) > 0 for c in cells[2:10])
+        assert cells[10].endswith("x") and cells[11].endswith("x")
+        assert float(cells[11].rstrip("x")) < float(cells[10].rstrip("x"))  # above start: less than the whole peak
     assert re.search(r"`python src/main.py --help`: \d+\.\d\d s", text)
 
 
