@@ -84,7 +84,7 @@ test: install airflow-venv lint  ## Lint and type checks, then the test suite (u
 test-fast: install  ## Run only the fast unit tests
 	$(PY) -m pytest -n auto -m "not slow"
 
-bench: install  ## Benchmarks: pipeline vs plain script, caching, scaling (about 15 minutes; bench/results.md)
+bench: install  ## Benchmarks: first run vs an MLflow script and a plain script, re-runs, scaling to 5M rows (about 30 minutes; bench/results.md)
 	$(PY) bench/run.py
 
 bench-large: install  ## The pipeline step by step on 10M generated rows (~3 GB CSV), training on a sample (bench/large_results.md)
