@@ -31,6 +31,9 @@ endif
 INDEX := $(strip $(or $(UV_DEFAULT_INDEX),$(UV_INDEX_URL)))
 # ... and one set for uv is used by pip when it installs uv itself.
 PIP_INDEX_ARGS := $(if $(PIP_INDEX_URL),,$(addprefix --index-url ,$(or $(UV_DEFAULT_INDEX),$(UV_INDEX_URL))))
+# MLflow sends usage telemetry to its maintainers unless told not to; what make runs does not (set it to false to
+# send it). A command run directly (python src/main.py) follows MLflow's own default.
+export MLFLOW_DISABLE_TELEMETRY ?= true
 .DEFAULT_GOAL := help
 .PHONY: help setup install python-check contract airflow-venv run lint test test-fast bench bench-large bench-serving bench-setup notebook ui lock clean
 

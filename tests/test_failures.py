@@ -143,7 +143,12 @@ def test_sigterm_ends_runs_as_killed(workspace, tmp_path: Path) -> None:
     _wait_for_running_step(workspace, "train_model", proc)
     proc.send_signal(signal.SIGTERM)
 
-    assert proc.wait(timeout=60) == 143
+    try:
+        code = proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        pytest.fail(f"still running 60 s after SIGTERM; its log ends:\n{log.read_text()[-3000:]}")
+    assert code == 143, log.read_text()[-3000:]
     assert "interrupted" in log.read_text()
     statuses = {(r.data.tags.get("pipeline.step", "pipeline"), r.info.status) for r in _runs(workspace)}
     assert ("pipeline", "KILLED") in statuses
