@@ -116,6 +116,8 @@ def bench(rows: int, chunk_rows: int, max_train_rows: int | None, work: Path) ->
         "PIPELINE_DATA_ROOT": str(data),
         "PIPELINE_TRACKING_URI": tracking,
         "MLFLOW_TRACKING_URI": tracking,
+        # Remembered digests and up-to-date states stay in the work folder, not the project's .pipeline/.
+        "PIPELINE_STATE_DIR": str(work / "state"),
     }
     measured = {step: run_step(step, env, work) for step in STEPS}
     own, params = recorded(tracking)
