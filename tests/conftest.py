@@ -259,7 +259,12 @@ def champion(tmp_path_factory: pytest.TempPathFactory) -> Champion:
     root = tmp_path_factory.mktemp("champion")
     (root / "data" / "raw").mkdir(parents=True)
     shutil.copy(REPO_ROOT / "data" / "raw" / "breast_cancer.csv", root / "data" / "raw" / "breast_cancer.csv")
-    env = {"PIPELINE_DATA_ROOT": str(root / "data"), "PIPELINE_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}"}
+    env = {
+        "PIPELINE_DATA_ROOT": str(root / "data"),
+        "PIPELINE_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}",
+        # A session fixture runs before the per-test environment is set: its state stays in its own folder.
+        "PIPELINE_STATE_DIR": str(root / "state"),
+    }
     done = run_main(env=env)
     assert done.returncode == 0, done.stderr[-3000:]
     [predictions] = (root / "data" / "processed" / "predictions").glob("*/predictions.parquet")
