@@ -19,6 +19,7 @@ from pathlib import Path
 
 import mlflow
 import mlflow.sklearn
+import numpy as np
 import pandas as pd
 import skops.io
 import yaml
@@ -28,7 +29,7 @@ from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 
 config_dir, data_root, out = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
 out.mkdir(parents=True, exist_ok=True)
@@ -59,9 +60,12 @@ with mlflow.start_run():
     def X(df: pd.DataFrame) -> pd.DataFrame:
         return df[numeric + categorical].astype({c: "float64" for c in numeric} | {c: "object" for c in categorical})
 
-    transformers = [("numeric", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), numeric)]
+    # A float32 matrix, as the pipeline fits a classifier on (train_model.matrix_dtype: auto).
+    cast = FunctionTransformer(np.asarray, kw_args={"dtype": "float32"}, feature_names_out="one-to-one")
+    scale = make_pipeline(cast, SimpleImputer(strategy="median", copy=False), StandardScaler(copy=False))
+    transformers = [("numeric", scale, numeric)]
     if categorical:
-        encoder = OneHotEncoder(handle_unknown="ignore", min_frequency=5)
+        encoder = OneHotEncoder(handle_unknown="ignore", min_frequency=5, dtype=np.float32)
         transformers.append(
             ("categorical", make_pipeline(SimpleImputer(strategy="most_frequent"), encoder), categorical)
         )

@@ -260,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
             "| rows | raw frame in memory (MiB) | "
             + " | ".join(f"{s} (s)" for s in STEPS)
             + " | "
-            + " | ".join(f"{s} peak (MiB)" for s in STEPS)
+            + " | ".join(f"{s} peak (above start), MiB" for s in STEPS)
             + " | worst peak / frame | worst peak above start / frame |",
             "|---|---|" + "---|" * (2 * len(STEPS) + 2),
         ]
@@ -273,8 +273,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"| {rows:,} | {w.frame_mb:.1f} | "
                 + " | ".join(f"{r[s][0]:.2f}" for s in STEPS)
                 + " | "
-                + " | ".join(f"{r[s][1]:.0f}" for s in STEPS)
-                + f" | {worst / w.frame_mb:.1f}x | {worst_above / w.frame_mb:.1f}x |"
+                + " | ".join(f"{r[s][1]:.0f} ({r[s][2]:.0f})" for s in STEPS)
+                + f" | {worst / w.frame_mb:.2f}x | {worst_above / w.frame_mb:.2f}x |"
             )
             print(lines[-1], flush=True)
 

@@ -392,6 +392,9 @@ def main() -> None:
     work: the exit handlers run (logging is flushed, open MLflow runs are ended, bench/peak_rss.py reports) and
     the process ends with the command's exit code, as ``os._exit`` does.
     """
+    from src.lib.memory import return_freed_memory
+
+    return_freed_memory()  # before pandas or pyarrow allocate: a step's peak memory is the data it holds
     try:
         cli()
         code: int = 0

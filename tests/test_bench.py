@@ -58,7 +58,10 @@ def test_benchmark_prints_every_figure(tmp_path: Path) -> None:
     for row in scaling_rows:
         cells = [c.strip() for c in row.strip("|").split("|")]
         assert len(cells) == 12
-        assert all(float(c) > 0 for c in cells[2:10])
+        assert all(float(c) > 0 for c in cells[2:6])
+        # each step's peak and, in brackets, the part of it above the process's memory at the step's start
+        peaks = [re.fullmatch(r"(\d+) \((\d+)\)", c) for c in cells[6:10]]
+        assert all(m and 0 < int(m[2]) < int(m[1]) for m in peaks), cells[6:10]
         assert cells[10].endswith("x") and cells[11].endswith("x")
         assert float(cells[11].rstrip("x")) < float(cells[10].rstrip("x"))  # above start: less than the whole peak
     assert re.search(r"`python src/main.py --help`: \d+\.\d\d s", text)

@@ -61,9 +61,10 @@ def _statuses(workspace) -> list[tuple[str, str]]:
 def test_the_gates_baseline_run_is_closed_however_the_process_ends(workspace, tmp_path: Path, signum) -> None:
     first = _start(workspace, log=tmp_path / "first.log")
     assert first.wait(timeout=300) == 0, (tmp_path / "first.log").read_text()
-    # A champion exists: the next training evaluates it in a nested baseline run. Stop the process in there.
+    # A champion exists (version 1): the next training evaluates it in a nested baseline run (after the dummy's,
+    # which is over in a fraction of a second). Stop the process in there.
     proc = _start(workspace, "--force", "train_model", log=tmp_path / "second.log")
-    _wait_for_running_step(workspace, "baseline", proc, tag="pipeline.kind")
+    _wait_for_running_step(workspace, "1", proc, tag="gate.baseline_version")
     proc.send_signal(signum)
     proc.wait(timeout=60)
     if signum == signal.SIGKILL:  # nothing could close the runs: the next pipeline does

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+import numpy as np
 import pandas as pd
 
 from src.lib.refs import LoadedModel, ModelRef
@@ -44,7 +45,8 @@ def predict_frame(
     predictions = model.predict(X)
     extra: dict[str, Any] = {PREDICTION: predictions}
     if hasattr(model, "predict_proba"):
-        probabilities = model.predict_proba(X)
+        # float64 whatever the model's matrix type (train_model.matrix_dtype): one column type for every model.
+        probabilities = np.asarray(model.predict_proba(X), dtype="float64")
         classes = [str(c) for c in getattr(model, "classes_", range(probabilities.shape[1]))]
         extra |= {f"{PROBABILITY}_{c}": probabilities[:, i] for i, c in enumerate(classes)}
         if positive_class in classes:

@@ -136,6 +136,41 @@ def test_a_regressor_learns_a_numeric_target(train, features) -> None:
     assert model.predict(feature_frame(numeric, features)).dtype == "float64"
 
 
+@pytest.mark.parametrize(
+    ("estimator", "matrix_dtype", "expected"),
+    [
+        ("logistic_regression", "auto", "float32"),
+        ("sklearn.linear_model.Ridge", "auto", "float64"),
+        ("logistic_regression", "float64", "float64"),
+        ("sklearn.linear_model.Ridge", "float32", "float32"),
+    ],
+)
+def test_the_fitted_matrix_has_the_configured_type_and_leaves_the_data_as_it_was(
+    train, features, estimator, matrix_dtype, expected
+) -> None:
+    target = train["outcome"] if estimator == "logistic_regression" else train["age"].fillna(0.0)
+    data = train.assign(outcome=target)
+    before = data.copy()
+    params = TrainModelParams(estimator=estimator, estimators=ESTIMATORS, matrix_dtype=matrix_dtype, seed=1)
+
+    model = train_model(data, params, features, "outcome")
+
+    assert params.resolved_matrix_dtype() == expected
+    assert model[:-1].transform(feature_frame(data, features)).dtype == expected
+    pd.testing.assert_frame_equal(data, before)  # imputing and scaling in place never touch the caller's frame
+
+
+def test_a_float32_matrix_gives_the_float64_models_predictions(train, features) -> None:
+    X = feature_frame(train, features)
+    narrow = train_model(train, _params(), features, "outcome")
+    wide = train_model(
+        train, TrainModelParams(estimators=ESTIMATORS, matrix_dtype="float64", seed=1), features, "outcome"
+    )
+
+    assert narrow.predict(X).tolist() == wide.predict(X).tolist()
+    np.testing.assert_allclose(narrow.predict_proba(X), wide.predict_proba(X), atol=1e-5)
+
+
 def test_feature_frame_keeps_only_features_in_order(train, features) -> None:
     X = feature_frame(train[["plan", "outcome", "visits", "id", "age"]], features)
 
