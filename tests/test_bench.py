@@ -14,32 +14,28 @@ from src.lib.config import REPO_ROOT
 pytestmark = pytest.mark.slow
 
 
-def test_benchmark_prints_every_figure(tmp_path: Path) -> None:
-    out = tmp_path / "results.md"
-
+def _bench(script: str, *args: str, timeout: float) -> str:
+    """Run ``bench/<script>`` with ``args`` from the repo root; its stdout (a failure shows the end of stderr)."""
     done = subprocess.run(
-        [
-            sys.executable,
-            "bench/run.py",
-            "--sizes",
-            "600",
-            "--scaling-sizes",
-            "300,600",
-            "--repeats",
-            "1",
-            "--out",
-            str(out),
-        ],
+        [sys.executable, f"bench/{script}", *args],
         check=False,
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
-        timeout=1200,
+        timeout=timeout,
     )
-
     assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+def test_benchmark_prints_every_figure(tmp_path: Path) -> None:
+    out = tmp_path / "results.md"
+
+    stdout = _bench(
+        "run.py", "--sizes", "600", "--scaling-sizes", "300,600", "--repeats", "1", "--out", str(out), timeout=1200
+    )
     text = out.read_text()
-    assert text in done.stdout
+    assert text in stdout
     assert re.search(r"machine: \S+, \d+ CPUs", text)
     assert "mlflow 3." in text
     overhead_rows = [line for line in text.splitlines() if line.startswith(("| example", "| synthetic"))]
@@ -70,31 +66,22 @@ def test_benchmark_prints_every_figure(tmp_path: Path) -> None:
 def test_serving_benchmark_prints_every_figure_and_the_target(tmp_path: Path) -> None:
     out = tmp_path / "serving.md"
 
-    done = subprocess.run(
-        [
-            sys.executable,
-            "bench/serving.py",
-            "--requests",
-            "10",
-            "--seconds",
-            "2",
-            "--rounds",
-            "1",
-            "--batch-sizes",
-            "100,500",
-            "--out",
-            str(out),
-        ],
-        check=False,
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
+    stdout = _bench(
+        "serving.py",
+        "--requests",
+        "10",
+        "--seconds",
+        "2",
+        "--rounds",
+        "1",
+        "--batch-sizes",
+        "100,500",
+        "--out",
+        str(out),
         timeout=900,
     )
-
-    assert done.returncode == 0, done.stderr[-3000:]
     text = out.read_text()
-    assert text in done.stdout
+    assert text in stdout
     rows = {line.split("|")[1].strip(): line for line in text.splitlines() if line.startswith("| ")}
     for label in ("mlflow models serve", "serve, checks only", "serve, checks + log + keys"):
         cells = [c.strip() for c in rows[label].strip("|").split("|")]
@@ -108,31 +95,22 @@ def test_serving_benchmark_prints_every_figure_and_the_target(tmp_path: Path) ->
 def test_large_benchmark_runs_every_step_on_a_generated_csv_and_a_training_sample(tmp_path: Path) -> None:
     out = tmp_path / "large.md"
 
-    done = subprocess.run(
-        [
-            sys.executable,
-            "bench/large.py",
-            "--rows",
-            "3000",
-            "--chunk-rows",
-            "1000",
-            "--max-train-rows",
-            "500",
-            "--out",
-            str(out),
-            "--work",
-            str(tmp_path),
-        ],
-        check=False,
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
+    stdout = _bench(
+        "large.py",
+        "--rows",
+        "3000",
+        "--chunk-rows",
+        "1000",
+        "--max-train-rows",
+        "500",
+        "--out",
+        str(out),
+        "--work",
+        str(tmp_path),
         timeout=900,
     )
-
-    assert done.returncode == 0, done.stderr[-3000:]
     text = out.read_text()
-    assert text in done.stdout
+    assert text in stdout
     assert re.search(r"- 3,000 rows, a CSV of \d+ MiB .* the raw frame would take \d+\.\d MiB in pandas", text)
     # 3,000 rows, 20% held out: the model fits on the stratified sample, evaluation takes every test row.
     assert "fitted on 500 of 2,400 training rows (stratified; train_model.max_train_rows: 500)" in text
