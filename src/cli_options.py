@@ -1,12 +1,21 @@
-"""What the command line's options become: typed values, config overrides, and the logging set-up."""
+"""What every command of the command line shares: the one error path (``command``), typed option values, config
+overrides, the settings of the chosen environment, and the logging set-up."""
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
+import signal
+import sys
+from collections.abc import Callable
 from typing import Any
 
 import click
+
+from src.lib.errors import PipelineError, StepError
+
+ENVIRONMENT = click.option("--environment", "-e", default=None, help="Environment (default: the one given before).")
 
 
 class OptionalNumber(click.ParamType):
@@ -84,3 +93,44 @@ def configure_logging(verbose: bool) -> None:
         import warnings
 
         warnings.filterwarnings("ignore")
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled like Ctrl-C so that the runs end as KILLED."""
+
+
+def _terminate(_signum: int, _frame: Any) -> None:
+    raise Terminated
+
+
+def command(func: Callable[..., int | None]) -> Callable[..., None]:
+    """The one error path of every subcommand: a PipelineError is one clear message and its exit code;
+    Ctrl-C exits 130 and SIGTERM 143, with the runs in progress marked KILLED."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        from src.lib.console import print_error
+
+        verbose = bool(click.get_current_context().find_root().params.get("verbose"))
+        configure_logging(verbose)
+        # SIGTERM (docker stop, a scheduler's timeout) ends the runs as KILLED, like Ctrl-C.
+        signal.signal(signal.SIGTERM, _terminate)
+        try:
+            code = func(*args, **kwargs) or 0
+        except KeyboardInterrupt as exc:
+            print_error("interrupted: the runs in progress are marked KILLED")
+            code = 143 if isinstance(exc, Terminated) else 130
+        except PipelineError as exc:
+            print_error(str(exc), exc if isinstance(exc, StepError) else None, verbose)
+            code = exc.exit_code
+        sys.exit(code)
+
+    return wrapper
+
+
+def load_settings(environment: str | None, overrides: dict[str, Any] | None = None) -> Any:
+    """The settings of ``environment``, else of the one given before the subcommand (``-e`` of the group)."""
+    from src.lib.config import load_config
+
+    root = click.get_current_context().find_root()
+    return load_config(environment or root.params["environment"], overrides=overrides)
