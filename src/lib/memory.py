@@ -3,8 +3,9 @@
 Two allocators keep what a process frees, and a pipeline step that reads a large table frees a lot:
 - pyarrow's default pool (mimalloc or jemalloc) keeps freed pages for later allocations: reading 150 MiB of
   Parquet into pandas left the process about 380 MiB larger;
-- glibc's malloc serves large arrays with mmap (returned on free) only until the first one is freed; after that
-  its threshold grows to 32 MiB and arrays below it come from the heap, whose free pages stay in the process.
+- glibc's malloc serves large arrays with mmap (returned on free) only until one is freed; its threshold then
+  grows to the size of the freed array (up to 32 MiB), and arrays below it come from the heap, whose free pages
+  stay in the process.
 
 ``return_freed_memory`` gives pyarrow its system pool (malloc) and fixes glibc's mmap threshold at 1 MiB (every
 column of a large frame is an mmap of its own, unmapped when freed). Measured on the 1M-row synthetic data:

@@ -41,8 +41,9 @@ class TrainModelParams(StepParams):
     # split either way.
     max_train_rows: int | None = Field(None, ge=2)
     # The number type of the matrix the estimator is fitted on (after imputing, scaling and one-hot encoding):
-    # float32 holds it in half the memory of float64 (scikit-learn's trees compute in float32 anyway). auto:
-    # float32 for a classifier, float64 for a regressor (a linear one predicts in its matrix's type).
+    # float32 holds it in half the memory of float64, keeping about 7 significant digits of each value as it
+    # comes in. auto: float32 for a classifier, float64 for a regressor (a linear one predicts in its matrix's
+    # type) and for an estimator that does not say which it is.
     matrix_dtype: Literal["auto", "float32", "float64"] = "auto"
 
     @computed_field  # type: ignore[prop-decorator]
@@ -75,13 +76,17 @@ class TrainModelParams(StepParams):
         self.build_estimator()  # raises ConfigError on a bad name, path or value, before any run starts
         return self
 
-    def resolved_matrix_dtype(self) -> str:
-        """``matrix_dtype`` with auto decided for the configured estimator."""
-        from sklearn.base import is_regressor
+    def resolved_matrix_dtype(self) -> Literal["float32", "float64"]:
+        """``matrix_dtype`` with auto decided for the configured estimator: float32 only for a classifier."""
+        from sklearn.base import is_classifier
 
         if self.matrix_dtype != "auto":
             return self.matrix_dtype
-        return "float64" if is_regressor(self.build_estimator()) else "float32"
+        try:
+            classifier = is_classifier(self.build_estimator())
+        except (AttributeError, TypeError):  # no scikit-learn tags (not a BaseEstimator): keep full precision
+            classifier = False
+        return "float32" if classifier else "float64"
 
     def build_estimator(self) -> Any:
         where = (
@@ -119,6 +124,7 @@ def build_model(params: TrainModelParams, numeric: list[str], categorical: list[
     from sklearn.impute import SimpleImputer
     from sklearn.pipeline import Pipeline, make_pipeline
     from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
+    from sklearn.utils import check_array
 
     dtype = params.resolved_matrix_dtype()
     transformers = []
@@ -126,7 +132,10 @@ def build_model(params: TrainModelParams, numeric: list[str], categorical: list[
         transformers.append(("numeric", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), numeric))
     elif numeric:
         # Cast first: the imputer and the scaler then work in place on the one float32 copy of the columns.
-        cast = FunctionTransformer(np.asarray, kw_args={"dtype": dtype}, feature_names_out="one-to-one")
+        # check_array reads pandas' nullable columns (pd.NA) as NaN, as the float64 imputer does.
+        cast = FunctionTransformer(
+            check_array, kw_args={"dtype": dtype, "ensure_all_finite": False}, feature_names_out="one-to-one"
+        )
         scale = make_pipeline(cast, SimpleImputer(strategy="median", copy=False), StandardScaler(copy=False))
         transformers.append(("numeric", scale, numeric))
     if categorical:

@@ -46,6 +46,16 @@ def test_predictions_sit_next_to_the_input_columns() -> None:
     assert list(batch.columns) == ["id", "x"]
 
 
+def test_probabilities_are_float64_whatever_the_model_computes_in() -> None:
+    class Narrow(Threshold):
+        def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+            return super().predict_proba(X).astype("float32")
+
+    scored = predict_frame(Narrow(), pd.DataFrame({"x": [0.2, 0.9]}), SCHEMA, REF, WHEN, positive_class="high")
+
+    assert {scored[c].dtype for c in ("probability", "probability_low", "probability_high")} == {np.dtype("float64")}
+
+
 def test_missing_model_columns_are_named() -> None:
     with pytest.raises(DataValidationError) as caught:
         predict_frame(Threshold(), pd.DataFrame({"id": [1]}), {"x": "double", "y": "double"}, REF, WHEN)

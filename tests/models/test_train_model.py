@@ -160,6 +160,42 @@ def test_the_fitted_matrix_has_the_configured_type_and_leaves_the_data_as_it_was
     pd.testing.assert_frame_equal(data, before)  # imputing and scaling in place never touch the caller's frame
 
 
+class _Tagless:
+    """A classifier in the duck-typed sense only: no scikit-learn base class, so no tags to say what it is."""
+
+    def __init__(self, random_state: int | None = None) -> None:
+        self.random_state = random_state
+
+    def get_params(self, deep: bool = True) -> dict:
+        return {"random_state": self.random_state}
+
+    def fit(self, X, y) -> _Tagless:
+        self.seen_dtype_ = X.dtype
+        self.classes_ = np.unique(y)
+        return self
+
+    def predict(self, X):
+        return np.full(len(X), self.classes_[0])
+
+
+def test_auto_keeps_float64_for_an_estimator_without_tags(train, features) -> None:
+    params = TrainModelParams(estimator=f"{__name__}._Tagless", seed=1)
+
+    model = train_model(train, params, features, "outcome")
+
+    assert params.resolved_matrix_dtype() == "float64"
+    assert model.named_steps["estimator"].seen_dtype_ == "float64"
+
+
+def test_a_float32_model_takes_nullable_columns_as_the_float64_one_does(train, features) -> None:
+    X = feature_frame(train, features)
+    nullable = X.assign(visits=pd.array([None, *X["visits"].iloc[1:].astype(int)], dtype="Int64"))
+    as_nan = X.assign(visits=[np.nan, *X["visits"].iloc[1:]])
+    model = train_model(train, _params(), features, "outcome")
+
+    assert model.predict_proba(nullable).tolist() == model.predict_proba(as_nan).tolist()
+
+
 def test_a_float32_matrix_gives_the_float64_models_predictions(train, features) -> None:
     X = feature_frame(train, features)
     narrow = train_model(train, _params(), features, "outcome")
