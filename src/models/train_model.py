@@ -76,14 +76,15 @@ class TrainModelParams(StepParams):
         self.build_estimator()  # raises ConfigError on a bad name, path or value, before any run starts
         return self
 
-    def resolved_matrix_dtype(self) -> Literal["float32", "float64"]:
-        """``matrix_dtype`` with auto decided for the configured estimator: float32 only for a classifier."""
+    def resolved_matrix_dtype(self, estimator: Any = None) -> Literal["float32", "float64"]:
+        """``matrix_dtype`` with auto decided for the configured estimator (``estimator``, when already built):
+        float32 only for a classifier."""
         from sklearn.base import is_classifier
 
         if self.matrix_dtype != "auto":
             return self.matrix_dtype
         try:
-            classifier = is_classifier(self.build_estimator())
+            classifier = is_classifier(self.build_estimator() if estimator is None else estimator)
         except (AttributeError, TypeError):  # no scikit-learn tags (not a BaseEstimator): keep full precision
             classifier = False
         return "float32" if classifier else "float64"
@@ -126,18 +127,19 @@ def build_model(params: TrainModelParams, numeric: list[str], categorical: list[
     from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
     from sklearn.utils import check_array
 
-    dtype = params.resolved_matrix_dtype()
+    estimator = params.build_estimator()
+    dtype = params.resolved_matrix_dtype(estimator)
     transformers = []
-    if numeric and dtype == "float64":
-        transformers.append(("numeric", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), numeric))
-    elif numeric:
-        # Cast first: the imputer and the scaler then work in place on the one float32 copy of the columns.
-        # check_array reads pandas' nullable columns (pd.NA) as NaN, as the float64 imputer does.
-        cast = FunctionTransformer(
-            check_array, kw_args={"dtype": dtype, "ensure_all_finite": False}, feature_names_out="one-to-one"
-        )
-        scale = make_pipeline(cast, SimpleImputer(strategy="median", copy=False), StandardScaler(copy=False))
-        transformers.append(("numeric", scale, numeric))
+    if numeric:
+        # float32: cast first, and the imputer and the scaler work in place on that one copy of the columns
+        # (check_array reads pandas' nullable columns, pd.NA, as NaN, as the float64 imputer does).
+        steps: list[Any] = []
+        if dtype == "float32":
+            kw_args = {"dtype": dtype, "ensure_all_finite": False}
+            steps.append(FunctionTransformer(check_array, kw_args=kw_args, feature_names_out="one-to-one"))
+        in_place = bool(steps)
+        steps += [SimpleImputer(strategy="median", copy=not in_place), StandardScaler(copy=not in_place)]
+        transformers.append(("numeric", make_pipeline(*steps), numeric))
     if categorical:
         encode = make_pipeline(
             SimpleImputer(strategy="most_frequent"),
@@ -145,7 +147,7 @@ def build_model(params: TrainModelParams, numeric: list[str], categorical: list[
         )
         transformers.append(("categorical", encode, categorical))
     preprocess = ColumnTransformer(transformers, remainder="drop", verbose_feature_names_out=False)
-    return Pipeline([("preprocess", preprocess), ("estimator", params.build_estimator())])
+    return Pipeline([("preprocess", preprocess), ("estimator", estimator)])
 
 
 def train_model(train: pd.DataFrame, params: TrainModelParams, features: list[str], target: str) -> Pipeline:
