@@ -19,17 +19,12 @@ from pathlib import Path
 
 import mlflow
 import mlflow.sklearn
-import numpy as np
 import pandas as pd
 import skops.io
 import yaml
 from mlflow.models import infer_signature
-from sklearn.compose import ColumnTransformer
-from sklearn.impute import SimpleImputer
-from sklearn.linear_model import LogisticRegression
+from script_model import build_model, model_input  # bench/script_model.py, beside this script
 from sklearn.model_selection import train_test_split
-from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 
 config_dir, data_root, out = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
 out.mkdir(parents=True, exist_ok=True)
@@ -58,24 +53,10 @@ with mlflow.start_run():
     test.to_parquet(out / "test.parquet", index=False)
 
     def X(df: pd.DataFrame) -> pd.DataFrame:
-        return df[numeric + categorical].astype({c: "float64" for c in numeric} | {c: "object" for c in categorical})
+        return model_input(df, numeric, categorical)
 
-    # A float32 matrix, as the pipeline fits a classifier on (train_model.matrix_dtype: auto).
-    cast = FunctionTransformer(np.asarray, kw_args={"dtype": "float32"}, feature_names_out="one-to-one")
-    scale = make_pipeline(cast, SimpleImputer(strategy="median", copy=False), StandardScaler(copy=False))
-    transformers = [("numeric", scale, numeric)]
-    if categorical:
-        encoder = OneHotEncoder(handle_unknown="ignore", min_frequency=5, dtype=np.float32)
-        transformers.append(
-            ("categorical", make_pipeline(SimpleImputer(strategy="most_frequent"), encoder), categorical)
-        )
+    model = build_model(cfg, numeric, categorical)
     params = cfg["train_model"]["estimators"]["logistic_regression"]["params"]
-    model = Pipeline(
-        [
-            ("preprocess", ColumnTransformer(transformers)),
-            ("estimator", LogisticRegression(random_state=cfg["train_model"]["seed"], **params)),
-        ]
-    )
     mlflow.log_params({**params, "test_size": cfg["feat_data"]["test_size"], "seed": cfg["feat_data"]["seed"]})
     mlflow.log_input(mlflow.data.from_pandas(train, source=str(raw_path), name="train", targets=target), "training")
     model.fit(X(train), train[target])

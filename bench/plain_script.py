@@ -23,10 +23,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import yaml
+from script_model import build_model, model_input  # bench/script_model.py, beside this script
 from sklearn.calibration import CalibrationDisplay
-from sklearn.compose import ColumnTransformer
-from sklearn.impute import SimpleImputer
-from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import (
     ConfusionMatrixDisplay,
     PrecisionRecallDisplay,
@@ -39,8 +37,6 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 from sklearn.model_selection import train_test_split
-from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 
 config_dir, data_root, out = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
 out.mkdir(parents=True, exist_ok=True)
@@ -64,31 +60,10 @@ test.to_parquet(out / "test.parquet", index=False)
 
 
 def X(df: pd.DataFrame) -> pd.DataFrame:
-    return df[numeric + categorical].astype({c: "float64" for c in numeric} | {c: "object" for c in categorical})
+    return model_input(df, numeric, categorical)
 
 
-# A float32 matrix, as the pipeline fits a classifier on (train_model.matrix_dtype: auto).
-cast = FunctionTransformer(np.asarray, kw_args={"dtype": "float32"}, feature_names_out="one-to-one")
-scale = make_pipeline(cast, SimpleImputer(strategy="median", copy=False), StandardScaler(copy=False))
-transformers = [("numeric", scale, numeric)]
-if categorical:
-    transformers.append(
-        (
-            "categorical",
-            make_pipeline(
-                SimpleImputer(strategy="most_frequent"),
-                OneHotEncoder(handle_unknown="ignore", min_frequency=5, dtype=np.float32),
-            ),
-            categorical,
-        )
-    )
-params = cfg["train_model"]["estimators"]["logistic_regression"]["params"]
-model = Pipeline(
-    [
-        ("preprocess", ColumnTransformer(transformers)),
-        ("estimator", LogisticRegression(random_state=cfg["train_model"]["seed"], **params)),
-    ]
-)
+model = build_model(cfg, numeric, categorical)
 model.fit(X(train), train["label"])
 (out / "model.pkl").write_bytes(pickle.dumps(model))
 
