@@ -40,7 +40,8 @@ def read_frame(
     options = options or CsvOptions()
     _check_header(_first_line(handle), uri, options)
     if options == CsvOptions():  # the common dialect: every row's width is checked against the header too
-        from src.models.input_checks import InputError, read_csv
+        from src.models.csv_input import read_csv
+        from src.models.input_checks import InputError
 
         try:
             frame = read_csv(handle)
@@ -66,7 +67,8 @@ def read_chunks(
     options = options or CsvOptions()
     _check_header(_first_line(handle), uri, options)
     if options == CsvOptions():
-        from src.models.input_checks import InputError, read_csv_chunks
+        from src.models.csv_input import read_csv_chunks
+        from src.models.input_checks import InputError
 
         try:
             yield from read_csv_chunks(handle, rows)

@@ -33,7 +33,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from src.lib.refs import ModelRef
-from src.models.input_checks import InputError, frame_from_csv, frame_from_json
+from src.models.csv_input import frame_from_csv
+from src.models.input_checks import InputError, frame_from_json
 from src.serving.auth import ApiKeys
 from src.serving.inference_log import Entry, InferenceLog
 

@@ -8,8 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from src.models import input_checks
-from src.models.input_checks import InputError, check_frame, csv_has_header, frame_from_json, read_csv
+from src.models import csv_input
+from src.models.csv_input import csv_has_header, read_csv
+from src.models.input_checks import InputError, check_frame, frame_from_json
 
 SCHEMA = {"a": "double", "n": "long", "plan": "string"}
 FIX = "The model's inputs, in order: a (double), n (long), plan (string)."
@@ -57,7 +58,7 @@ def test_rows_with_a_value_too_many_or_too_few_are_refused(text: str, names: lis
 def test_rows_and_lines_are_counted_across_chunks_and_blank_lines(
     monkeypatch: pytest.MonkeyPatch, chunk: int, quote: str
 ) -> None:
-    monkeypatch.setattr(input_checks, "_CHUNK", chunk)
+    monkeypatch.setattr(csv_input, "_CHUNK", chunk)
     text = f"\na,n,plan\n1,2,{quote}x{quote}\n\n   \n3,4,y\n5,6\n7,8,z\n9,10,z,11"
 
     with pytest.raises(InputError) as caught:
