@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from src.data.make_dataset import validate_raw
+from src.data.validation import validate_raw
 from src.init_project import init_project
 from src.lib.config import REPO_ROOT, load_config
 from src.lib.config_text import replace_section, set_entry_key

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from src.data.make_dataset import validate_raw
+from src.data.validation import validate_raw
 from src.lib.config import REPO_ROOT, available_environments, load_config
 from src.lib.storage import Storage
 from src.lib.tables import CsvOptions

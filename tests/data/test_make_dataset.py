@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from src.data.make_dataset import MakeDataParams, clean_data, validate_raw
+from src.data.make_dataset import MakeDataParams, clean_data
+from src.data.validation import validate_raw
 from src.lib.errors import DataValidationError
 from src.lib.schema import SchemaConfig
 
