@@ -20,6 +20,11 @@ EXAMPLE_ROOT = _KEPT_EXAMPLE if (_KEPT_EXAMPLE / "config" / "base.yaml").is_file
 EXAMPLE_CONFIG = EXAMPLE_ROOT / "config"
 EXAMPLE_RAW = EXAMPLE_ROOT / "data" / "raw" / "breast_cancer.csv"
 
+# How far two scoring paths (predict, the batch handler, serving) may differ on the same rows: a float32 model
+# matrix keeps about 7 significant digits, and BLAS picks other kernels for another batch size or CPU, so the last
+# digits differ (README, "Your data": matrix_dtype). Labels must be equal; probabilities agree to this.
+SCORE_TOLERANCE = 1e-5
+
 
 def scrubbed_env(extra: Mapping[str, str] | None = None, drop: tuple[str, ...] = ()) -> dict[str, str]:
     """This process's environment without MLflow and pipeline settings (and ``drop`` prefixes), plus ``extra``;
