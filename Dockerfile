@@ -14,8 +14,10 @@ WORKDIR /app
 # Dependencies first, in a layer of their own: it is rebuilt only when the lock file changes.
 # The user runs the pipeline: no login shell, and the code stays owned by root (read-only to it); data/ is its
 # own (the local environment's data root, where `serve` keeps its inference log unless told otherwise).
+# The pipeline library comes as the wheel ./build_docker.sh builds into wheels/ (from where uv.lock takes it).
 COPY requirements-runtime.lock ./
-RUN pip install --no-deps -r requirements-runtime.lock \
+COPY wheels/ wheels/
+RUN pip install --no-deps -r requirements-runtime.lock wheels/*.whl \
     && useradd --create-home --uid 10001 --shell /usr/sbin/nologin pipeline \
     && install -d -o pipeline /app/data
 

@@ -67,9 +67,13 @@ contract: install  ## Infer the raw data's contract (`schema:` in config/base.ya
 
 airflow-venv: .airflow-venv/.installed  ## Create .airflow-venv with the pinned Airflow (for the DAG and its tests)
 
-.airflow-venv/.installed: requirements-airflow.lock | python-check $(UV_DEP)
+# The DAG file imports mlsteps.dag (standard library and Airflow only): the library goes in without its
+# dependencies, from where uv.lock takes it (this repository's folder, or the git source a project pins).
+.airflow-venv/.installed: requirements-airflow.lock uv.lock | python-check $(UV_DEP)
 	$(UV) venv --clear --python $(PYTHON) .airflow-venv
 	$(UV) pip install --python .airflow-venv/bin/python -r requirements-airflow.lock
+	$(EXPORT) --no-dev --no-header --no-annotate | grep mlsteps > .airflow-venv/mlsteps.txt
+	$(UV) pip install --python .airflow-venv/bin/python --no-deps -r .airflow-venv/mlsteps.txt
 	@touch $@
 
 run: install  ## Run the whole pipeline on the local environment
@@ -109,7 +113,7 @@ ui: install  ## Start the MLflow UI on the local runs (http://127.0.0.1:5000)
 lock: | python-check $(UV_DEP)  ## Re-resolve pyproject.toml into uv.lock, then export requirements*.lock and conda.yaml from it
 	$(UV) lock $(LOCK_ARGS)
 	$(EXPORT) --all-groups -o requirements.lock
-	$(EXPORT) --no-dev -o requirements-runtime.lock
+	$(EXPORT) --no-dev --no-emit-package mlsteps -o requirements-runtime.lock
 	{ sed -n '1,/^  - pip:$$/p' conda.yaml; \
 	  $(EXPORT) --no-dev --no-header --no-annotate | sed 's/^/      - /'; } > conda.yaml.new
 	mv conda.yaml.new conda.yaml

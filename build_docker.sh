@@ -27,5 +27,15 @@ if [ "$commit" != unknown ] && [ -n "$(git status --porcelain --untracked-files=
     tag="$commit-dirty"   # uncommitted changes: never reuse the clean commit's tag
 fi
 
+# The pipeline library as a wheel for the image: from this repository's packages/mlsteps, or from the git source
+# (and commit) the project pins; requirements.lock names it as uv.lock does.
+spec="$(grep -E '^(-e )?(\./packages/mlsteps|mlsteps @ )' requirements.lock | head -n 1 | sed 's/^-e //')"
+if [ -z "$spec" ]; then
+    echo "build_docker.sh: requirements.lock names no mlsteps: run \`make lock\`" >&2
+    exit 1
+fi
+rm -rf wheels
+"${PYTHON:-python3}" -m pip wheel --quiet --disable-pip-version-check --no-deps --wheel-dir wheels "$spec"
+
 "$engine" build --build-arg "GIT_COMMIT=$tag" -t "$image:$tag" -t "$image:latest" "$@" .
 echo "built $image:$tag (also tagged $image:latest)"

@@ -24,16 +24,16 @@ def rss_mib() -> float:
 def main() -> None:
     out, script, *args = sys.argv[1:]
     sys.path.insert(0, str(Path(script).resolve().parent.parent))
-    import src.pipeline
+    import mlsteps.pipeline
 
-    original = src.pipeline.load_inputs
+    original = mlsteps.pipeline.load_inputs
 
     def load_inputs(*a: Any, **kw: Any) -> Any:
         if not Path(out).exists():  # the first step's start
             Path(out).write_text(f"{rss_mib():.1f}\n")
         return original(*a, **kw)
 
-    src.pipeline.load_inputs = load_inputs  # type: ignore[assignment]
+    mlsteps.pipeline.load_inputs = load_inputs  # type: ignore[assignment]
     sys.argv = [script, *args]
     runpy.run_path(script, run_name="__main__")
 

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from mlsteps.config import REPO_ROOT
+from mlsteps.schema import ColumnSpec, SchemaConfig
 
 from src.data.make_dataset import MakeDataParams
-from src.lib.config import REPO_ROOT
-from src.lib.schema import ColumnSpec, SchemaConfig
 from tests.helpers import EXAMPLE_CONFIG, EXAMPLE_RAW
 
 # Variables that would point a test at the developer's own runs, data or cloud account.
@@ -72,7 +72,7 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.Temp
     # Remembered digests and up-to-date states (src/lib/digests.py, uptodate.py) never go into the repo's .pipeline/.
     monkeypatch.setenv("PIPELINE_STATE_DIR", str(tmp_path_factory.getbasetemp() / "state"))
     # The config the tests load is the example's (the repo's own in the template; see tests/helpers.py).
-    monkeypatch.setattr("src.lib.config.DEFAULT_CONFIG_DIR", EXAMPLE_CONFIG)
+    monkeypatch.setattr("mlsteps.config.DEFAULT_CONFIG_DIR", EXAMPLE_CONFIG)
     yield
     if "mlflow" in sys.modules:
         import mlflow
@@ -209,7 +209,7 @@ class MemoryWorkspace:
     experiment: str
 
     def settings(self, **overrides):
-        from src.lib.config import load_config
+        from mlsteps.config import load_config
 
         return load_config("local", overrides=overrides or None)
 

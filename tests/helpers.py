@@ -10,7 +10,7 @@ import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-from src.lib.config import REPO_ROOT
+from mlsteps.config import REPO_ROOT
 
 # The project the tests run the pipeline machinery on: the template's example. In the template it is the repo
 # itself; in a project made with `copier copy` from data of its own, the example is kept under tests/example

@@ -8,8 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from src.lib.config import REPO_ROOT
+from mlsteps.config import REPO_ROOT
 
 pytestmark = pytest.mark.slow
 

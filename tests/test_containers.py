@@ -11,8 +11,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from mlsteps.config import REPO_ROOT
 
-from src.lib.config import REPO_ROOT
 from tests.helpers import scrubbed_env
 
 HADOLINT = Path(sys.executable).parent / "hadolint"
@@ -57,6 +57,7 @@ def test_dockerignore_keeps_data_runs_and_secrets_out() -> None:
     assert allowed == {
         "Dockerfile",
         "requirements-runtime.lock",
+        "wheels",
         "MLproject",
         "conda.yaml",
         "docker-entrypoint.sh",

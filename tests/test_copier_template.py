@@ -17,8 +17,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from mlsteps.config import REPO_ROOT
 
-from src.lib.config import REPO_ROOT
 from tests.helpers import scrubbed_env
 
 copier = pytest.importorskip(
@@ -169,7 +169,7 @@ CASES = {
 
 def _steps_handle(task: str) -> bool:
     """Whether this version of the steps takes the task (the schema says; binary only before issue 14's task types)."""
-    from src.lib.schema import SchemaConfig
+    from mlsteps.schema import SchemaConfig
 
     labels = {
         "binary": {"labels": ["a", "b"], "positive_class": "a"},

@@ -15,15 +15,20 @@ from pathlib import Path
 
 import pytest
 import yaml
-
-from src.lib.config import REPO_ROOT
+from mlsteps.config import REPO_ROOT
 
 UV = Path(sys.executable).parent / "uv"  # uv is a dev dependency, so the environment carries the one it locked
 PYPROJECT = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
+# The example depends on the library; the library declares what the pipeline imports.
+LIBRARY_PYPROJECT = tomllib.loads((REPO_ROOT / "packages" / "mlsteps" / "pyproject.toml").read_text())
 LOCK = tomllib.loads((REPO_ROOT / "uv.lock").read_text())
 EXPORTS = ["requirements.lock", "requirements-runtime.lock"]
 # One requirement line of an export: an exact pin, optionally for some platforms or Pythons only.
 PIN = re.compile(r"(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)==(?P<version>[^\s;=]+)(?: ; (?P<marker>.+))?")
+
+
+# How the exports name the pipeline library in this repository: its folder, as a uv workspace member.
+LIBRARY = "-e ./packages/mlsteps"
 
 
 def _norm(name: str) -> str:
@@ -38,6 +43,8 @@ def _requirements(lines: list[str]) -> list[str]:
 def _pins(name: str) -> dict[str, set[str]]:
     pins: dict[str, set[str]] = {}
     for line in _requirements((REPO_ROOT / name).read_text().splitlines()):
+        if line == LIBRARY:  # the pipeline library, from its folder (a uv workspace member)
+            continue
         match = PIN.fullmatch(line)
         assert match, f"{name}: not an exact pin: {line}"
         pins.setdefault(_norm(match["name"]), set()).add(match["version"])
@@ -88,13 +95,15 @@ def test_conda_yaml_pins_exactly_the_runtime_lock() -> None:
     conda = yaml.safe_load((REPO_ROOT / "conda.yaml").read_text())
     pip_section = next(d["pip"] for d in conda["dependencies"] if isinstance(d, dict))
 
-    assert pip_section == _requirements((REPO_ROOT / "requirements-runtime.lock").read_text().splitlines())
+    # The runtime lock leaves the library out (the image installs it as a wheel); conda installs it from its folder.
+    assert pip_section == [LIBRARY, *_requirements((REPO_ROOT / "requirements-runtime.lock").read_text().splitlines())]
     assert "python=3.11" in conda["dependencies"]
 
 
 def test_every_declared_dependency_is_pinned_at_its_locked_version() -> None:
     full, runtime = _pins("requirements.lock"), _pins("requirements-runtime.lock")
-    declared_runtime = _declared(PYPROJECT["project"]["dependencies"])
+    assert _declared(PYPROJECT["project"]["dependencies"]) == ["mlsteps"]
+    declared_runtime = _declared(LIBRARY_PYPROJECT["project"]["dependencies"])
     declared_dev = _declared(PYPROJECT["dependency-groups"]["dev"])
 
     for name in declared_runtime:

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from mlsteps.config import REPO_ROOT, load_config
+from mlsteps.discovery import step_names
+from mlsteps.errors import StepError, StorageError
+from mlsteps.pipeline import run_pipeline
 
-from src.lib.config import REPO_ROOT, load_config
-from src.lib.discovery import step_names
-from src.lib.errors import StepError, StorageError
-from src.pipeline import run_pipeline
 from tests.helpers import scrubbed_env
 
 STEPS = step_names()
@@ -83,8 +83,8 @@ def test_a_live_pipeline_in_another_pid_namespace_is_not_taken_for_dead(workspac
     )
     if probe.returncode != 0:
         pytest.skip(f"cannot make a PID namespace here (unshare: {probe.stderr.decode().strip()[:200]})")
-    from src.lib.config import load_config
-    from src.lib.runs import Runs
+    from mlsteps.config import load_config
+    from mlsteps.runs import Runs
 
     # Same host name, another PID namespace: its pids mean other processes here. Its pipeline gets a pid that no
     # process has here, which a check by host name and pid alone would take for a dead owner.
@@ -107,8 +107,7 @@ def test_a_live_pipeline_in_another_pid_namespace_is_not_taken_for_dead(workspac
 
 def _runs(workspace):
     from mlflow import MlflowClient
-
-    from src.lib.store import _sqlite_setup_lock
+    from mlsteps.store import _sqlite_setup_lock
 
     # The pipeline may be creating the SQLite store right now: take the lock it takes, or both create its tables.
     with _sqlite_setup_lock(workspace.tracking_uri):

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from mlsteps.config import REPO_ROOT, load_config
+from mlsteps.discovery import step_names
+from mlsteps.errors import StepError
+from mlsteps.pipeline import run_pipeline
 
-from src.lib.config import REPO_ROOT, load_config
-from src.lib.discovery import step_names
-from src.lib.errors import StepError
-from src.pipeline import run_pipeline
 from tests.helpers import scrubbed_env
 
 STEPS = step_names()
@@ -28,7 +28,7 @@ LOW_BAR = {"gate": {"thresholds": {"roc_auc": 0.5, "f1_score": 0.5}}}
 
 
 def _merge(*parts: dict) -> dict:
-    from src.lib.config import deep_merge
+    from mlsteps.config import deep_merge
 
     merged: dict = {}
     for part in parts:

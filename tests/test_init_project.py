@@ -11,13 +11,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from mlsteps.config import REPO_ROOT, load_config
+from mlsteps.config_text import replace_section, set_entry_key
+from mlsteps.errors import ConfigError, DataValidationError
+from mlsteps.infer_schema import choose_positive_class, infer_column, infer_target
+from mlsteps.init_project import init_project
+from mlsteps.validation import validate_raw
 
-from src.data.validation import validate_raw
-from src.init_project import init_project
-from src.lib.config import REPO_ROOT, load_config
-from src.lib.config_text import replace_section, set_entry_key
-from src.lib.errors import ConfigError, DataValidationError
-from src.lib.infer_schema import choose_positive_class, infer_column, infer_target
 from tests.helpers import EXAMPLE_CONFIG, scrubbed_env
 
 # Strings with gaps, whole numbers with and without gaps, decimals (one negative), booleans with a gap, dates,
@@ -266,7 +266,7 @@ def test_a_task_the_target_cannot_have_is_refused() -> None:
 
 
 def test_an_edit_outside_the_owned_keys_is_refused() -> None:
-    from src.lib.config_text import check_edit
+    from mlsteps.config_text import check_edit
 
     with pytest.raises(ConfigError) as caught:
         check_edit("a: 1\nschema: {x: 1}\n", "a: 2\nschema: {x: 2}\n", [("schema",)], "base.yaml")
@@ -290,7 +290,7 @@ def test_make_setup_infers_a_missing_contract_before_running_the_pipeline(tmp_pa
 
 
 def test_a_regression_target_switches_the_classifiers_to_regressors_and_keeps_the_rest() -> None:
-    from src.init_project import InitReport, edit_config
+    from mlsteps.init_project import InitReport, edit_config
 
     text = (EXAMPLE_CONFIG / "base.yaml").read_text()
     frame = pd.DataFrame({"x": [1.0, 2.5, 3.0], "y": [10.5, 20.25, 31.0]})

@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from mlsteps.config import REPO_ROOT
 
-from src.lib.config import REPO_ROOT
 from tests.helpers import scrubbed_env
 
 
@@ -32,7 +32,7 @@ def test_help_does_not_import_heavy_libraries() -> None:
     code = (
         "import sys, runpy; sys.argv = ['main.py', '--help']\n"
         # Not run as __main__: main() ends the process with os._exit, before this probe could print.
-        "cli = runpy.run_path('src/main.py', run_name='probe')['cli']\n"
+        "runpy.run_path('src/main.py', run_name='probe')\nfrom mlsteps.cli import cli\n"
         "try:\n    cli()\nexcept SystemExit:\n    pass\n"
         "heavy = [m for m in ('mlflow', 'pandas', 'sklearn', 'pandera') if m in sys.modules]\n"
         "print('HEAVY', heavy)\n"

@@ -14,8 +14,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
-from src.lib.config import REPO_ROOT
+from mlsteps.config import REPO_ROOT
 
 
 @pytest.fixture

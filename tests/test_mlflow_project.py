@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from mlsteps.config import REPO_ROOT
+from mlsteps.discovery import step_names
 
-from src.lib.config import REPO_ROOT
-from src.lib.discovery import step_names
 from tests.helpers import scrubbed_env
 
 MLPROJECT = yaml.safe_load((REPO_ROOT / "MLproject").read_text())

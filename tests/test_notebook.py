@@ -10,10 +10,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from mlsteps.config import REPO_ROOT, load_config
+from mlsteps.discovery import step_names
+from mlsteps.pipeline import run_pipeline
 
-from src.lib.config import REPO_ROOT, load_config
-from src.lib.discovery import step_names
-from src.pipeline import run_pipeline
 from tests.helpers import scrubbed_env
 
 STEPS = step_names()

@@ -6,13 +6,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
-from src.lib.config import load_config
-from src.lib.discovery import step_names
-from src.lib.errors import ConfigError, StepError
-from src.lib.runs import TAG_ENVIRONMENT, TAG_STEP
-from src.lib.store import TAG_GIT_COMMIT, TAG_GIT_DIRTY
-from src.pipeline import parse_steps, run_pipeline
+from mlsteps.config import load_config
+from mlsteps.discovery import step_names
+from mlsteps.errors import ConfigError, StepError
+from mlsteps.pipeline import parse_steps, run_pipeline
+from mlsteps.runs import TAG_ENVIRONMENT, TAG_STEP
+from mlsteps.store import TAG_GIT_COMMIT, TAG_GIT_DIRTY
 
 STEPS = step_names()
 

@@ -7,11 +7,10 @@ check the project's own files, which in a project made with `copier copy` descri
 from __future__ import annotations
 
 import pytest
-
-from src.data.validation import validate_raw
-from src.lib.config import REPO_ROOT, available_environments, load_config
-from src.lib.storage import Storage
-from src.lib.tables import CsvOptions
+from mlsteps.config import REPO_ROOT, available_environments, load_config
+from mlsteps.storage import Storage
+from mlsteps.tables import CsvOptions
+from mlsteps.validation import validate_raw
 
 PROJECT_CONFIG = REPO_ROOT / "config"
 

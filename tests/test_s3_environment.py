@@ -10,11 +10,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from mlsteps.config import REPO_ROOT, load_config
+from mlsteps.discovery import step_names
+from mlsteps.errors import PipelineError
+from mlsteps.pipeline import run_pipeline
 
-from src.lib.config import REPO_ROOT, load_config
-from src.lib.discovery import step_names
-from src.lib.errors import PipelineError
-from src.pipeline import run_pipeline
 from tests.conftest import TEAM_BUCKET
 from tests.helpers import EXAMPLE_RAW, scrubbed_env
 from tests.servers import AWS_TEST_ENV, free_port

@@ -12,9 +12,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import requests
+from mlsteps.serving.inference_log import read_inference_log
+from mlsteps.storage import Storage
 
-from src.lib.storage import Storage
-from src.serving.inference_log import read_inference_log
 from tests.conftest import Champion
 from tests.helpers import run_main, serving
 from tests.servers import AWS_TEST_ENV, free_port

@@ -9,9 +9,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from mlsteps.config import REPO_ROOT
 
 from bench import setup_time
-from src.lib.config import REPO_ROOT
 
 
 def _git(repo: Path, *args: str) -> None:

@@ -9,10 +9,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import requests
+from mlsteps.config import REPO_ROOT, load_config
+from mlsteps.discovery import step_names
+from mlsteps.pipeline import run_pipeline
 
-from src.lib.config import REPO_ROOT, load_config
-from src.lib.discovery import step_names
-from src.pipeline import run_pipeline
 from tests.helpers import EXAMPLE_CONFIG, run_main, serving
 
 pytestmark = pytest.mark.slow
@@ -22,7 +22,7 @@ NEW_STEP = '''"""report_model: the champion's predictions on the test split, sum
 from collections.abc import Mapping
 from typing import Any
 
-from src.lib.step import Step, StepContext, StepOutput, StepParams
+from mlsteps.step import Step, StepContext, StepOutput, StepParams
 
 
 class ReportModelParams(StepParams):

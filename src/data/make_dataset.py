@@ -11,12 +11,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from mlsteps.errors import DataValidationError
+from mlsteps.schema import SchemaConfig
+from mlsteps.step import Step, StepContext, StepOutput, StepParams
+from mlsteps.validation import validate_chunks, validate_raw
 from pydantic import Field
-
-from src.data.validation import validate_chunks, validate_raw
-from src.lib.errors import DataValidationError
-from src.lib.schema import SchemaConfig
-from src.lib.step import Step, StepContext, StepOutput, StepParams
 
 if TYPE_CHECKING:
     import pandas as pd

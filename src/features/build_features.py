@@ -10,11 +10,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from mlsteps.errors import DataValidationError
+from mlsteps.schema import SchemaConfig
+from mlsteps.step import Step, StepContext, StepOutput, StepParams
 from pydantic import Field
-
-from src.lib.errors import DataValidationError
-from src.lib.schema import SchemaConfig
-from src.lib.step import Step, StepContext, StepOutput, StepParams
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -10,12 +10,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
+from mlsteps.errors import ConfigError, DataValidationError
+from mlsteps.estimators import build_estimator, distribution_of
+from mlsteps.schema import SchemaConfig
+from mlsteps.step import ModelOutput, Step, StepContext, StepOutput, StepParams
 from pydantic import Field, computed_field, model_validator
-
-from src.lib.errors import ConfigError, DataValidationError
-from src.lib.schema import SchemaConfig
-from src.lib.step import ModelOutput, Step, StepContext, StepOutput, StepParams
-from src.models.estimators import build_estimator, distribution_of
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -239,5 +238,5 @@ STEP = Step(
     snapshot=("train", "test"),
     headline=("roc_auc", "f1_score", "accuracy_score", "root_mean_squared_error", "r2_score"),
     resources={"cpu": "4", "memory": "16Gi"},
-    policy="src.models.promotion",
+    policy="mlsteps.promotion",
 )

@@ -8,11 +8,11 @@ import uuid
 
 import pandas as pd
 import pytest
+from mlsteps.batch import s3_handler
+from mlsteps.config import load_config
+from mlsteps.discovery import step_names
+from mlsteps.pipeline import run_pipeline
 
-from src.batch import s3_handler
-from src.lib.config import load_config
-from src.lib.discovery import step_names
-from src.pipeline import run_pipeline
 from tests.helpers import EXAMPLE_RAW, SCORE_TOLERANCE
 from tests.servers import AWS_TEST_ENV
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from mlsteps.errors import DataValidationError
+from mlsteps.schema import SchemaConfig
+from mlsteps.validation import validate_raw
 
 from src.data.make_dataset import MakeDataParams, clean_data
-from src.data.validation import validate_raw
-from src.lib.errors import DataValidationError
-from src.lib.schema import SchemaConfig
 
 
 def test_clean_keeps_good_rows_and_types(dummy_raw: pd.DataFrame, schema: SchemaConfig, make_params) -> None:

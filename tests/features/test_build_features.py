@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+from mlsteps.errors import DataValidationError
+from mlsteps.schema import SchemaConfig
 
 from src.data.make_dataset import clean_data
 from src.features.build_features import FeatDataParams, build_features, split_data, target_metrics
-from src.lib.errors import DataValidationError
-from src.lib.schema import SchemaConfig
 
 
 @pytest.fixture

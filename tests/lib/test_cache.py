@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from src.lib.cache import TAG_CODE, TAG_INPUTS, TAG_PARAMS, code_digest, import_closure, make_key
-from src.lib.config import REPO_ROOT
+from mlsteps.cache import TAG_CODE, TAG_INPUTS, TAG_PARAMS, code_digest, import_closure, make_key
+from mlsteps.config import REPO_ROOT
 
 
 def _key(params=None, inputs=None, environment="local", code="code-a"):
@@ -96,5 +96,6 @@ def test_changing_an_imported_module_changes_the_digest_and_others_do_not(tmp_pa
 def test_train_model_key_covers_its_transforms_not_the_promotion_policy_or_serving() -> None:
     closure = _relative(import_closure("src.models.train_model"), REPO_ROOT)
 
-    assert {"src/models/train_model.py", "src/models/estimators.py", "src/lib/schema.py"} <= set(closure)
-    assert not {"src/models/promotion.py", "src/serving/app.py", "src/lib/runs.py", "src/pipeline.py"} & set(closure)
+    lib = "packages/mlsteps/src/mlsteps"
+    assert {"src/models/train_model.py", f"{lib}/estimators.py", f"{lib}/schema.py"} <= set(closure)
+    assert not {f"{lib}/promotion.py", f"{lib}/serving/app.py", f"{lib}/runs.py", f"{lib}/pipeline.py"} & set(closure)

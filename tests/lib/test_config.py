@@ -6,9 +6,9 @@ import shutil
 from pathlib import Path
 
 import pytest
+from mlsteps.config import REPO_ROOT, deep_merge, load_config
+from mlsteps.errors import ConfigError
 
-from src.lib.config import REPO_ROOT, deep_merge, load_config
-from src.lib.errors import ConfigError
 from tests.helpers import EXAMPLE_CONFIG
 
 CASES = Path(__file__).parent / "config_cases"

@@ -5,10 +5,9 @@ from __future__ import annotations
 import io
 
 import pytest
+from mlsteps import console
+from mlsteps.pipeline import StepResult
 from rich.console import Console
-
-from src.lib import console
-from src.pipeline import StepResult
 
 
 @pytest.fixture

@@ -7,8 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
-
-from src.lib.digests import DigestCache
+from mlsteps.digests import DigestCache
 
 
 @pytest.fixture

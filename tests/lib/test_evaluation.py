@@ -6,10 +6,9 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
+from mlsteps.evaluation import evaluate, evaluation_metrics
+from mlsteps.schema import SchemaConfig
 from sklearn.linear_model import LinearRegression, LogisticRegression
-
-from src.lib.evaluation import evaluate, evaluation_metrics
-from src.lib.schema import SchemaConfig
 
 
 def _schema(task: str) -> SchemaConfig:

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pandas as pd
-
-from src.lib.lineage import dataset, schema_property_is_cached
+from mlsteps.lineage import dataset, schema_property_is_cached
 
 
 def test_mlflow_still_caches_the_pandas_dataset_schema() -> None:

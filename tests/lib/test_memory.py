@@ -9,15 +9,14 @@ import sys
 import textwrap
 
 import pytest
-
-from src.lib.config import REPO_ROOT
+from mlsteps.config import REPO_ROOT
 
 PROBE = textwrap.dedent(
     """
     import sys
     sys.path.insert(0, {root!r})
     if sys.argv[1] == "configured":
-        from src.lib.memory import return_freed_memory
+        from mlsteps.memory import return_freed_memory
         return_freed_memory()
     import numpy as np
     import pyarrow as pa
@@ -68,7 +67,7 @@ def test_freed_arrays_go_back_to_the_system_once_configured() -> None:
 def test_a_pool_the_user_chose_is_kept(monkeypatch) -> None:
     import os
 
-    from src.lib.memory import return_freed_memory
+    from mlsteps.memory import return_freed_memory
 
     monkeypatch.setenv("ARROW_DEFAULT_MEMORY_POOL", "jemalloc")
     monkeypatch.setattr(sys, "platform", "darwin")  # leaves this process's malloc as it is

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-
-from src.lib.errors import ConfigError, PipelineError, StepError
-from src.pipeline import plan_pipeline, run_pipeline
+from mlsteps.errors import ConfigError, PipelineError, StepError
+from mlsteps.pipeline import plan_pipeline, run_pipeline
 
 DATA_STEPS = ["make_data", "feat_data"]
 

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from importlib.metadata import version
 
+from mlsteps.registry import BASE_REQUIREMENTS, model_requirements
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
-
-from src.lib.registry import BASE_REQUIREMENTS, model_requirements
 
 
 class _ForeignEstimator(LogisticRegression):
@@ -34,8 +33,7 @@ def test_an_estimator_from_another_package_adds_that_package() -> None:
 def test_a_version_registered_in_this_process_is_used_as_fitted_others_are_loaded(tmp_path, monkeypatch) -> None:
     import mlflow
     import pandas as pd
-
-    from src.lib import registry
+    from mlsteps import registry
 
     monkeypatch.setattr(registry, "_LOGGED", {})
     monkeypatch.setattr(registry, "_REGISTERED", {})

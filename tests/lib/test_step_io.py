@@ -8,10 +8,9 @@ import shutil
 import fsspec
 import pandas as pd
 import pytest
-
-from src.lib.discovery import step_names
-from src.lib.errors import StepError
-from src.pipeline import run_pipeline
+from mlsteps.discovery import step_names
+from mlsteps.errors import StepError
+from mlsteps.pipeline import run_pipeline
 
 
 def test_the_whole_pipeline_on_an_in_memory_catalog(memory_workspace) -> None:
@@ -104,9 +103,8 @@ def _task_config(tmp_path, task: str, columns: list[str], labels: list[str] | No
 
 @pytest.mark.parametrize("task", ["multiclass", "regression"])
 def test_multiclass_and_regression_run_through_every_step(memory_workspace, tmp_path, monkeypatch, task) -> None:
+    from mlsteps.config import load_config
     from sklearn.datasets import load_diabetes, load_iris
-
-    from src.lib.config import load_config
 
     bunch = (load_iris if task == "multiclass" else load_diabetes)(as_frame=True)
     frame = bunch.frame.rename(columns=lambda c: c.replace(" (cm)", "").replace(" ", "_"))
@@ -141,8 +139,8 @@ def test_a_champion_with_other_inputs_is_not_compared_and_the_reason_is_kept(
 ) -> None:
     import yaml
     from mlflow import MlflowClient
+    from mlsteps.config import load_config
 
-    from src.lib.config import load_config
     from tests.helpers import EXAMPLE_CONFIG
 
     run_pipeline(memory_workspace.settings(), ["make_data", "feat_data", "train_model"])  # version 1, champion

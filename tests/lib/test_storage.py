@@ -8,9 +8,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
-from src.lib.errors import StorageError
-from src.lib.storage import Storage
+from mlsteps.errors import StorageError
+from mlsteps.storage import Storage
 
 
 @pytest.fixture
@@ -149,7 +148,7 @@ def test_a_table_read_in_chunks_is_the_table_read_whole(tmp_path: Path) -> None:
 
 
 def test_a_row_of_the_wrong_width_is_named_before_any_chunk(tmp_path: Path) -> None:
-    from src.lib.errors import DataValidationError
+    from mlsteps.errors import DataValidationError
 
     path = tmp_path / "t.csv"
     path.write_text("a,b\n1,2\n3,4\n5\n6,7\n")
@@ -162,8 +161,7 @@ def test_a_row_of_the_wrong_width_is_named_before_any_chunk(tmp_path: Path) -> N
 
 def test_a_parquet_file_written_in_slices_reads_back_the_same(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import pyarrow.parquet as pq
-
-    from src.lib import storage
+    from mlsteps import storage
 
     monkeypatch.setattr(storage, "PARQUET_SLICE_ROWS", 3)
     uri = str(tmp_path / "t.parquet")

@@ -5,10 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from src.lib.config import load_config
-from src.lib.errors import TrackingError
-from src.lib.store import connect, owner_is_gone, process_identity
+from mlsteps.config import load_config
+from mlsteps.errors import TrackingError
+from mlsteps.store import connect, owner_is_gone, process_identity
 
 
 def test_a_damaged_sqlite_store_is_named_with_what_to_do(tmp_path: Path) -> None:

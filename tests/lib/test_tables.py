@@ -5,9 +5,8 @@ from __future__ import annotations
 import io
 
 import pytest
-
-from src.lib.errors import StorageError
-from src.lib.tables import CsvOptions, read_frame
+from mlsteps.errors import StorageError
+from mlsteps.tables import CsvOptions, read_frame
 
 
 def _read(text: str, options: CsvOptions | None = None):

@@ -6,8 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
-
-from src.lib import uptodate
+from mlsteps import uptodate
 
 
 @pytest.fixture

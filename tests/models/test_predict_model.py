@@ -7,10 +7,9 @@ from datetime import UTC, datetime
 import numpy as np
 import pandas as pd
 import pytest
-
-from src.lib.errors import DataValidationError
-from src.lib.refs import ModelRef
-from src.models.predict_model import predict_frame
+from mlsteps.errors import DataValidationError
+from mlsteps.refs import ModelRef
+from mlsteps.scoring import predict_frame
 
 SCHEMA = {"x": "double"}
 REF = ModelRef(uri="models:/m/3", name="m", version="3", run_id="abc")

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
-from src.lib.config import GateParams
-from src.models.promotion import Evidence, GateDecision, judge
+from mlsteps.config import GateParams
+from mlsteps.promotion import Evidence, GateDecision, judge
 
 GATE = GateParams(thresholds={"roc_auc": 0.9}, min_improvement=0.01)
 DUMMY = {"roc_auc": 0.5, "f1_score": 0.0}

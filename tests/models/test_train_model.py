@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from mlsteps.errors import ConfigError, DataValidationError
+from mlsteps.schema import SchemaConfig
 
 from src.data.make_dataset import clean_data
 from src.features.build_features import build_features
-from src.lib.errors import ConfigError, DataValidationError
-from src.lib.schema import SchemaConfig
 from src.models.train_model import TrainModelParams, build_model, feature_frame, model_features, train_model
 
 ESTIMATORS = {

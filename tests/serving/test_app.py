@@ -15,13 +15,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import requests
+from mlsteps.config import InferenceLogParams
+from mlsteps.refs import ModelRef
+from mlsteps.serving.app import Scoring, build_app
+from mlsteps.serving.auth import ApiKeys
+from mlsteps.serving.inference_log import InferenceLog, read_inference_log
+from mlsteps.storage import Storage
 
-from src.lib.config import InferenceLogParams
-from src.lib.refs import ModelRef
-from src.lib.storage import Storage
-from src.serving.app import Scoring, build_app
-from src.serving.auth import ApiKeys
-from src.serving.inference_log import InferenceLog, read_inference_log
 from tests.servers import free_port, wait_until
 
 SCHEMA = {"a": "double", "n": "long", "plan": "string"}

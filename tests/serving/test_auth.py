@@ -6,9 +6,8 @@ import hashlib
 from pathlib import Path
 
 import pytest
-
-from src.lib.errors import ConfigError
-from src.serving.auth import ENV_DIGESTS, ENV_FILE, load_api_keys
+from mlsteps.errors import ConfigError
+from mlsteps.serving.auth import ENV_DIGESTS, ENV_FILE, load_api_keys
 
 
 def _sha(key: str) -> str:

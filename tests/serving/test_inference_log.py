@@ -10,11 +10,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-
-from src.lib.config import InferenceLogParams
-from src.lib.refs import ModelRef
-from src.lib.storage import Storage
-from src.serving.inference_log import Entry, InferenceLog, read_inference_log
+from mlsteps.config import InferenceLogParams
+from mlsteps.refs import ModelRef
+from mlsteps.serving.inference_log import Entry, InferenceLog, read_inference_log
+from mlsteps.storage import Storage
 
 MODEL = ModelRef("models:/m/3", "m", "3", "run-abc")
 

@@ -1,0 +1,103 @@
+"""An AWS Lambda-style handler: score each object an S3 put event names, with the champion model.
+
+Deploy it with the repo as the function's code, handler ``mlsteps.batch.s3_handler.handler``, an S3 put trigger on
+``<data.root>/<batch.input_prefix>/``, and ``PIPELINE_ENVIRONMENT`` (default ``dev``) plus the usual overrides in
+the function's environment. Each object is scored through the same code as the ``predict`` step and written to
+``<data.root>/<batch.output_prefix>/<name>-<UTC timestamp>.<csv|parquet>``: its columns, the prediction, the
+probability and the model's name, version and run. An object that cannot be scored (unreadable, wrong columns)
+gets an error report ``<output_prefix>/errors/<name>-<timestamp>.json`` instead, and the handler returns
+normally, so the platform does not retry it forever. Infrastructure failures (tracking server, credentials)
+raise, so that the platform retries them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import posixpath
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import unquote_plus
+
+from mlsteps.config import Settings, join_uri, load_config
+from mlsteps.errors import DataValidationError, StorageError
+from mlsteps.registry import champion_uri, describe_model, load_model
+from mlsteps.storage import TABLE_FORMATS, Storage
+from mlsteps.store import connect
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class BatchScorer:
+    """Scores objects with the current champion; keeps the loaded model while the champion does not change."""
+
+    settings: Settings
+    storage: Storage = field(init=False)
+    _model: tuple[str, Any, dict[str, str], Any] | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        self.storage = Storage.for_settings(self.settings)
+        connect(self.settings)
+
+    def score_object(self, bucket: str, key: str) -> dict[str, Any]:
+        """Score ``s3://bucket/key``; return what was written (the scored batch, or an error report)."""
+        uri = f"s3://{bucket}/{key}"
+        prefix = join_uri(self.settings.data.root, self.settings.batch.input_prefix).rstrip("/") + "/"
+        if not uri.startswith(prefix):
+            return {"input": uri, "status": "ignored", "reason": f"not under {prefix}"}
+        name, ext = posixpath.splitext(posixpath.basename(key))
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+        out_root = join_uri(self.settings.data.root, self.settings.batch.output_prefix)
+        try:
+            if ext.lower() not in TABLE_FORMATS:
+                raise DataValidationError(f"'{key}' is not a .csv or .parquet file")
+            scored = self._score(self.storage.read_table(uri))
+            output = join_uri(out_root, f"{name}-{stamp}{ext.lower()}")
+            self.storage.write_table(scored, output)
+            logger.info("scored %s -> %s (%d rows)", uri, output, len(scored))
+            return {"input": uri, "status": "scored", "output": output, "rows": len(scored)}
+        except (DataValidationError, StorageError) as exc:
+            report = join_uri(out_root, f"errors/{name}-{stamp}.json")
+            body = {"input": uri, "error": str(exc), "at": stamp, "fix": "correct the file and upload it again"}
+            self.storage.write_bytes(json.dumps(body, indent=2).encode(), report)
+            logger.warning("could not score %s: %s (report: %s)", uri, exc, report)
+            return {"input": uri, "status": "failed", "error": str(exc), "report": report}
+
+    def _score(self, batch: Any) -> Any:
+        from mlsteps.scoring import predict_frame
+
+        ref = describe_model(champion_uri(self.settings.model_name, self.settings.gate.alias))
+        if self._model is None or self._model[0] != ref.identity:
+            model, schema = load_model(f"models:/{ref.name}/{ref.version}")
+            self._model = (ref.identity, model, schema, ref)
+        _, model, schema, ref = self._model
+        return predict_frame(model, batch, schema, ref, datetime.now(UTC), self.settings.dataset_schema.positive_class)
+
+
+_scorer: BatchScorer | None = None  # kept between invocations of a warm function
+
+
+def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+    """Entry point for an S3 put event (``Records[].s3.bucket.name`` and ``Records[].s3.object.key``)."""
+    global _scorer
+    if _scorer is None:
+        _scorer = BatchScorer(load_config(os.environ.get("PIPELINE_ENVIRONMENT", "dev")))
+    results = []
+    for record in event.get("Records", []):
+        s3 = record.get("s3", {})
+        bucket = s3.get("bucket", {}).get("name")
+        key = s3.get("object", {}).get("key")
+        if not bucket or not key:
+            results.append({"status": "ignored", "reason": "not an S3 object event", "record": record})
+            continue
+        results.append(_scorer.score_object(bucket, unquote_plus(key)))
+    return {"results": results}
+
+
+def reset() -> None:
+    """Forget the cached scorer (its config and model), e.g. after the environment changed."""
+    global _scorer
+    _scorer = None

@@ -1,0 +1,137 @@
+"""What every command of the command line shares: the one error path (``command``), typed option values, config
+overrides, the settings of the chosen environment, and the logging set-up."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import signal
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from mlsteps.errors import PipelineError, StepError
+
+ENVIRONMENT = click.option("--environment", "-e", default=None, help="Environment (default: the one given before).")
+
+
+class OptionalNumber(click.ParamType):
+    """An int/float option where an empty string means "not given" (MLproject passes "" for unset)."""
+
+    def __init__(self, kind: type) -> None:
+        self.kind = kind
+        self.name = kind.__name__
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if value is None or value == "":
+            return None
+        try:
+            return self.kind(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a valid {self.name}", param, ctx)
+
+
+def blank_to_none(_ctx: click.Context, _param: click.Parameter, value: Any) -> Any:
+    return None if value == "" else value
+
+
+def parse_param(text: str) -> tuple[str, Any]:
+    """``KEY=VALUE`` with the value read as YAML (``C=0.5`` gives a float)."""
+    import yaml
+
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise click.BadParameter(f"{text!r} is not KEY=VALUE (e.g. --param C=0.5)", param_hint="--param")
+    return key.strip(), yaml.safe_load(raw)
+
+
+def overrides_from(
+    estimator: str | None = None,
+    params: tuple[str, ...] = (),
+    test_size: float | None = None,
+    seed: int | None = None,
+    model_uri: str | None = None,
+    input_uri: str | None = None,
+    **_ignored: Any,
+) -> dict[str, Any]:
+    """The config keys the options set (they win over the YAML and the environment variables)."""
+    train: dict[str, Any] = {
+        "estimator": estimator,
+        "seed": seed,
+        "set_params": dict(parse_param(p) for p in params) or None,
+    }
+    feat: dict[str, Any] = {"test_size": test_size, "seed": seed}
+    catalog = {"model": {"uri": model_uri}, "predict_input": {"path": input_uri}}
+    overrides = {
+        "train_model": {k: v for k, v in train.items() if v is not None},
+        "feat_data": {k: v for k, v in feat.items() if v is not None},
+        "catalog": {k: {kk: vv for kk, vv in v.items() if vv is not None} for k, v in catalog.items()},
+    }
+    overrides["catalog"] = {k: v for k, v in overrides["catalog"].items() if v}
+    return {k: v for k, v in overrides.items() if v}
+
+
+def configure_logging(verbose: bool) -> None:
+    from rich.logging import RichHandler
+
+    # MLflow configures its own loggers when imported; this is the setting it reads.
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "INFO" if verbose else "ERROR")
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(message)s",
+        datefmt="[%X]",
+        handlers=[RichHandler(show_path=False, rich_tracebacks=verbose)],
+        force=True,
+    )
+    for name in ("src", "mlsteps"):  # the project's steps and the library
+        logging.getLogger(name).setLevel(logging.INFO if verbose else logging.WARNING)
+    if not verbose:
+        for noisy in ("mlflow", "alembic", "urllib3", "botocore", "matplotlib"):
+            logging.getLogger(noisy).setLevel(logging.ERROR)
+        import warnings
+
+        warnings.filterwarnings("ignore")
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled like Ctrl-C so that the runs end as KILLED."""
+
+
+def _terminate(_signum: int, _frame: Any) -> None:
+    raise Terminated
+
+
+def command(func: Callable[..., int | None]) -> Callable[..., None]:
+    """The one error path of every subcommand: a PipelineError is one clear message and its exit code;
+    Ctrl-C exits 130 and SIGTERM 143, with the runs in progress marked KILLED."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        from mlsteps.console import print_error
+
+        verbose = bool(click.get_current_context().find_root().params.get("verbose"))
+        configure_logging(verbose)
+        # SIGTERM (docker stop, a scheduler's timeout) ends the runs as KILLED, like Ctrl-C.
+        signal.signal(signal.SIGTERM, _terminate)
+        try:
+            code = func(*args, **kwargs) or 0
+        except KeyboardInterrupt as exc:
+            print_error("interrupted: the runs in progress are marked KILLED")
+            code = 143 if isinstance(exc, Terminated) else 130
+        except PipelineError as exc:
+            print_error(str(exc), exc if isinstance(exc, StepError) else None, verbose)
+            code = exc.exit_code
+        sys.exit(code)
+
+    return wrapper
+
+
+def load_settings(environment: str | None, overrides: dict[str, Any] | None = None) -> Any:
+    """The settings of ``environment``, else of the one given before the subcommand (``-e`` of the group)."""
+    from mlsteps.config import load_config
+
+    root = click.get_current_context().find_root()
+    return load_config(environment or root.params["environment"], overrides=overrides)

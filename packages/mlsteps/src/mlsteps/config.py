@@ -1,0 +1,269 @@
+"""Typed, validated configuration: base.yaml deep-merged with one environment's overlay.
+
+Precedence, lowest first: ``config/base.yaml`` < ``config/<environment>.yaml`` < environment variables <
+command-line options. Each step's section (``make_data:``, ``train_model:``, ...) is validated against the
+parameters model its step declares. Importing this module has no side effects.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import (
+    Field,
+    PrivateAttr,
+    ValidationError,
+    create_model,
+    field_validator,
+    model_validator,
+)
+
+from mlsteps.config_sections import (
+    GATE_METRICS,
+    AwsConfig,
+    BatchParams,
+    DataConfig,
+    DatasetSpec,
+    GateParams,
+    InferenceLogParams,
+    ServingParams,
+    TrackingConfig,
+    _Strict,
+)
+from mlsteps.config_sources import (
+    apply_env_overrides,
+    apply_overrides,
+    deep_merge,
+    describe_source,
+    read_yaml,
+)
+from mlsteps.errors import ConfigError
+from mlsteps.project import ROOT
+from mlsteps.schema import SchemaConfig
+
+REPO_ROOT = ROOT
+DEFAULT_CONFIG_DIR = REPO_ROOT / "config"
+BASE_FILE = "base.yaml"
+__all__ = [
+    "GATE_METRICS",
+    "REPO_ROOT",
+    "ConfigError",
+    "GateParams",
+    "InferenceLogParams",
+    "ServingParams",
+    "Settings",
+    "deep_merge",
+    "join_uri",
+    "load_config",
+]
+
+
+class Settings(_Strict):
+    """Everything a pipeline run needs to know, for one environment. Each step's parameters are a field named
+    after the step (added when the config is loaded, from the steps' declarations): ``settings.params(step)``."""
+
+    environment: str
+    project: str
+    # True: this environment never sends runs or data to a remote server, whatever the environment variables say.
+    local_only: bool = False
+    data: DataConfig
+    catalog: dict[str, DatasetSpec]
+    dataset_schema: SchemaConfig = Field(alias="schema")
+    gate: GateParams = GateParams()
+    batch: BatchParams = BatchParams()
+    serving: ServingParams = ServingParams()
+    tracking: TrackingConfig
+    aws: AwsConfig = AwsConfig()
+    # Which keys an environment variable or a command-line option set: {"tracking.uri": "PIPELINE_TRACKING_URI"}.
+    _overrides: dict[str, str] = PrivateAttr(default_factory=dict)
+
+    @property
+    def overrides(self) -> dict[str, str]:
+        return dict(self._overrides)
+
+    @field_validator("project")
+    @classmethod
+    def _project_name(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be empty")
+        return value
+
+    @model_validator(mode="after")
+    def _gate_metrics_fit_the_task(self) -> Settings:
+        task = self.dataset_schema.task
+        known = GATE_METRICS[task]
+        unknown = sorted({*self.gate.thresholds, *self.gate.gated(task)} - set(known))
+        if unknown:
+            raise ValueError(f"gate metric(s) {unknown} are not metrics of a {task} model: use {', '.join(known)}")
+        return self
+
+    def params(self, step: str) -> Any:
+        """The validated parameters of ``step`` (its config section)."""
+        return getattr(self, step)
+
+    def dataset(self, name: str) -> DatasetSpec:
+        """The catalog entry ``name``, or a ConfigError naming the entries there are."""
+        try:
+            return self.catalog[name]
+        except KeyError:
+            raise ConfigError(
+                f"no dataset '{name}' in the catalog: add it under 'catalog:' in config/base.yaml "
+                f"(there are: {', '.join(sorted(self.catalog))})"
+            ) from None
+
+    def location(self, name: str) -> str | None:
+        """The absolute URI of an input dataset, or the folder of a written one (None: an unset input)."""
+        path = self.dataset(name).path
+        return None if path is None else self.resolve(path)
+
+    def resolve(self, path: str) -> str:
+        """A path of the config as an absolute URI: relative ones are under ``data.root``."""
+        return path if _is_absolute(path) else join_uri(self.data.root, path)
+
+    @property
+    def model_name(self) -> str:
+        """The registered model name (the catalog's ``model`` entry)."""
+        return self.dataset("model").name  # type: ignore[return-value]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved config as plain data (what gets logged to the parent run)."""
+        return self.model_dump(mode="json", by_alias=True)
+
+
+def settings_model() -> type[Settings]:
+    """``Settings`` with one field per declared step, typed by the step's parameters model."""
+    from mlsteps.discovery import load_steps
+
+    fields: dict[str, Any] = {}
+    for step in load_steps().values():
+        required = any(f.is_required() for f in step.params.model_fields.values())
+        fields[step.name] = (step.params, ... if required else Field(default_factory=step.params))
+    return create_model("Settings", __base__=Settings, **fields)
+
+
+def available_environments(config_dir: Path | None = None) -> list[str]:
+    """Environment names: every ``*.yaml`` in the config folder except ``base.yaml``."""
+    folder = Path(config_dir or os.environ.get("PIPELINE_CONFIG_DIR") or DEFAULT_CONFIG_DIR)
+    return sorted(p.stem for p in folder.glob("*.yaml") if p.name != BASE_FILE)
+
+
+def load_config(
+    environment: str,
+    config_dir: Path | str | None = None,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Load, merge, override and validate the config of one environment.
+
+    Raises:
+        ConfigError: naming the file (or environment variable, or option) and the key that is wrong.
+    """
+    env = os.environ if env is None else env
+    folder = Path(config_dir or env.get("PIPELINE_CONFIG_DIR") or DEFAULT_CONFIG_DIR)
+    if not folder.is_dir():
+        raise ConfigError(
+            f"config folder '{folder}' does not exist; set PIPELINE_CONFIG_DIR to the folder of base.yaml"
+        )
+    choices = available_environments(folder)
+    if environment not in choices:
+        raise ConfigError(
+            f"unknown environment '{environment}': choose one of {', '.join(choices) or '(none found)'} "
+            f"(each is a YAML file in {folder})"
+        )
+    base_file, env_file = folder / BASE_FILE, folder / f"{environment}.yaml"
+    merged = deep_merge(read_yaml(base_file), read_yaml(env_file))
+    merged["environment"] = environment
+    sources = apply_env_overrides(merged, env)
+    apply_overrides(merged, overrides or {}, sources)
+    _fill_names(merged)
+    try:
+        settings = settings_model().model_validate(merged)
+    except ValidationError as exc:
+        raise ConfigError(_describe_validation_error(exc, base_file, env_file, sources)) from exc
+    _check_local_only(settings, sources, env_file)
+    settings = _resolve_locations(settings)
+    settings._overrides = {".".join(key): source for key, source in sources.items()}
+    return settings
+
+
+def _fill_names(config: dict[str, Any]) -> None:
+    """``{project}`` and ``{environment}`` in the experiment and model names: one of each per environment."""
+    names = {"{project}": str(config.get("project", "")), "{environment}": str(config["environment"])}
+
+    def fill(value: Any) -> Any:
+        if isinstance(value, str):
+            for placeholder, text in names.items():
+                value = value.replace(placeholder, text)
+        return value
+
+    tracking = config.get("tracking")
+    if isinstance(tracking, dict):
+        tracking["experiment"] = fill(tracking.get("experiment"))
+    for entry in (config.get("catalog") or {}).values():
+        if isinstance(entry, dict) and "name" in entry:
+            entry["name"] = fill(entry["name"])
+
+
+def _check_local_only(settings: Settings, sources: dict[tuple[str, ...], str], env_file: Path) -> None:
+    """A local-only environment refuses a tracking server or a bucket, whoever set it."""
+    if not settings.local_only:
+        return
+    for key, value in ((("tracking", "uri"), settings.tracking.uri), (("data", "root"), settings.data.root)):
+        if value.startswith(("http://", "https://", "s3://")):
+            source = describe_source(sources, key) or env_file.name
+            raise ConfigError(
+                f"{'.'.join(key)} is '{value}' (from {source}), a remote location, but environment "
+                f"'{settings.environment}' is local_only: unset the variable (it is meant for another environment, "
+                "e.g. --environment dev), or set local_only: false in its config file"
+            )
+
+
+def join_uri(root: str, relative: str) -> str:
+    """Join a relative dataset path onto a local or ``s3://`` root."""
+    return root.rstrip("/") + "/" + relative.lstrip("/")
+
+
+def _is_absolute(value: str) -> bool:
+    return "://" in value or value.startswith("/")
+
+
+def _describe_validation_error(
+    exc: ValidationError, base_file: Path, env_file: Path, sources: dict[tuple[str, ...], str]
+) -> str:
+    lines = [f"invalid config for this environment ({base_file.name} + {env_file.name} in {env_file.parent}):"]
+    for err in exc.errors():
+        loc = tuple(str(p) for p in err["loc"])
+        dotted = ".".join(loc) or "(top level)"
+        where = describe_source(sources, loc) or f"{env_file.name} or {base_file.name}"
+        if err["type"] == "extra_forbidden":
+            msg = f"unknown key '{dotted}' (in {where}): remove it or fix its spelling"
+        elif err["type"] == "missing":
+            msg = f"missing key '{dotted}': add it to {base_file.name} or {env_file.name}"
+        else:
+            msg = f"key '{dotted}' (in {where}): {err['msg']} (got {err.get('input')!r})"
+        lines.append("  - " + msg)
+    return "\n".join(lines)
+
+
+def _resolve_locations(settings: Settings) -> Settings:
+    """Make local paths absolute against the repo root, so any working directory gives the same result."""
+    root = settings.data.root
+    if not _is_absolute(root):
+        root = str((REPO_ROOT / root).resolve())
+    data = settings.data.model_copy(update={"root": root})
+
+    uri = settings.tracking.uri
+    artifact_location = settings.tracking.artifact_location
+    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+        uri = f"sqlite:///{(REPO_ROOT / uri[len('sqlite:///') :]).resolve()}"
+    if uri.startswith("sqlite:"):
+        db_dir = Path(uri[len("sqlite:///") :]).parent
+        if artifact_location is None:
+            artifact_location = (db_dir / "mlruns" / settings.tracking.experiment).as_uri()
+        elif not _is_absolute(artifact_location):
+            artifact_location = (db_dir / artifact_location).resolve().as_uri()
+    tracking = settings.tracking.model_copy(update={"uri": uri, "artifact_location": artifact_location})
+    return settings.model_copy(update={"data": data, "tracking": tracking})

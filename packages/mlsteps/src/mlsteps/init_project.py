@@ -1,0 +1,381 @@
+"""`python src/main.py init`: infer the raw data's contract from a CSV or Parquet file and write it into the config.
+
+Only what init owns is rewritten in ``config/base.yaml``: the ``schema:`` section, the ``project:`` line (with
+``--name``) and ``catalog.raw.path``; every other line and comment stays. The file is replaced in one step, and
+only once the new config loads for every environment. The inference rules are in ``src/lib/infer_schema.py``.
+
+With DATA_FILE, init describes that file from the options alone. Without it, it completes the config's own
+contract: the configured raw file, with the target, task, id column and positive class the config's ``schema``
+names (what ``copier copy`` writes and ``make setup`` completes).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mlsteps.config_text import (
+    check_edit,
+    flow_mapping,
+    quoted,
+    replace_section,
+    set_entry_key,
+    set_scalar,
+    yaml_scalar,
+)
+from mlsteps.errors import ConfigError, DataValidationError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from mlsteps.infer_schema import ColumnGuess, TargetGuess
+
+OWNED = (("schema",), ("project",), ("catalog", "raw", "path"))
+
+
+@dataclass
+class InitReport:
+    """What init inferred, what it wrote, and what a person should review."""
+
+    config_file: Path
+    written: bool
+    message: str = ""
+    data_uri: str = ""
+    raw_path: str = ""
+    rows: int = 0
+    project: str = ""
+    id_column: str | None = None
+    columns: list[ColumnGuess] = field(default_factory=list)
+    target: TargetGuess | None = None
+    review: list[str] = field(default_factory=list)
+
+
+def init_project(
+    data_file: str | None = None,
+    target: str | None = None,
+    task: str | None = None,
+    id_column: str | None = None,
+    positive_class: str | None = None,
+    name: str | None = None,
+    force: bool = False,
+    if_missing: bool = False,
+    config_dir: Path | str | None = None,
+) -> InitReport:
+    """Infer the contract of ``data_file`` (default: the config's raw file) and write it into base.yaml."""
+    from mlsteps.infer_schema import infer_column, infer_target
+
+    base_file = _config_folder(config_dir) / "base.yaml"
+    text, config = _read_config(base_file)
+    schema: dict[str, Any] = config["schema"] if isinstance(config.get("schema"), dict) else {}
+    columns = schema.get("columns") or {}
+    if columns:
+        if if_missing:
+            return InitReport(
+                base_file,
+                False,
+                f"{base_file} already holds a data contract ({len(columns)} columns "
+                "under schema.columns): left as it is",
+            )
+        if not force:
+            raise ConfigError(
+                f"{base_file} already holds a data contract ({len(columns)} columns under "
+                "schema.columns): re-run with --force to replace it (init rewrites only the schema section, "
+                "catalog.raw.path, the project line with --name, and estimators that do not fit the "
+                "task), or edit it by hand"
+            )
+    if data_file is None:  # complete the config's own contract
+        target = target or schema.get("target")
+        task = task or schema.get("task")
+        id_column = id_column or schema.get("id_column")
+        positive_class = positive_class or _text(schema.get("positive_class"))
+    uri, raw_path = _data_location(data_file, config)
+    frame = _read_data(uri, config)
+    target_column, id_column = _check_columns(frame, target, id_column, uri)
+    feature_names = [c for c in frame.columns if c not in (target_column, id_column)]
+    if not feature_names:
+        raise DataValidationError(
+            f"'{uri}' has no column besides the target and the id: there is nothing to learn from"
+        )
+    guesses = [infer_column(frame[c]) for c in feature_names]
+    guessed_target = infer_target(frame[target_column], task or "auto", positive_class)
+    report = InitReport(
+        base_file,
+        False,
+        data_uri=uri,
+        raw_path=raw_path or _text(config["catalog"]["raw"]["path"]) or "",
+        rows=len(frame),
+        project=name or str(config.get("project", "")),
+        id_column=id_column,
+        columns=guesses,
+        target=guessed_target,
+    )
+    report.review = review_notes(report, frame, config, given_positive=bool(positive_class))
+    new_text, owned = edit_config(text, config, report, name, raw_path)
+    check_edit(text, new_text, owned, str(base_file))
+    _check_loads(base_file, new_text)
+    _write_atomically(base_file, new_text)
+    report.written = True
+    report.message = f"wrote the data contract of {uri} into {base_file}"
+    return report
+
+
+def edit_config(
+    text: str, config: dict[str, Any], report: InitReport, name: str | None, raw_path: str | None
+) -> tuple[str, list[tuple[str, ...]]]:
+    """The config's text with init's sections rewritten, and the keys it changed."""
+    from mlsteps.estimator_defaults import defaults_if_mismatched
+
+    owned = list(OWNED)
+    text = replace_section(text, "schema", schema_block(report))
+    if name:
+        text = set_scalar(text, "project", name)
+    if raw_path:
+        text = set_entry_key(text, "catalog", "raw", "path", raw_path)
+    assert report.target is not None
+    train_model = config.get("train_model") or {}
+    switch = defaults_if_mismatched(train_model, report.target.task)
+    if switch:
+        estimator, estimators = switch
+        text = replace_section(text, "estimator", f"  estimator: {estimator}\n", parent="train_model")
+        text = replace_section(text, "estimators", estimators, parent="train_model")
+        owned += [("train_model", "estimator"), ("train_model", "estimators")]
+        report.review.append(
+            f"train_model.estimator '{train_model.get('estimator')}' does not fit a "
+            f"{report.target.task} task: the estimators are now the defaults for one, "
+            f"'{estimator}' chosen (see 'Add a model' in the README)"
+        )
+    return text, owned
+
+
+def schema_block(report: InitReport) -> str:
+    """The ``schema:`` section, each key with a short comment, each column with what was seen."""
+    target = report.target
+    assert target is not None
+    lines = [
+        "schema:",
+        "  # Row identifier: kept next to predictions, never used as a feature (null if there is none).",
+        f"  id_column: {yaml_scalar(report.id_column)}",
+        "  # The column to predict.",
+        f"  target: {yaml_scalar(target.name)}",
+        f"  # binary, multiclass or regression (inferred: {target.task_reason}).",
+        f"  task: {target.task}",
+    ]
+    if target.labels is not None:
+        lines += [
+            "  # Every value the target may hold, as strings.",
+            f"  labels: [{', '.join(quoted(v) for v in target.labels)}]",
+        ]
+    if target.positive_class is not None:
+        lines += [
+            f"  # The label that counts as the positive class (label 1): {target.positive_reason}.",
+            f"  positive_class: {quoted(target.positive_class)}",
+        ]
+    lines += [
+        "  # Every feature column: type (float, int, bool, category, string), whether nulls are allowed, and",
+        "  # optional bounds (min, max) or allowed values (allowed: [...]). Columns not listed here are rejected.",
+        f"  # Inferred by `python src/main.py init` from {report.raw_path} ({report.rows} rows): min 0 where no",
+        "  # value was negative, nullable where one was missing, allowed: the values seen (src/lib/infer_schema.py).",
+        "  columns:",
+    ]
+    for column in report.columns:
+        spec = column.spec()
+        allowed = spec.pop("allowed", None)
+        text = flow_mapping(spec)
+        if allowed is not None:
+            text = text[:-1] + f", allowed: [{', '.join(quoted(v) for v in allowed)}]}}"
+        nulls = f"; {column.nulls} of {column.rows} missing" if column.nulls else ""
+        lines.append(f"    {yaml_scalar(column.name)}: {text}  # seen: {column.seen}{nulls}")
+    return "\n".join(lines) + "\n"
+
+
+def review_notes(report: InitReport, frame: pd.DataFrame, config: dict[str, Any], given_positive: bool) -> list[str]:
+    """What a person should look at before trusting the contract."""
+    notes = []
+    limit = float((config.get("make_data") or {}).get("max_null_fraction", 0.5))
+    for column in report.columns:
+        if "date-like" in column.notes:
+            notes.append(
+                f"'{column.name}' looks like dates and is kept as a string: derive features from it "
+                "(month, age, ...) in src/features/build_features.py, or drop it"
+            )
+        numbering = column.type == "int" and not column.nulls and frame[column.name].is_monotonic_increasing
+        if "distinct on every row" in column.notes or (numbering and frame[column.name].is_unique):
+            notes.append(
+                f"'{column.name}' has a different value on every row: if it identifies the row, re-run "
+                f"with --id-column {column.name} (an identifier is not a feature)"
+            )
+        if column.nulls / max(column.rows, 1) > limit:
+            notes.append(
+                f"'{column.name}' is {column.nulls / column.rows:.0%} empty, more than "
+                f"make_data.max_null_fraction ({limit:g}) allows: make_data will reject it; raise the "
+                "limit or drop the column"
+            )
+    categories = [c.name for c in report.columns if c.type == "category"]
+    if categories:
+        notes.append(
+            f"category columns accept only the values seen ({', '.join(categories)}): add to 'allowed' "
+            "any value new data may hold"
+        )
+    strict = [c.name for c in report.columns if not c.nullable]
+    if strict:
+        notes.append(
+            f"{len(strict)} of {len(report.columns)} columns had no missing value and are written "
+            "nullable: false: set nullable: true for any that may be empty in new data"
+        )
+    target = report.target
+    if target and target.missing:
+        notes.append(f"{target.missing} rows have no '{target.name}': make_data drops them")
+    if target and target.positive_class is not None and not given_positive:
+        notes.append(
+            f"positive class '{target.positive_class}' was chosen, {target.positive_reason}: pass "
+            "--positive-class to choose the other"
+        )
+    if report.id_column and not frame[report.id_column].is_unique:
+        notes.append(f"id column '{report.id_column}' repeats values: predictions are matched to rows by it")
+    if os.path.isabs(report.raw_path):
+        notes.append(
+            f"catalog.raw.path is a local path outside data/ ({report.raw_path}): dev and prd read it "
+            "under their data.root; move the file to data/raw/ and re-run init on it there"
+        )
+    return notes
+
+
+def _config_folder(config_dir: Path | str | None) -> Path:
+    from mlsteps import config as config_module
+
+    return Path(config_dir or os.environ.get("PIPELINE_CONFIG_DIR") or config_module.DEFAULT_CONFIG_DIR)
+
+
+def _read_config(base_file: Path) -> tuple[str, dict[str, Any]]:
+    from mlsteps.config_sources import read_yaml
+
+    config = read_yaml(base_file)
+    raw = (config.get("catalog") or {}).get("raw")
+    if not isinstance(raw, dict):
+        raise ConfigError(
+            f"{base_file} has no catalog.raw entry: add '  raw: {{kind: input, path: null}}' under catalog"
+        )
+    return base_file.read_text(encoding="utf-8"), config
+
+
+def _text(value: Any) -> str | None:
+    return None if value in (None, "") else str(value)
+
+
+def _data_location(data_file: str | None, config: dict[str, Any]) -> tuple[str, str | None]:
+    """The URI to read, and the catalog.raw.path to write (None: keep the configured one)."""
+    from mlsteps.config import REPO_ROOT, join_uri
+
+    root = str((config.get("data") or {}).get("root") or "data")
+    local_root = None if "://" in root else (REPO_ROOT / root).resolve()
+    if data_file is None:
+        path = _text(config["catalog"]["raw"].get("path"))
+        if path is None:
+            raise ConfigError(
+                "catalog.raw.path is not set: give the data file (python src/main.py init DATA_FILE --target COLUMN)"
+            )
+        absolute = "://" in path or path.startswith("/")
+        return (path if absolute else join_uri(str(local_root) if local_root else root, path)), None
+    if "://" in data_file:
+        return data_file, data_file
+    local = Path(data_file).expanduser().resolve()
+    if local_root and local.is_relative_to(local_root):
+        return str(local), local.relative_to(local_root).as_posix()
+    return str(local), str(local)
+
+
+def _read_data(uri: str, config: dict[str, Any]) -> pd.DataFrame:
+    from mlsteps.storage import Storage
+    from mlsteps.tables import CsvOptions
+
+    aws = config.get("aws") or {}
+    csv = CsvOptions(**(config["catalog"]["raw"].get("csv") or {}))
+    return Storage(profile=aws.get("profile"), region=aws.get("region")).read_table(uri, csv=csv)
+
+
+def _check_columns(frame: pd.DataFrame, target: str | None, id_column: str | None, uri: str) -> tuple[str, str | None]:
+    frame.columns = [str(c) for c in frame.columns]
+    shown = ", ".join(list(frame.columns)[:12]) + (", ..." if frame.shape[1] > 12 else "")
+    if not target:
+        raise ConfigError(f"say which column to predict: --target COLUMN (the columns of {uri}: {shown})")
+    for option, column in (("--target", target), ("--id-column", id_column)):
+        if column and column not in frame.columns:
+            raise ConfigError(f"{option} '{column}' is not a column of {uri}: its columns are {shown}")
+    if id_column == target:
+        raise ConfigError(f"--id-column and --target are both '{target}': the target cannot identify the rows")
+    if frame.empty:
+        raise DataValidationError(f"'{uri}' has a header but no rows: init needs data to describe")
+    return target, id_column or None
+
+
+def _check_loads(base_file: Path, text: str) -> None:
+    """Load every environment with the new base.yaml (in a copy of the folder) before anything is written."""
+    from mlsteps.config import available_environments, load_config
+
+    with tempfile.TemporaryDirectory(prefix="init-config-") as scratch:
+        folder = Path(scratch)
+        for path in base_file.parent.glob("*.yaml"):
+            shutil.copy(path, folder / path.name)
+        (folder / "base.yaml").write_text(text, encoding="utf-8")
+        for environment in available_environments(folder):
+            try:
+                load_config(environment, config_dir=folder, env={})
+            except ConfigError as exc:
+                message = str(exc).replace(str(folder), str(base_file.parent))
+                raise ConfigError(f"the inferred contract does not load, so nothing was written: {message}") from exc
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        shutil.copymode(path, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def print_init(report: InitReport) -> None:
+    """What was inferred, what to review, and what to run next."""
+    from rich.table import Table
+
+    from mlsteps.console import err, out
+
+    if not report.written:
+        err.print(report.message, soft_wrap=True)
+        return
+    table = Table(title=f"{report.data_uri}: {report.rows} rows", title_justify="left")
+    for heading in ("column", "type", "nullable", "min / allowed", "seen"):
+        table.add_column(heading)
+    for c in report.columns:
+        bound = "" if c.min is None else f"min {c.min:g}"
+        table.add_row(
+            c.name,
+            c.type,
+            str(c.nullable).lower(),
+            ", ".join(c.allowed) if c.allowed else bound,
+            c.seen + (f"; {c.nulls} missing" if c.nulls else ""),
+        )
+    out.print(table)
+    target = report.target
+    assert target is not None
+    out.print(
+        f"target '{target.name}': {target.task} ({target.task_reason})"
+        + (f"; labels {target.labels}" if target.labels else "")
+        + (f"; positive class '{target.positive_class}'" if target.positive_class is not None else ""),
+        soft_wrap=True,
+    )
+    out.print(
+        f"id column: {report.id_column or 'none'}; project: {report.project}; raw: {report.raw_path}", soft_wrap=True
+    )
+    if report.review:
+        out.print("[bold]Review[/] (then keep config/base.yaml in git):")
+        for note in report.review:
+            out.print(f"  - {note}", soft_wrap=True, markup=False)
+    out.print(f"{report.message}. Next: python src/main.py (the whole pipeline on local)", soft_wrap=True)

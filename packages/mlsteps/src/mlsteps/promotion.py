@@ -1,0 +1,229 @@
+"""The promotion policy: which registered version gets the alias (``@champion``) that predict and serving use.
+
+``judge`` is the rule, a pure function; ``decide`` applies it to a candidate train_model evaluated, before it
+is registered, and ``apply`` moves the alias once it is (the step names this module as its ``policy``, so editing
+it never retrains a model); ``set_alias`` keeps the history on the versions; ``previous_champion`` is what
+``promote --rollback`` goes back to.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from mlsteps.config import GATE_METRICS, GateParams
+from mlsteps.errors import PipelineError, TrackingError
+
+if TYPE_CHECKING:
+    from mlsteps.config import Settings
+
+
+@dataclasses.dataclass(frozen=True)
+class GateDecision:
+    """Whether a candidate got the alias, and why."""
+
+    promoted: bool
+    name: str
+    version: str
+    alias: str
+    previous: str | None
+    reasons: list[str]
+    candidate: dict[str, Any]
+    baseline: dict[str, Any] | None
+    dummy: dict[str, Any] | None = None
+    champion_skipped: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def version_tags(self) -> dict[str, str]:
+        """What the registered version carries from the moment it exists."""
+        tags = {
+            "gate.decision": "promoted" if self.promoted else "rejected",
+            "gate.reasons": "; ".join(self.reasons)[:4000],
+        }
+        return tags | ({"gate.champion_comparison": self.champion_skipped[:4000]} if self.champion_skipped else {})
+
+    def summary(self) -> str:
+        if self.promoted:
+            before = f" (was version {self.previous})" if self.previous else ""
+            return f"promoted version {self.version} to @{self.alias}{before}"
+        kept = f"; @{self.alias} stays version {self.previous}" if self.previous else f"; no model has @{self.alias}"
+        return f"version {self.version} not promoted: {'; '.join(self.reasons)}{kept}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Evidence:
+    """What the gate judges: the candidate's holdout metrics, and the baselines measured on the same holdout."""
+
+    candidate: dict[str, float]
+    dummy: dict[str, float] | None = None
+    champion: dict[str, float] | None = None
+    champion_version: str | None = None
+    # Why the champion was not compared (its inputs differ from the candidate's), or "".
+    champion_skipped: str = ""
+
+
+def judge(evidence: Evidence, gate: GateParams, task: str) -> tuple[bool, list[str]]:
+    """The gate's rule: every threshold reached; on every gated metric, better than the dummy baseline by more
+    than ``gate.min_lift_over_dummy`` and, with a comparable champion, better than it by at least
+    ``gate.min_improvement``. Returns (passed, reasons)."""
+    more = GATE_METRICS[task]
+    failures = []
+
+    def worse(value: float, than: float, margin: float, strict: bool) -> bool:
+        """Whether ``value`` fails to beat ``than`` by ``margin`` (``strict``: a tie fails too)."""
+        better_is_more = more[metric]
+        target = than + margin if better_is_more else than - margin
+        if better_is_more:
+            return value <= target if strict else value < target
+        return value >= target if strict else value > target
+
+    for metric, threshold in gate.thresholds.items():
+        value = evidence.candidate.get(metric)
+        if value is not None and worse(value, threshold, 0.0, strict=False):
+            failures.append(
+                f"{metric}: {value:.4g} is {'below' if more[metric] else 'above'} the threshold {threshold:g}"
+            )
+    for metric in dict.fromkeys([*gate.gated(task), *gate.thresholds]):
+        value = evidence.candidate.get(metric)
+        if value is None:
+            failures.append(f"{metric}: the evaluation did not produce it")
+            continue
+        dummy = (evidence.dummy or {}).get(metric)
+        if dummy is not None and metric in gate.gated(task) and worse(value, dummy, gate.min_lift_over_dummy, True):
+            failures.append(
+                f"{metric}: {value:.4g} is no better than the dummy baseline's {dummy:.4g}"
+                + (f" by more than {gate.min_lift_over_dummy:g}" if gate.min_lift_over_dummy else "")
+            )
+        base = (evidence.champion or {}).get(metric)
+        if base is not None and metric in gate.gated(task) and worse(value, base, gate.min_improvement, False):
+            failures.append(
+                f"{metric}: {value:.4g} does not beat the baseline model (version "
+                f"{evidence.champion_version}) at {base:.4g} by at least {gate.min_improvement:g}"
+            )
+    notes = [f"champion not compared: {evidence.champion_skipped}"] if evidence.champion_skipped else []
+    if failures:
+        return False, failures + notes
+    parts = [f"better than the dummy baseline on {', '.join(gate.gated(task))}"] if evidence.dummy else []
+    parts += [f"{m} {'>=' if more[m] else '<='} {v}" for m, v in gate.thresholds.items()]
+    if evidence.champion is not None:
+        parts.append(f"better than version {evidence.champion_version}")
+    return True, [f"passed: {', '.join(parts) or 'no rule applies'}", *notes]
+
+
+def decide(
+    settings: Settings, name: str, candidate_uri: str, evaluation: Any, evaluation_data: Any, train_target: Any
+) -> GateDecision:
+    """Judge a candidate (evaluated, not yet registered) against the thresholds, a dummy model fitted on the same
+    training target, and the current alias holder (each evaluated on the same holdout in a nested run). The
+    pipeline registers the candidate with the decision's tags, then calls ``apply``: no registered version is ever
+    without its decision."""
+    import mlflow
+
+    from mlsteps.baselines import dummy_model
+    from mlsteps.evaluation import evaluate
+    from mlsteps.registry import alias_version, model_inputs
+    from mlsteps.runs import nested_run
+
+    gate, schema, env = settings.gate, settings.dataset_schema, settings.environment
+    with (
+        nested_run("dummy_baseline", "baseline", env, {"gate.baseline": "dummy"}),
+        dummy_model(schema, train_target, evaluation_data) as dummy_uri,
+    ):
+        # Its metrics only: the plots of a model that scores every row alike say nothing (and cost a second).
+        dummy = evaluate(dummy_uri, evaluation_data, schema, plots=False).metrics
+    champion = alias_version(name, gate.alias)
+    baseline, skipped = None, ""
+    if champion is not None:
+        theirs, ours = model_inputs(f"models:/{name}/{champion}"), model_inputs(candidate_uri)
+        if theirs != ours:
+            skipped = (
+                f"version {champion}'s inputs differ from the candidate's (added: "
+                f"{sorted(set(ours) - set(theirs))}, removed: {sorted(set(theirs) - set(ours))}, "
+                f"changed: {sorted(c for c in set(ours) & set(theirs) if ours[c] != theirs[c])})"
+            )
+        else:
+            with nested_run(f"{gate.alias}_baseline", "baseline", env, {"gate.baseline_version": champion}):
+                baseline = evaluate(f"models:/{name}/{champion}", evaluation_data, schema).metrics
+    evidence = Evidence(evaluation.metrics, dummy, baseline, champion, skipped)
+    passed, reasons = judge(evidence, gate, schema.task)
+    verdict = "promoted" if passed else "rejected"
+    tags = {"gate.decision": verdict, "gate.reasons": "; ".join(reasons)[:4000]}
+    mlflow.set_tags(tags | ({"gate.champion_comparison": skipped[:4000]} if skipped else {}))
+    metrics = [*gate.gated(schema.task), *gate.thresholds]
+    return GateDecision(
+        promoted=passed,
+        name=name,
+        version="",
+        alias=gate.alias,
+        previous=champion,
+        reasons=reasons,
+        candidate={m: evaluation.metrics.get(m) for m in metrics},
+        baseline={m: baseline.get(m) for m in metrics} if baseline else None,
+        dummy={m: dummy.get(m) for m in metrics},
+        champion_skipped=skipped,
+    )
+
+
+def apply(decision: GateDecision, version: str) -> str:
+    """Give the registered candidate the alias if it passed; log the decision on the run. Its one-line summary."""
+    import mlflow
+
+    decision = dataclasses.replace(decision, version=version)
+    if decision.promoted:
+        run = mlflow.active_run()
+        set_alias(
+            decision.name,
+            version,
+            decision.alias,
+            by=f"pipeline run {run.info.run_id}" if run else "pipeline",
+            reason="; ".join(decision.reasons),
+        )
+    mlflow.log_dict(decision.to_dict(), "gate/decision.json")
+    return decision.summary()
+
+
+def set_alias(name: str, version: str, alias: str, by: str, reason: str) -> str | None:
+    """Move ``alias`` to ``version``, recording on both versions who held it before and why it moved."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    from mlsteps.registry import alias_version
+
+    client = MlflowClient()
+    try:
+        client.get_model_version(name, version)
+    except MlflowException as exc:
+        raise TrackingError(
+            f"model '{name}' has no version {version}: see the registered versions in mlflow ui"
+        ) from exc
+    previous = alias_version(name, alias)
+    now = datetime.now(UTC).isoformat(timespec="seconds")
+    client.set_registered_model_alias(name, alias, version)
+    for key, value in {
+        f"{alias}.previous_version": previous or "none",
+        f"{alias}.promoted_at": now,
+        f"{alias}.promoted_by": by,
+        f"{alias}.reason": reason[:4000],
+    }.items():
+        client.set_model_version_tag(name, version, key, value)
+    if previous and previous != version:
+        client.set_model_version_tag(name, previous, f"{alias}.replaced_by", f"{version} at {now}")
+    return previous
+
+
+def previous_champion(name: str, alias: str) -> str:
+    """The version that held ``alias`` before the current holder (what a rollback gives it back to)."""
+    from mlflow import MlflowClient
+
+    from mlsteps.registry import alias_version
+
+    current = alias_version(name, alias)
+    if current is None:
+        raise PipelineError(f"no version of '{name}' holds @{alias}: nothing to roll back")
+    previous = MlflowClient().get_model_version(name, current).tags.get(f"{alias}.previous_version", "none")
+    if previous == "none":
+        raise PipelineError(f"version {current} was the first @{alias} of '{name}': there is nothing to roll back to")
+    return str(previous)

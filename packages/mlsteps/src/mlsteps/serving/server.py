@@ -1,0 +1,173 @@
+"""``serve`` and ``export-model``: which model to serve, from where, with how many workers; and the model as the
+``model.tar.gz`` SageMaker unpacks into ``/opt/ml/model``.
+
+The model is the one in ``--model-dir`` when that folder holds one (an ``MLmodel`` file: what SageMaker unpacks,
+or an extracted ``export-model`` archive), else ``--model-uri`` (``PIPELINE_MODEL_URI``), else the catalog's
+``model.uri``, else the version holding the gate's alias (the champion). A URI is resolved to its registered
+version once, at start, and its files downloaded once: every worker loads the same version, even if the alias
+moves while it serves, and needs no tracking server after that.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tarfile
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from mlsteps.config import Settings
+from mlsteps.errors import ConfigError, PipelineError
+from mlsteps.refs import ModelRef
+
+SPEC_ENV = "PIPELINE_SERVE_SPEC"  # what each worker process of a multi-worker server builds its app from
+
+
+def serve_model(
+    settings: Settings,
+    model_uri: str | None,
+    model_dir: str | None,
+    host: str,
+    port: int,
+    workers: int | None = None,
+    timeout: float | None = None,
+) -> None:
+    """Serve a model until the process is stopped (Ctrl-C, SIGTERM); the inference log is flushed on the way out."""
+    import uvicorn
+
+    from mlsteps.console import err
+    from mlsteps.serving.auth import load_api_keys
+
+    keys = load_api_keys(os.environ)  # a malformed key stops the server before the model is even loaded
+    if settings.serving.require_api_keys and not keys.enabled:
+        raise ConfigError(
+            f"serving.require_api_keys is true in the '{settings.environment}' environment, but no "
+            "API keys are given: set PIPELINE_API_KEYS_SHA256 or PIPELINE_API_KEYS_FILE "
+            "(README, Serving)"
+        )
+    workers = workers or settings.serving.workers
+    with tempfile.TemporaryDirectory(prefix="serve-model-") as scratch:
+        path, ref = resolve_model(settings, model_uri, model_dir, Path(scratch))
+        log = settings.resolve(settings.serving.log.path) if settings.serving.log.path else None
+        spec = {
+            "path": path,
+            "ref": asdict(ref),
+            "log": log,
+            "timeout": timeout or settings.serving.timeout_seconds,
+            "settings": settings.serving.model_dump(),
+            "aws": settings.aws.model_dump(),
+        }
+        err.print(
+            f"serving {ref.uri} (version {ref.version or '-'}) on http://{host}:{port} with {workers} "
+            f"worker(s); API keys {'on' if keys.enabled else 'off'}; inference log {log or 'off'}  "
+            "(GET /ping, POST /invocations; Ctrl-C stops)",
+            soft_wrap=True,
+            highlight=False,
+        )
+        options: dict[str, Any] = {"host": host, "port": port, "log_level": "warning", "timeout_graceful_shutdown": 30}
+        if workers == 1:
+            uvicorn.run(app_from_spec(spec), **options)
+        else:
+            os.environ[SPEC_ENV] = json.dumps(spec)
+            uvicorn.run("mlsteps.serving.server:app_from_environment", factory=True, workers=workers, **options)
+
+
+def app_from_environment() -> Any:
+    """The app of one worker process of a multi-worker server (uvicorn calls it in each)."""
+    return app_from_spec(json.loads(os.environ[SPEC_ENV]))
+
+
+def app_from_spec(spec: dict[str, Any]) -> Any:
+    """Load the model from its local folder and build the app around it (its own inference log writer)."""
+    import mlflow.pyfunc
+
+    from mlsteps.config import ServingParams
+    from mlsteps.registry import input_schema
+    from mlsteps.serving.app import Scoring, build_app
+    from mlsteps.serving.auth import load_api_keys
+    from mlsteps.serving.inference_log import InferenceLog
+    from mlsteps.storage import Storage
+
+    params = ServingParams.model_validate(spec["settings"])
+    ref = ModelRef(**spec["ref"])
+    model = mlflow.pyfunc.load_model(spec["path"])
+    storage = Storage(**spec["aws"])
+    log = None
+    if spec["log"]:
+        log = InferenceLog(spec["log"], ref, params.log, storage.write_table)
+    return build_app(
+        Scoring(
+            model=model,
+            schema=input_schema(model.metadata.signature, ref.uri),
+            ref=ref,
+            keys=load_api_keys(os.environ),
+            log=log,
+            max_body_bytes=int(params.max_body_mb * 1_000_000),
+            timeout_seconds=float(spec["timeout"]),
+        )
+    )
+
+
+def resolve_model(
+    settings: Settings, model_uri: str | None, model_dir: str | None, scratch: Path
+) -> tuple[str, ModelRef]:
+    """The local folder of the model to serve, and its identity (see the module's docstring)."""
+    if model_dir:
+        folder = Path(model_dir)
+        if (folder / "MLmodel").is_file():
+            return str(folder), _folder_ref(folder)
+        if folder.is_dir() and any(folder.iterdir()):
+            raise PipelineError(
+                f"'{folder}' holds files but no MLmodel file, so no model can be served from it: "
+                "make its model.tar.gz with `python src/main.py export-model --out model.tar.gz`"
+            )
+    import mlflow.artifacts
+
+    from mlsteps.registry import champion_uri, describe_model
+    from mlsteps.store import connect
+
+    connect(settings)
+    uri = model_uri or settings.dataset("model").uri or champion_uri(settings.model_name, settings.gate.alias)
+    ref = describe_model(uri)
+    pinned = f"models:/{ref.name}/{ref.version}" if ref.name and ref.version else uri
+    return mlflow.artifacts.download_artifacts(pinned, dst_path=str(scratch)), ref
+
+
+def export_model(settings: Settings, model_uri: str | None, out: str) -> tuple[ModelRef, str]:
+    """Write the model as SageMaker's ``model.tar.gz`` (its files at the archive's root) to ``out``, a path or an
+    s3:// URI; the model's identity and where it went."""
+    from mlsteps.storage import Storage
+
+    with tempfile.TemporaryDirectory(prefix="export-model-") as scratch:
+        path, ref = resolve_model(settings, model_uri, None, Path(scratch))
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+            for file in sorted(Path(path).rglob("*")):
+                if file.is_file():
+                    archive.add(file, arcname=str(file.relative_to(path)), filter=_plain_owner)
+    written = Storage(profile=settings.aws.profile, region=settings.aws.region).write_bytes(buffer.getvalue(), out)
+    return ref, written.uri
+
+
+def _plain_owner(info: tarfile.TarInfo) -> tarfile.TarInfo:
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    info.mode = 0o644
+    return info
+
+
+def _folder_ref(folder: Path) -> ModelRef:
+    """Who a model folder is: its registered name and version (``registered_model_meta``, which MLflow writes
+    when it registers a model) and its run (``MLmodel``)."""
+    import yaml
+
+    run_id = (yaml.safe_load((folder / "MLmodel").read_text()) or {}).get("run_id")
+    meta_file = folder / "registered_model_meta"
+    meta = (yaml.safe_load(meta_file.read_text()) or {}) if meta_file.is_file() else {}
+    name, version = meta.get("model_name"), meta.get("model_version")
+    if name and version is not None:
+        return ModelRef(f"models:/{name}/{version}", str(name), str(version), run_id)
+    return ModelRef(folder.resolve().as_uri(), None, None, run_id)

@@ -1,0 +1,130 @@
+"""A step run's I/O: its inputs loaded (tables, models, snapshots with their lineage) and its outputs saved
+(tables into the catalog; a model logged, evaluated, registered, then judged by the step's policy)."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from mlsteps import lineage, registry
+from mlsteps.catalog import Catalog, Input
+from mlsteps.config import Settings
+from mlsteps.evaluation import evaluate, evaluation_metrics
+from mlsteps.refs import LoadedModel
+from mlsteps.step import ModelOutput, StepOutput
+
+if TYPE_CHECKING:
+    from mlsteps.step import Step
+
+Phase = Callable[[str], AbstractContextManager[None]]
+
+
+@dataclass
+class Saved:
+    """What saving a step's outputs produced: each output's location and digest, and metrics and notes it added."""
+
+    written: dict[str, Input] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+def load_inputs(
+    settings: Settings, catalog: Catalog, step: Step[Any], inputs: dict[str, Input], run_id: str, from_run: str | None
+) -> tuple[dict[str, Any], dict[str, Input], dict[str, str]]:
+    """The datasets ``step`` reads, loaded; snapshotted ones are stored content-addressed first, with a manifest.
+
+    Returns the loaded objects, where each came from (a snapshot's location replaces its source's), and the
+    params to log on the run (the snapshots' locations).
+    """
+    loaded: dict[str, Any] = {}
+    sources = dict(inputs)
+    files: dict[str, dict[str, Any]] = {}
+    for name, source in inputs.items():
+        if settings.dataset(name).kind == "model":
+            ref = registry.describe_model(source.uri)
+            model, schema = registry.load_model(source.uri, ref)
+            loaded[name] = LoadedModel(model, schema, ref)
+        elif name in step.snapshot:
+            written, frame = catalog.snapshot(name, source, from_run)
+            loaded[name], sources[name] = frame, Input(written.uri, written.sha256)
+            files[name] = catalog.describe(frame, written, source)
+        elif name in step.chunked:
+            loaded[name] = catalog.load_chunks(name, source.uri)
+        else:
+            loaded[name] = catalog.load(name, source.uri)
+    if not files:
+        return loaded, sources, {}
+    lineage.log_manifest({"run_id": run_id, "from_run": from_run, "files": files})
+    first = step.snapshot[0]  # the training data, by convention the first dataset snapshotted
+    lineage.log_input(lineage.dataset(loaded[first], first, files[first]["uri"], files[first]["sha256"]), "training")
+    return loaded, sources, {**{f"{name}_uri": f["uri"] for name, f in files.items()}, "from_run": from_run or ""}
+
+
+def save_outputs(
+    settings: Settings,
+    catalog: Catalog,
+    step: Step[Any],
+    output: StepOutput,
+    run_id: str,
+    sources: dict[str, Input],
+    phase: Phase = lambda _text: contextlib.nullcontext(),
+) -> Saved:
+    """Write what the runner returned: each name in ``step.writes``, nothing else."""
+    unknown = sorted(set(output.outputs) - set(step.writes))
+    missing = sorted(set(step.writes) - set(output.outputs))
+    if unknown or missing:
+        raise TypeError(
+            f"step '{step.name}' declares writes={step.writes} but its runner returned "
+            f"{sorted(output.outputs)}: return exactly the declared datasets"
+        )
+    saved = Saved()
+    for name, value in output.outputs.items():
+        if isinstance(value, ModelOutput):
+            _save_model(settings, step, name, value, sources, saved, phase)
+        else:
+            with phase(f"writing {name}"):
+                saved.written[name] = catalog.save(name, value, run_id)
+    return saved
+
+
+def _save_model(
+    settings: Settings,
+    step: Step[Any],
+    name: str,
+    out: ModelOutput,
+    sources: dict[str, Input],
+    saved: Saved,
+    phase: Phase,
+) -> None:
+    """Log, evaluate on the holdout (recorded as the run's ``evaluation`` input), register; then the policy."""
+    registered_name = settings.dataset(name).name or name
+    with phase("logging the model"):
+        model_uri = registry.log_model(out.model, out.example)
+    holdout = sources[out.evaluation_dataset]
+    data = lineage.dataset(
+        out.evaluation_data,
+        out.evaluation_dataset,
+        holdout.uri,
+        holdout.digest.removeprefix("sha256:"),
+        targets=out.target_column,
+    )
+    lineage.log_input(data, "evaluation")
+    with phase(f"evaluating on {out.evaluation_dataset}"):
+        evaluation = evaluate(model_uri, data, settings.dataset_schema)
+    saved.metrics.update(evaluation_metrics(evaluation))
+    # The policy decides before the version exists, so that the version carries its decision from the start.
+    policy = importlib.import_module(step.policy) if step.policy else None
+    with phase("judging against the baselines"):
+        decision = (
+            policy.decide(settings, registered_name, model_uri, evaluation, data, out.train_target) if policy else None
+        )
+    version_uri = registry.register(model_uri, registered_name, tags=decision.version_tags() if decision else None)
+    # Digests of a model: its URI (a logged model and a registered version never change).
+    for key, uri in ((name, model_uri), (f"registered_{name}", version_uri)):
+        saved.written[key] = Input(uri, uri)
+    if policy:
+        saved.notes.append(policy.apply(decision, version_uri.rsplit("/", 1)[1]))

@@ -1,0 +1,407 @@
+"""The one I/O layer: read and write datasets by URI, local paths and ``s3://`` alike (through fsspec).
+
+Writes are atomic: the bytes go to a temporary file first and appear under the final name only when complete
+(a local rename, or a single S3 upload that S3 makes visible only once it has finished).
+Credentials come from the standard AWS chain; ``AWS_ENDPOINT_URL`` points at an S3-compatible store.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import logging
+import os
+import tempfile
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mlsteps.digests import DigestCache
+from mlsteps.errors import StorageError, StorageUnreachable
+from mlsteps.tables import CsvOptions, read_chunks, read_frame
+
+if TYPE_CHECKING:
+    import fsspec
+    import pandas as pd
+
+logger = logging.getLogger(__name__)
+
+TABLE_FORMATS = (".parquet", ".csv")
+_CHUNK = 8 * 1024 * 1024
+# Rows converted to Arrow at a time when a frame is written as Parquet (one row group each): the frame is never
+# held twice, as pandas and as Arrow.
+PARQUET_SLICE_ROWS = 500_000
+
+
+@dataclass(frozen=True)
+class WrittenFile:
+    """What a write produced: where, how many bytes, and their SHA-256."""
+
+    uri: str
+    sha256: str
+    size: int
+
+
+@dataclass
+class Storage:
+    """Reads and writes datasets by URI. One instance per environment (it carries the AWS profile/region)."""
+
+    profile: str | None = None
+    region: str | None = None
+    # S3 requests: bounded, so that a dead endpoint is reported in seconds, not minutes.
+    connect_timeout: float = 3.0
+    read_timeout: float = 60.0
+    max_attempts: int = 3
+    # Called as uploads progress: (uri, bytes sent, bytes in all).
+    on_upload: Callable[[str, int, int], None] | None = field(default=None, repr=False)
+    _filesystems: dict[str, Any] = field(default_factory=dict, repr=False)
+    # Local fingerprints by (path, size, mtime): a pipeline plans, then runs, and must not hash a large file twice.
+    _digests: DigestCache = field(default_factory=DigestCache, repr=False)
+
+    @classmethod
+    def for_settings(cls, settings: Any) -> Storage:
+        """The storage of an environment: its AWS profile, region, timeouts and attempts."""
+        aws = settings.aws
+        return cls(
+            profile=aws.profile,
+            region=aws.region,
+            connect_timeout=aws.connect_timeout,
+            read_timeout=aws.read_timeout,
+            max_attempts=aws.max_attempts,
+        )
+
+    # -- filesystems -------------------------------------------------------------------------------------------
+    def filesystem(self, uri: str) -> tuple[fsspec.AbstractFileSystem, str]:
+        """The fsspec filesystem for a URI and the path inside it."""
+        protocol = uri.split("://", 1)[0] if "://" in uri else "file"
+        if protocol not in self._filesystems:
+            self._filesystems[protocol] = self._make_filesystem(protocol)
+        fs = self._filesystems[protocol]
+        return fs, fs._strip_protocol(uri) if protocol != "file" else os.path.abspath(_local_path(uri))
+
+    def _make_filesystem(self, protocol: str) -> fsspec.AbstractFileSystem:
+        import fsspec
+
+        if protocol == "s3":
+            options: dict[str, Any] = {
+                # One filesystem per Storage: credentials are looked up afresh, not taken from another instance.
+                "skip_instance_cache": True,
+                # Transient errors (throttling, 5xx, dropped connections) are retried with backoff by botocore,
+                # a bounded number of times; s3fs's own retries are bounded the same way.
+                "config_kwargs": {
+                    "connect_timeout": self.connect_timeout,
+                    "read_timeout": self.read_timeout,
+                    "retries": {"max_attempts": self.max_attempts, "mode": "standard"},
+                },
+            }
+            if self.profile:
+                options["profile"] = self.profile
+            if self.region:
+                options["client_kwargs"] = {"region_name": self.region}
+            endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+            if endpoint:
+                options["endpoint_url"] = endpoint
+            fs = fsspec.filesystem("s3", **options)
+            fs.retries = 1  # botocore retries (above); s3fs's own loop on top would multiply the attempts
+            return fs
+        try:
+            return fsspec.filesystem(protocol)
+        except (ImportError, ValueError) as exc:
+            raise StorageError(f"no filesystem for '{protocol}://' URIs: {exc}") from exc
+
+    # -- reading -----------------------------------------------------------------------------------------------
+    def exists(self, uri: str) -> bool:
+        fs, path = self.filesystem(uri)
+        return self._call(uri, "check", fs.exists, path)
+
+    def read_table(self, uri: str, columns: list[str] | None = None, csv: CsvOptions | None = None) -> pd.DataFrame:
+        """Read a CSV or Parquet dataset (chosen by extension)."""
+        suffix = self._readable(uri)
+        fs, path = self.filesystem(uri)
+        with self._parsing(uri, suffix), fs.open(path, "rb") as handle:
+            return read_frame(handle, uri, suffix, csv, columns)
+
+    def read_chunks(self, uri: str, rows: int, csv: CsvOptions | None = None) -> Iterator[pd.DataFrame]:
+        """Read a CSV or Parquet dataset ``rows`` rows at a time: a file larger than memory is never held whole.
+
+        The file is checked to exist now; it is opened, and its problems reported (as ``read_table`` reports
+        them), as the chunks are taken.
+        """
+        suffix = self._readable(uri)
+        fs, path = self.filesystem(uri)
+
+        def chunks() -> Iterator[pd.DataFrame]:
+            with self._parsing(uri, suffix), fs.open(path, "rb") as handle:
+                yield from read_chunks(handle, uri, suffix, rows, csv)
+
+        return chunks()
+
+    def _readable(self, uri: str) -> str:
+        """The table format of ``uri``, once it is known to be a file."""
+        suffix = _suffix(uri)
+        fs, path = self.filesystem(uri)
+        if not self._call(uri, "check", fs.exists, path):
+            raise StorageError(f"dataset '{uri}' does not exist: check data.root and the dataset path in the config")
+        if self._call(uri, "check", fs.isdir, path):
+            raise StorageError(f"dataset '{uri}' is a folder, not a file: point the catalog entry at the file in it")
+        return suffix
+
+    @contextlib.contextmanager
+    def _parsing(self, uri: str, suffix: str) -> Iterator[None]:
+        """Failures to read or parse a table, as a StorageError that names the file and the problem."""
+        import pandas as pd
+
+        try:
+            yield
+        except pd.errors.EmptyDataError as exc:
+            raise StorageError(f"dataset '{uri}' is empty: it has no header and no rows") from exc
+        except (pd.errors.ParserError, UnicodeDecodeError, OSError, ValueError) as exc:
+            if isinstance(exc, PermissionError | FileNotFoundError) or _is_auth_error(exc):
+                raise self._storage_error(uri, "read", exc) from exc
+            raise StorageError(f"dataset '{uri}' cannot be parsed as {suffix[1:]}: {exc}") from exc
+
+    def read_bytes(self, uri: str) -> bytes:
+        fs, path = self.filesystem(uri)
+        return self._call(uri, "read", fs.cat_file, path)
+
+    def fingerprint(self, uri: str) -> str:
+        """A digest of an object's content: SHA-256 of local files; for S3, the ETag and size (no download)."""
+        if not _is_remote(uri):
+            return self._local_fingerprint(uri)
+        fs, path = self.filesystem(uri)
+        info = self._call(uri, "read", fs.info, path)
+        etag = str(info.get("ETag") or info.get("etag") or "").strip('"')
+        if not etag:
+            return "sha256:" + self.sha256(uri)
+        return f"etag:{etag}:{info.get('size')}"
+
+    def _local_fingerprint(self, uri: str) -> str:
+        # Hashed again only when the file's size, mtime or inode changed since any earlier run (src/lib/digests.py).
+        return self._digests.digest(_local_path(uri), lambda: "sha256:" + self.sha256(uri))
+
+    def sha256(self, uri: str) -> str:
+        """SHA-256 of an object's bytes, streamed."""
+        fs, path = self.filesystem(uri)
+        digest = hashlib.sha256()
+        if not self._call(uri, "check", fs.exists, path):
+            raise StorageError(f"dataset '{uri}' does not exist: check data.root and the dataset path in the config")
+        try:
+            with fs.open(path, "rb") as handle:
+                while chunk := handle.read(_CHUNK):
+                    digest.update(chunk)
+        except Exception as exc:
+            raise self._storage_error(uri, "read", exc) from exc
+        return digest.hexdigest()
+
+    # -- writing -----------------------------------------------------------------------------------------------
+    def write_table(self, df: pd.DataFrame, uri: str) -> WrittenFile:
+        """Write a DataFrame as Parquet or CSV (by extension), atomically."""
+        if _suffix(uri) == ".parquet":
+            written = self._write_via(uri, lambda tmp: _write_parquet(df, tmp))
+        else:
+            written = self._write_via(uri, lambda tmp: df.to_csv(tmp, index=False))
+        logger.info("wrote %s (%d rows, %d columns, %s bytes)", uri, len(df), df.shape[1], f"{written.size:,}")
+        return written
+
+    def write_bytes(self, data: bytes, uri: str) -> WrittenFile:
+        """Write raw bytes atomically."""
+        return self._write_via(uri, lambda tmp: Path(tmp).write_bytes(data))
+
+    def snapshot(self, data: bytes, folder: str, suffix: str = ".parquet") -> WrittenFile:
+        """Store ``data`` content-addressed under ``folder`` (``<sha256><suffix>``), once. A stored copy is checked
+        first (its SHA-256, or for S3 its size and ETag) and written again if it was damaged."""
+        sha = hashlib.sha256(data).hexdigest()
+        uri = folder.rstrip("/") + f"/{sha}{suffix}"
+        if self.exists(uri):
+            if self._holds(uri, data, sha):
+                logger.info("snapshot %s already stored", uri)
+                return WrittenFile(uri=uri, sha256=sha, size=len(data))
+            logger.warning("snapshot %s was damaged (its content no longer matches its name): writing it again", uri)
+        written = self.write_bytes(data, uri)
+        logger.info("stored snapshot %s (%s bytes)", uri, f"{written.size:,}")
+        return written
+
+    def snapshot_file(self, source: str, sha: str, folder: str, suffix: str = ".parquet") -> WrittenFile:
+        """Store a copy of the file ``source``, whose SHA-256 is ``sha``, content-addressed under ``folder``
+        (``<sha><suffix>``), once; streamed, never held in memory. A stored copy that no longer matches its name
+        is written again; a source whose bytes change while being copied is refused (nothing is stored)."""
+        uri = folder.rstrip("/") + f"/{sha}{suffix}"
+        if self.exists(uri):
+            if self.sha256(uri) == sha:
+                logger.info("snapshot %s already stored", uri)
+                fs, path = self.filesystem(uri)
+                return WrittenFile(uri=uri, sha256=sha, size=int(self._call(uri, "check", fs.info, path)["size"]))
+            logger.warning("snapshot %s was damaged (its content no longer matches its name): writing it again", uri)
+        src_fs, src_path = self.filesystem(source)
+
+        def copy(tmp: str) -> None:
+            digest = hashlib.sha256()
+            with src_fs.open(src_path, "rb") as reader, open(tmp, "wb") as writer:
+                while chunk := reader.read(_CHUNK):
+                    digest.update(chunk)
+                    writer.write(chunk)
+            if digest.hexdigest() != sha:
+                raise StorageError(
+                    f"'{source}' changed while it was being copied to {uri}: run again once nothing writes to it"
+                )
+
+        written = self._write_via(uri, copy)
+        logger.info("stored snapshot %s (%s bytes)", uri, f"{written.size:,}")
+        return written
+
+    def _holds(self, uri: str, data: bytes, sha: str) -> bool:
+        """Whether the object at ``uri`` has exactly ``data``: without downloading it from S3 where its ETag is an
+        MD5 (a single-part upload); otherwise by its SHA-256."""
+        fs, path = self.filesystem(uri)
+        info = self._call(uri, "check", fs.info, path)
+        if info.get("size") != len(data):
+            return False
+        etag = str(info.get("ETag") or info.get("etag") or "").strip('"')
+        if etag and "-" not in etag and len(etag) == 32:
+            return etag == hashlib.md5(data, usedforsecurity=False).hexdigest()
+        return self.sha256(uri) == sha
+
+    def ensure_writable(self, uri: str) -> None:
+        """Fail early, with the reason, if nothing can be written under the folder ``uri``."""
+        probe = uri.rstrip("/") + f"/.write-probe-{uuid.uuid4().hex}"
+        self.write_bytes(b"", probe)
+        fs, path = self.filesystem(probe)
+        self._call(probe, "delete", fs.rm_file, path)
+
+    def _write_via(self, uri: str, writer: Callable[[str], object]) -> WrittenFile:
+        """Let ``writer`` fill a temp file, hash it, then move it to ``uri`` in one step (or upload it whole)."""
+        fs, path = self.filesystem(uri)
+        local = not _is_remote(uri)
+        tmp_dir = os.path.dirname(path) if local else None
+        try:
+            if tmp_dir:
+                os.makedirs(tmp_dir, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=_suffix_or_empty(uri), dir=tmp_dir)
+            os.close(fd)
+        except OSError as exc:
+            raise self._storage_error(uri, "write", exc) from exc
+        try:
+            writer(tmp)
+            sha, size = _hash_file(tmp)
+            if local:
+                os.replace(tmp, path)
+            else:
+                self._call(uri, "write", self._upload, fs, tmp, path, uri, size)
+        except OSError as exc:
+            raise self._storage_error(uri, "write", exc) from exc
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(tmp)
+        return WrittenFile(uri=uri, sha256=sha, size=size)
+
+    def _upload(self, fs: Any, tmp: str, path: str, uri: str, size: int) -> None:
+        from fsspec.callbacks import Callback
+
+        report = self.on_upload
+        if report is None:
+            fs.put_file(tmp, path)
+            return
+
+        def sent(value: int) -> None:
+            report(uri, value, size)
+
+        class _Sent(Callback):
+            def call(self, *args: Any, **kwargs: Any) -> None:
+                sent(int(self.value))
+
+        fs.put_file(tmp, path, callback=_Sent(size=size))
+
+    # -- errors ------------------------------------------------------------------------------------------------
+    def _call(self, uri: str, verb: str, func: Any, *args: Any) -> Any:
+        try:
+            return func(*args)
+        except StorageError:
+            raise
+        except Exception as exc:
+            raise self._storage_error(uri, verb, exc) from exc
+
+    def _storage_error(self, uri: str, verb: str, exc: BaseException) -> StorageError:
+        text = f"{type(exc).__name__}: {exc}"
+        if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+            hint = "the disk is full: free space there, or point data.root at a disk with room"
+        elif isinstance(exc, IsADirectoryError):
+            hint = "it is a folder, not a file: point the catalog entry at a file"
+        elif isinstance(exc, PermissionError) and not _is_remote(uri):
+            hint = (
+                "the location is not writable/readable by this user: fix its permissions or point data.root elsewhere"
+            )
+        elif _is_auth_error(exc):
+            hint = "no valid AWS credentials were found: set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY"
+        elif "NoSuchBucket" in text or "bucket does not exist" in text.lower():
+            hint = "the bucket does not exist: create it or set PIPELINE_DATA_ROOT to an existing bucket"
+        elif "Could not connect" in text or "ConnectionError" in text or "EndpointConnectionError" in text:
+            hint = "the S3 endpoint cannot be reached: check AWS_ENDPOINT_URL and the network"
+        else:
+            hint = "check the location in the config and your access to it"
+        unreachable = _is_auth_error(exc) or "cannot be reached" in hint
+        return (StorageUnreachable if unreachable else StorageError)(f"cannot {verb} '{uri}': {text} -> {hint}")
+
+
+def _is_auth_error(exc: BaseException) -> bool:
+    text = f"{type(exc).__name__} {exc}"
+    return any(
+        s in text
+        for s in (
+            "NoCredentialsError",
+            "Unable to locate credentials",
+            "InvalidAccessKeyId",
+            "PartialCredentialsError",
+            "Partial credentials",
+            "SignatureDoesNotMatch",
+            "ExpiredToken",
+            "AccessDenied",
+        )
+    )
+
+
+def _is_remote(uri: str) -> bool:
+    return "://" in uri and not uri.startswith("file://")
+
+
+def _local_path(uri: str) -> str:
+    return uri.removeprefix("file://")
+
+
+def _suffix(uri: str) -> str:
+    suffix = _suffix_or_empty(uri)
+    if suffix not in TABLE_FORMATS:
+        raise StorageError(f"'{uri}' is not a table file: use a name ending in {' or '.join(TABLE_FORMATS)}")
+    return suffix
+
+
+def _suffix_or_empty(uri: str) -> str:
+    return os.path.splitext(uri.rstrip("/"))[1].lower()
+
+
+def _hash_file(path: str) -> tuple[str, int]:
+    digest = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
+
+
+def _write_parquet(df: pd.DataFrame, path: str, rows: int | None = None) -> None:
+    """``df`` as a Parquet file, converted to Arrow a slice of rows at a time (one row group each)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = rows or PARQUET_SLICE_ROWS
+    if len(df) <= rows:
+        df.to_parquet(path, index=False)
+        return
+    schema = pa.Schema.from_pandas(df, preserve_index=False)
+    with pq.ParquetWriter(path, schema) as writer:
+        for start in range(0, len(df), rows):
+            part = df.iloc[start : start + rows]
+            writer.write_table(pa.Table.from_pandas(part, schema=schema, preserve_index=False))

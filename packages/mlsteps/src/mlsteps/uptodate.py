@@ -1,0 +1,184 @@
+""" "Up to date": an unchanged re-run answered before MLflow, pandas or the config models are imported.
+
+After a pipeline run that ended well, ``record`` writes a state file: a fingerprint of everything that decides what
+the run does and the size, mtime and inode of every local file it read or wrote, the SQLite tracking store among
+them. ``check`` recomputes the fingerprint and looks at those files again (``os.stat``, no reading): when all match,
+nothing any step reads has changed, so every step would be reused, and the command says so and ends. This is how
+``make`` and DVC answer "up to date": by file metadata, falling back to the full check (the steps' cache keys,
+asked of MLflow) on any difference.
+
+The fingerprint covers the command's options, the environment's name, the working directory, every file of the config folder, the
+``PIPELINE_*``, ``MLFLOW_*`` and ``AWS_*`` environment variables, every file under ``src/`` and of the library, the interpreter and
+the versions of the libraries in the steps' cache keys. The tracking store is a file: any write to it (a run, a
+tag, an alias moved, a run deleted) changes its stat and so sends the next run through MLflow.
+
+It applies only where the tracking store and every dataset are local files (the ``local`` environment). With a
+tracking server or S3, no state is kept and every run asks MLflow. Under ``mlflow run`` (``MLFLOW_RUN_ID`` set)
+it never applies: that run is waiting for its steps.
+
+An up-to-date run records nothing in MLflow: the runs that made the outputs already hold their lineage, and a new
+parent run with reused steps would say nothing new. ``--record`` (or ``--force``) goes through MLflow anyway.
+Standard library only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+from mlsteps.cache import RESULT_LIBRARIES
+from mlsteps.project import ROOT as REPO_ROOT
+
+LIBRARY = Path(__file__).resolve().parent
+STATE_VERSION = 1
+ENV_PREFIXES = ("PIPELINE_", "MLFLOW_", "AWS_")
+# URIs that are not files: a model is resolved through the tracking store, whose file is watched.
+_TRACKED_SCHEMES = ("models:/", "runs:/")
+
+
+@dataclass(frozen=True)
+class UpToDate:
+    """A state that still holds: the summary lines of the run that made it, and that run's id."""
+
+    parent_run_id: str
+    lines: list[str]
+
+
+def state_dir() -> Path:
+    """Where the state files live: ``PIPELINE_STATE_DIR``, else ``.pipeline/`` in the project (git-ignored)."""
+    return Path(os.environ.get("PIPELINE_STATE_DIR") or REPO_ROOT / ".pipeline")
+
+
+def _state_file(environment: str) -> Path:
+    return state_dir() / f"uptodate-{environment}.json"
+
+
+def fingerprint(environment: str, options: Mapping[str, Any]) -> str:
+    """SHA-256 of what decides a run: options, config files, environment variables, code, interpreter, libraries."""
+    digest = hashlib.sha256()
+
+    def add(label: str, data: bytes) -> None:
+        digest.update(f"{label}\0{len(data)}\0".encode())
+        digest.update(data)
+
+    add("environment", environment.encode())
+    add("options", json.dumps(dict(options), sort_keys=True, default=str).encode())
+    add("python", f"{sys.executable}\0{sys.version}".encode())
+    add("cwd", os.getcwd().encode())  # relative paths in the config resolve against it
+    for name in RESULT_LIBRARIES:
+        try:
+            add(f"library {name}", version(name).encode())
+        except PackageNotFoundError:
+            add(f"library {name}", b"-")
+    env = sorted((k, v) for k, v in os.environ.items() if k.startswith(ENV_PREFIXES))
+    add("env", json.dumps(env).encode())
+    config_dir = Path(os.environ.get("PIPELINE_CONFIG_DIR") or REPO_ROOT / "config").resolve()
+    add("config dir", str(config_dir).encode())
+    for path in _files(config_dir):
+        add(f"config {path.relative_to(config_dir)}", path.read_bytes())
+    src = REPO_ROOT / "src"
+    for path in _files(src):
+        add(f"src {path.relative_to(src)}", path.read_bytes())
+    for path in _files(LIBRARY):
+        add(f"library {path.relative_to(LIBRARY)}", path.read_bytes())
+    return digest.hexdigest()
+
+
+def _files(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+
+
+def _stat(path: str) -> list[int] | None:
+    """(size, mtime_ns, inode) of a file, or None when there is none."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return [st.st_size, st.st_mtime_ns, st.st_ino]
+
+
+def local_path(uri: str) -> str | None:
+    """The local path of a dataset URI; None for anything that is not a local file (s3://, memory://, ...)."""
+    if uri.startswith("file://"):
+        return uri[len("file://") :]
+    if "://" in uri or uri.startswith(_TRACKED_SCHEMES):
+        return None
+    return uri
+
+
+def sqlite_path(tracking_uri: str) -> str | None:
+    """The database file of a ``sqlite:///`` tracking URI; None for a server or another database."""
+    prefix = "sqlite:///"
+    return tracking_uri[len(prefix) :] if tracking_uri.startswith(prefix) else None
+
+
+def applies() -> bool:
+    """False under ``mlflow run``: that run waits for its steps, which must attach to it."""
+    return not os.environ.get("MLFLOW_RUN_ID")
+
+
+def check(environment: str, current: str) -> UpToDate | None:
+    """The state of the last run, if its fingerprint is ``current`` and nothing it used has changed; else None."""
+    if not applies():
+        return None
+    try:
+        state = json.loads(_state_file(environment).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(state, dict) or state.get("version") != STATE_VERSION:
+        return None
+    if state.get("fingerprint") != current:
+        return None
+    files = state.get("files")
+    if not isinstance(files, dict) or any(_stat(path) != seen for path, seen in files.items()):
+        return None
+    return UpToDate(str(state.get("parent_run_id", "")), [str(line) for line in state.get("lines", [])])
+
+
+def record(
+    environment: str,
+    fingerprint_before: str,
+    tracking_uri: str,
+    uris: Iterable[str],
+    parent_run_id: str,
+    lines: list[str],
+) -> bool:
+    """Write the state of a run that ended well; False (and no state) when something it used is not a local file.
+
+    ``fingerprint_before`` is taken before the run started: a file edited while it ran makes the state stale."""
+    target = _state_file(environment)
+    database = sqlite_path(tracking_uri)
+    paths = [local_path(u) for u in uris if not u.startswith(_TRACKED_SCHEMES)]
+    if database is None or None in paths:
+        target.unlink(missing_ok=True)  # a state from before would describe another set-up
+        return False
+    watched: dict[str, Any] = {}
+    for path in [p for p in paths if p]:
+        absolute = os.path.abspath(path)
+        if os.path.isdir(absolute):
+            watched |= {str(f): _stat(str(f)) for f in _files(Path(absolute))}
+        watched[absolute] = _stat(absolute)
+    # The database, and the files SQLite writes beside it in its other journal modes (their absence counts too).
+    for suffix in ("", "-wal", "-journal"):
+        watched[os.path.abspath(database + suffix)] = _stat(database + suffix)
+    state = {
+        "version": STATE_VERSION,
+        "fingerprint": fingerprint_before,
+        "parent_run_id": parent_run_id,
+        "files": watched,
+        "lines": lines,
+    }
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(state, indent=1))
+    os.replace(tmp, target)
+    return True

@@ -1,1 +1,0 @@
-"""Shared plumbing: config, storage, tracking, errors. Steps import from here; nothing here imports a step."""
