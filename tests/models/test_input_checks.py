@@ -7,10 +7,9 @@ import io
 import numpy as np
 import pandas as pd
 import pytest
+from mlsteps import csv_input
 from mlsteps.csv_input import csv_has_header, read_csv
 from mlsteps.input_checks import InputError, check_frame, frame_from_json
-
-from mlsteps import csv_input
 
 SCHEMA = {"a": "double", "n": "long", "plan": "string"}
 FIX = "The model's inputs, in order: a (double), n (long), plan (string)."

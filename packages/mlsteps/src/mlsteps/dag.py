@@ -80,9 +80,7 @@ def build_dag(project: Path, dag_id: str = "mlflow_pipeline") -> Any:
                 arguments=arguments(task_id),
                 env_vars=pod_env,
                 service_account_name=os.environ.get("PIPELINE_K8S_SERVICE_ACCOUNT", "mlflow-pipeline"),
-                container_resources=k8s.V1ResourceRequirements(
-                    requests=resources[task_id], limits=resources[task_id]
-                ),
+                container_resources=k8s.V1ResourceRequirements(requests=resources[task_id], limits=resources[task_id]),
                 do_xcom_push=task_id == "start_parent_run",
                 get_logs=True,
                 on_finish_action="delete_pod",
