@@ -52,7 +52,7 @@ $(TOOLS)/bin/uv: | python-check
 
 # --python only when .venv is created: given for an existing .venv whose interpreter uv sees under another path (a
 # pyenv shim, say), uv would rebuild it every time.
-install: python-check $(UV_DEP)  ## Create .venv with exactly the packages of uv.lock (uv sync), tests and notebooks included
+install: python-check $(UV_DEP) $(if $(wildcard uv.lock),,lock)  ## Create .venv with exactly the packages of uv.lock (uv sync), tests and notebooks included
 ifeq ($(INDEX),)
 	UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --locked $(if $(wildcard $(PY)),,--python $(PYTHON))
 else
@@ -85,7 +85,8 @@ lint: install  ## Lint, format and types: ruff check, ruff format --check, mypy 
 	$(VENV)/bin/mypy
 
 # The tests run on every core (pytest-xdist); the slowest 15 are listed at the end, with the total time.
-test: install airflow-venv lint  ## Lint and type checks, then the test suite (unit + integration, the Airflow DAG included)
+# The Airflow virtualenv only where a test runs the DAG (the template's tests/test_containers.py).
+test: install $(if $(wildcard tests/test_containers.py),airflow-venv) lint  ## Lint and type checks, then the test suite (unit + integration, the Airflow DAG included)
 	$(PY) -m pytest -n auto --durations=15
 
 test-fast: install  ## Run only the fast unit tests
