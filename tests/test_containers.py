@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from mlsteps.config import REPO_ROOT
+from mlsteps.discovery import step_names
 
 from tests.helpers import scrubbed_env
 
@@ -398,7 +399,7 @@ def test_dag_runs_every_step_under_one_parent_run(workspace, tmp_path: Path) -> 
     assert len(parents) == 1
     assert parents[0].info.status == "FINISHED"
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
-    assert [c.data.tags["pipeline.step"] for c in children] == ["make_data", "feat_data", "train_model", "predict"]
+    assert [c.data.tags["pipeline.step"] for c in children] == list(step_names())
     assert all(c.info.status == "FINISHED" for c in children)
     assert list(workspace.data_root.glob("processed/predictions/*/predictions.parquet"))
 
@@ -439,7 +440,8 @@ print(json.dumps(out))
     assert result.returncode == 0, result.stderr[-3000:]
     tasks = json.loads(result.stdout.strip().splitlines()[-1])
 
-    assert list(tasks) == ["start_parent_run", "make_data", "feat_data", "train_model", "predict", "end_parent_run"]
+    steps = list(step_names())
+    assert list(tasks) == ["start_parent_run", *steps, "end_parent_run"]
     for task in tasks.values():
         assert task["type"] == "KubernetesPodOperator"
         assert task["image"] == "registry/pipe:abc123"
@@ -451,6 +453,6 @@ print(json.dumps(out))
             assert "AKIA" not in str(value)
     assert tasks["train_model"]["arguments"][:2] == ["--step", "train_model"]
     assert "ti.xcom_pull(task_ids='start_parent_run')" in " ".join(tasks["predict"]["arguments"])
-    assert tasks["train_model"]["upstream"] == ["feat_data"]
+    assert tasks["train_model"]["upstream"] == [steps[steps.index("train_model") - 1]]
     assert tasks["end_parent_run"]["trigger_rule"].lower().endswith("all_done")
     assert tasks["train_model"]["requests"]["memory"] == "16Gi"

@@ -27,8 +27,37 @@ copier = pytest.importorskip(
     "(the dev group of pyproject.toml) to run the template's tests",
 )
 
-# Files of the template that are not files of a project.
-TEMPLATE_ONLY = ("copier.yml", ".copier/", "tests/test_copier_template.py", "tests/example/")
+# Files of the template that are not files of a project: the template's machinery (the library mlsteps, installed by
+# a project), its own tests, benchmarks, docs and lock.
+TEMPLATE_ONLY = ("copier.yml", ".copier/", "packages/", "bench/", "docs/", "uv.lock", "conftest.py")
+# The template's tests a project keeps: its steps', its contract, the smoke run (and their package files).
+PROJECT_TESTS = {
+    "tests/__init__.py",
+    "tests/conftest.py",
+    "tests/test_project_contract.py",
+    "tests/test_smoke.py",
+    "tests/data/__init__.py",
+    "tests/data/test_make_dataset.py",
+    "tests/features/__init__.py",
+    "tests/features/test_build_features.py",
+    "tests/models/__init__.py",
+    "tests/models/test_train_model.py",
+}
+
+
+def _template_only(name: str) -> bool:
+    return name.startswith(TEMPLATE_ONLY) or (name.startswith("tests/") and name not in PROJECT_TESTS)
+
+
+def _python_lines(root: Path) -> int:
+    """Lines of Python of a project's own (its virtualenvs left out)."""
+    return sum(
+        len(p.read_text().splitlines())
+        for p in root.rglob("*.py")
+        if not {".venv", ".airflow-venv", ".tools"} & set(p.relative_to(root).parts)
+    )
+
+
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "test",
     "GIT_AUTHOR_EMAIL": "test@localhost",
@@ -106,11 +135,19 @@ def test_the_default_answers_render_the_example_file_for_file(template: Path, tm
     expected = {
         name: content
         for name, content in _files(template).items()
-        if not name.endswith(".jinja") and not name.startswith(TEMPLATE_ONLY)
+        if not name.endswith(".jinja") and not _template_only(name)
     }
+    rendered_pyproject = rendered.pop("pyproject.toml")[0].decode()
+    expected.pop("pyproject.toml")
+    # A project's README.md is its own short guide (README.md.jinja), not the template's README.md.
+    rendered.pop("README.md")
+    expected.pop("README.md")
     assert sorted(rendered) == sorted(expected)
     assert [name for name in expected if rendered[name] != expected[name]] == []
     assert answers["_commit"] == "1.0.0" and answers["project_name"] == "breast-cancer"
+    # The project installs the library from the template's repository, at the commit it was made from.
+    commit = _git(template, "rev-parse", "HEAD").strip()
+    assert f'git = "file://{template}", subdirectory = "packages/mlsteps", rev = "{commit}"' in rendered_pyproject
 
 
 def _champion(project: Path, name: str) -> str:
@@ -213,7 +250,9 @@ def test_a_project_made_from_own_data_runs_to_a_champion_and_passes_its_fast_tes
     assert config["schema"]["task"] == task and config["schema"]["target"] == CASES[task][1]["target"]
     assert config["catalog"]["raw"]["path"] == f"raw/{CASES[task][0](tmp_path).name}"
     assert not (project / "data" / "raw" / "breast_cancer.csv").exists()
-    assert (project / "tests" / "example" / "data" / "raw" / "breast_cancer.csv").is_file()
+    # The project holds its own code: no library, none of the template's tests, and little Python.
+    assert not (project / "packages").exists() and not (project / "tests" / "lib").exists()
+    assert _python_lines(project) <= 1500
 
 
 @pytest.mark.slow

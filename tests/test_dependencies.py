@@ -146,3 +146,15 @@ def test_tracking_server_image_pins_the_locked_versions() -> None:
     assert set(pins) == {"mlflow", "psycopg2-binary", "boto3"}
     for name, version in pins.items():
         assert _locked_versions(name) == {version}, f"deploy/mlflow-server.Dockerfile: {name} {version}"
+
+
+def test_the_library_version_is_one_number_everywhere() -> None:
+    import mlsteps
+
+    version = LIBRARY_PYPROJECT["project"]["version"]
+    pin = f'"mlsteps=={version}"'
+
+    assert mlsteps.__version__ == version
+    assert PYPROJECT["project"]["dependencies"] == [f"mlsteps=={version}"]
+    assert pin in (REPO_ROOT / "pyproject.toml.jinja").read_text()  # what generated projects pin
+    assert f"## {version}" in (REPO_ROOT / "packages" / "mlsteps" / "CHANGELOG.md").read_text()

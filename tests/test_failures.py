@@ -245,7 +245,7 @@ def test_validation_report_lists_every_failure_and_is_logged(workspace) -> None:
 def test_predict_input_missing_model_columns(workspace) -> None:
     first = run_pipeline(load_config("local"), list(STEPS))
     batch = workspace.root / "batch.csv"
-    pd.read_parquet(first.steps[1].outputs["test"]).drop(columns=["mean_area", "worst_area"]).to_csv(batch)
+    pd.read_parquet(first.step("feat_data").outputs["test"]).drop(columns=["mean_area", "worst_area"]).to_csv(batch)
 
     with pytest.raises(StepError) as caught:
         run_pipeline(load_config("local", overrides={"catalog": {"predict_input": {"path": str(batch)}}}), ["predict"])

@@ -97,7 +97,7 @@ def test_predict_uses_the_champion_and_logs_it(workspace) -> None:
     scored = pd.read_parquet(again.steps[0].outputs["predictions"])
     assert set(scored["model_version"]) == {"1"}
     assert set(scored["model_name"]) == {NAME}
-    assert set(scored["model_run_id"]) == {first.steps[2].run_id}
+    assert set(scored["model_run_id"]) == {first.step("train_model").run_id}
     assert set(scored["model_uri"]) == {f"models:/{NAME}@champion"}
 
 

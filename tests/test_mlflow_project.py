@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 from mlsteps.config import REPO_ROOT
-from mlsteps.discovery import step_names
+from mlsteps.discovery import declarations, step_names
 
 from tests.helpers import scrubbed_env
 
@@ -30,6 +30,26 @@ def test_every_step_has_an_entry_point_that_runs_it() -> None:
         assert f"--step {step}" in entry_points[step]["command"]
         assert entry_points[step]["parameters"]["environment"] == {"type": "string", "default": "local"}
     assert MLPROJECT["conda_env"] == "conda.yaml"
+
+
+def test_entry_point_parameters_are_the_options_their_steps_declare() -> None:
+    options = {d.name: {flag.lstrip("-").replace("-", "_"): flag for flag in d.options} for d in declarations()}
+    every = {dest: flag for declared in options.values() for dest, flag in declared.items()}
+
+    for name, entry in MLPROJECT["entry_points"].items():
+        declared = every if name == "main" else options[name]
+        parameters = set(entry["parameters"]) - {"environment", "steps"}
+        assert parameters <= set(declared), f"MLproject '{name}': {parameters - set(declared)} is no option of it"
+        for parameter in parameters:
+            assert f"{declared[parameter]} {{{parameter}}}" in entry["command"], (name, parameter)
+    # Every option a step declares (but repeatable ones) can be given to its entry point.
+    for name, declared in options.items():
+        singles = {dest for dest, flag in declared.items() if not _spec(name, flag).get("multiple")}
+        assert singles <= set(MLPROJECT["entry_points"][name]["parameters"]), name
+
+
+def _spec(step: str, flag: str) -> dict:
+    return next(d for d in declarations() if d.name == step).options[flag]
 
 
 def _mlflow_run(

@@ -31,5 +31,5 @@ def test_every_step_runs_on_the_projects_data(tmp_path: Path, monkeypatch: pytes
     result = run_pipeline(load_config("local", config_dir=CONFIG), list(step_names()))
 
     assert [s.step for s in result.steps] == list(step_names())
-    predictions = pd.read_parquet(result.steps[-1].outputs["predictions"])
+    predictions = pd.read_parquet(result.step("predict").outputs["predictions"])
     assert len(predictions) > 0 and predictions["prediction"].notna().all()

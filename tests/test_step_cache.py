@@ -49,7 +49,7 @@ def test_parameter_change_reruns_that_step_and_below(workspace) -> None:
     changed = run_pipeline(load_config("local", overrides={"feat_data": {"test_size": 0.3}}), list(STEPS))
 
     assert _status(changed) == {"make_data": "reused", "feat_data": "ran", "train_model": "ran", "predict": "ran"}
-    assert changed.steps[1].reason == "parameters changed since the last run"
+    assert changed.step("feat_data").reason == "parameters changed since the last run"
 
 
 def test_model_parameter_change_keeps_the_data_steps(workspace) -> None:
@@ -60,7 +60,7 @@ def test_model_parameter_change_keeps_the_data_steps(workspace) -> None:
     status = _status(changed)
     assert status == {"make_data": "reused", "feat_data": "reused", "train_model": "ran", "predict": status["predict"]}
     # predict scores with the champion: it re-runs only if the new model passed the gate and took the alias.
-    promoted = changed.steps[2].notes[0].startswith("promoted")
+    promoted = changed.step("train_model").notes[0].startswith("promoted")
     assert status["predict"] == ("ran" if promoted else "reused")
 
 
@@ -72,8 +72,8 @@ def test_upstream_data_change_reruns_everything(workspace) -> None:
     changed = run_pipeline(load_config("local"), list(STEPS))
 
     assert _status(changed) == dict.fromkeys(STEPS, "ran")
-    assert changed.steps[0].reason == "inputs changed since the last run"
-    assert changed.steps[0].metrics["clean_rows"] == 559
+    assert changed.step("make_data").reason == "inputs changed since the last run"
+    assert changed.step("make_data").metrics["clean_rows"] == 559
 
 
 def test_force_reruns_named_steps_or_all(workspace) -> None:
@@ -82,7 +82,7 @@ def test_force_reruns_named_steps_or_all(workspace) -> None:
     named = run_pipeline(load_config("local"), list(STEPS), force=["feat_data"])
     everything = run_pipeline(load_config("local"), list(STEPS), force=STEPS)
 
-    assert named.steps[1].reason == "forced with --force"
+    assert named.step("feat_data").reason == "forced with --force"
     assert _status(named)["make_data"] == "reused"
     # Same seed and same clean data: feat_data writes byte-identical splits, so train_model is reused.
     assert _status(named)["train_model"] == "reused"
@@ -91,7 +91,7 @@ def test_force_reruns_named_steps_or_all(workspace) -> None:
 
 def test_deleted_outputs_are_rebuilt(workspace) -> None:
     first = run_pipeline(load_config("local"), list(STEPS))
-    Path(first.steps[0].outputs["clean"]).unlink()
+    Path(first.step("make_data").outputs["clean"]).unlink()
 
     second = run_pipeline(load_config("local"), ["make_data"])
 
@@ -123,7 +123,7 @@ def test_dry_run_plans_without_running(workspace) -> None:
 
 def test_predict_on_new_input_is_never_skipped(workspace) -> None:
     first = run_pipeline(load_config("local"), list(STEPS))
-    test = pd.read_parquet(first.steps[1].outputs["test"])
+    test = pd.read_parquet(first.step("feat_data").outputs["test"])
     batch = workspace.root / "batch.csv"
     test.head(20).to_csv(batch, index=False)
 

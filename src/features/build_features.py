@@ -107,5 +107,9 @@ STEP = Step(
     params=FeatDataParams,
     run=run_feat_data,
     headline=("train_rows", "test_rows"),
+    options={
+        "--test-size": {"key": "test_size", "type": "float", "help": "share of rows held out."},
+        "--seed": {"key": "seed", "type": "int", "help": "seed of the train/test split."},
+    },
     resources={"cpu": "1", "memory": "4Gi"},
 )

@@ -44,5 +44,12 @@ STEP = Step(
     run=run_predict,
     fallbacks={"predict_input": "test"},
     headline=("rows_scored", "positive_rate", "prediction_mean"),
+    options={
+        "--model-uri": {
+            "key": "catalog.model.uri",
+            "help": "runs:/<id>/model, models:/<name>/<version> or models:/<name>@<alias>.",
+        },
+        "--input": {"key": "catalog.predict_input.path", "help": "dataset to score (path or s3:// URI)."},
+    },
     resources={"cpu": "2", "memory": "8Gi"},
 )

@@ -238,5 +238,19 @@ STEP = Step(
     snapshot=("train", "test"),
     headline=("roc_auc", "f1_score", "accuracy_score", "root_mean_squared_error", "r2_score"),
     resources={"cpu": "4", "memory": "16Gi"},
+    options={
+        "--estimator": {
+            "key": "estimator",
+            "help": "a name under train_model.estimators in the config (logistic_regression, random_forest, "
+            "gradient_boosting, ...) or an import path (sklearn.ensemble.ExtraTreesClassifier).",
+        },
+        "--param": {
+            "key": "set_params",
+            "short": "-p",
+            "multiple": True,
+            "help": "estimator hyperparameter (repeatable), e.g. -p C=0.5.",
+        },
+        "--seed": {"key": "seed", "type": "int", "help": "seed of the estimator."},
+    },
     policy="mlsteps.promotion",
 )

@@ -74,7 +74,7 @@ def test_put_event_scores_the_object_like_predict(s3_env) -> None:
     s3, prefix, result = s3_env
     predicted = pd.read_parquet(
         io.BytesIO(
-            s3.get_object(Bucket=BUCKET, Key=result.steps[3].outputs["predictions"].split(f"{BUCKET}/", 1)[1])[
+            s3.get_object(Bucket=BUCKET, Key=result.step("predict").outputs["predictions"].split(f"{BUCKET}/", 1)[1])[
                 "Body"
             ].read()
         )

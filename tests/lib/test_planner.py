@@ -57,7 +57,7 @@ def test_force_and_deleted_outputs_rerun(memory_workspace) -> None:
     first = run_pipeline(memory_workspace.settings(), DATA_STEPS)
 
     forced = plan_pipeline(memory_workspace.settings(), DATA_STEPS, force=["feat_data"])
-    fsspec.filesystem("memory").rm(first.steps[1].outputs["test"])
+    fsspec.filesystem("memory").rm(first.step("feat_data").outputs["test"])
     gone = plan_pipeline(memory_workspace.settings(), DATA_STEPS)
 
     assert [(d.action, d.reason) for d in forced] == [
@@ -78,8 +78,8 @@ def test_a_reused_step_records_a_child_run_pointing_at_the_original(memory_works
 
     assert [s.reused_from for s in second.steps] == [s.run_id for s in first.steps]
     assert [s.outputs for s in second.steps] == [s.outputs for s in first.steps]
-    child = MlflowClient(memory_workspace.tracking_uri).get_run(second.steps[1].run_id)
-    assert child.data.tags["pipeline.reused_from"] == first.steps[1].run_id
+    child = MlflowClient(memory_workspace.tracking_uri).get_run(second.step("feat_data").run_id)
+    assert child.data.tags["pipeline.reused_from"] == first.step("feat_data").run_id
     assert child.data.tags["mlflow.parentRunId"] == second.parent_run_id
     assert child.info.status == "FINISHED"
 

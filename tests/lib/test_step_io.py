@@ -39,7 +39,7 @@ def test_the_whole_pipeline_on_an_in_memory_catalog(memory_workspace) -> None:
 
 def test_a_damaged_split_is_refused_before_training(memory_workspace) -> None:
     first = run_pipeline(memory_workspace.settings(), ["make_data", "feat_data"])
-    test_file = first.steps[1].outputs["test"]
+    test_file = first.step("feat_data").outputs["test"]
     frame = pd.read_parquet(test_file)
     with fsspec.open(test_file, "wb") as handle:
         frame.head(10).to_parquet(handle)
@@ -62,7 +62,7 @@ def test_every_registered_version_carries_its_gate_decision(memory_workspace) ->
 
 def test_retraining_from_a_damaged_snapshot_names_the_file_and_what_to_do(memory_workspace) -> None:
     first = run_pipeline(memory_workspace.settings(), ["make_data", "feat_data", "train_model"])
-    train_run = first.steps[2].run_id
+    train_run = first.step("train_model").run_id
     from mlflow import MlflowClient
 
     snapshot = MlflowClient().get_run(train_run).data.params["test_uri"]
@@ -119,7 +119,7 @@ def test_multiclass_and_regression_run_through_every_step(memory_workspace, tmp_
 
     result = run_pipeline(load_config("local"), list(step_names()))
 
-    train, predict = result.steps[2], result.steps[3]
+    train, predict = result.step("train_model"), result.step("predict")
     assert train.notes == ["promoted version 1 to @champion"]
     scored = pd.read_parquet(predict.outputs["predictions"])
     if task == "multiclass":
@@ -156,7 +156,7 @@ def test_a_champion_with_other_inputs_is_not_compared_and_the_reason_is_kept(
 
     second = run_pipeline(load_config("local"), ["make_data", "feat_data", "train_model"])
 
-    note = second.steps[2].notes[0]
+    note = second.step("train_model").notes[0]
     assert note == "promoted version 2 to @champion (was version 1)"
     name = memory_workspace.settings().model_name
     version = MlflowClient().get_model_version(name, "2")
@@ -164,7 +164,7 @@ def test_a_champion_with_other_inputs_is_not_compared_and_the_reason_is_kept(
         "version 1's inputs differ from the candidate's (added: [], removed: ['mean_area']"
         in version.tags["gate.champion_comparison"]
     )
-    run = MlflowClient().get_run(second.steps[2].run_id)
+    run = MlflowClient().get_run(second.step("train_model").run_id)
     assert run.data.tags["gate.champion_comparison"] == version.tags["gate.champion_comparison"]
 
 
@@ -204,7 +204,7 @@ def test_a_training_sample_is_recorded_and_evaluation_uses_the_whole_test_split(
 
     result = run_pipeline(memory_workspace.settings(), ["make_data", "feat_data", "train_model"])
 
-    run = MlflowClient(memory_workspace.tracking_uri).get_run(result.steps[-1].run_id)
+    run = MlflowClient(memory_workspace.tracking_uri).get_run(result.step("train_model").run_id)
     params = run.data.params
     assert (params["train_rows"], params["train_rows_available"], params["train_sample"]) == (
         "100",

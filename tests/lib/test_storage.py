@@ -114,11 +114,16 @@ def test_a_full_disk_is_said_so() -> None:
 
 
 def test_a_damaged_snapshot_is_written_again(tmp_path: Path) -> None:
+    import hashlib
+
     storage = Storage()
-    first = storage.snapshot(b"exact bytes", str(tmp_path))
+    source = tmp_path / "source.parquet"
+    source.write_bytes(b"exact bytes")
+    sha = hashlib.sha256(b"exact bytes").hexdigest()
+    first = storage.snapshot_file(str(source), sha, str(tmp_path / "snapshots"))
     Path(first.uri).write_bytes(b"other bytes")
 
-    again = storage.snapshot(b"exact bytes", str(tmp_path))
+    again = storage.snapshot_file(str(source), sha, str(tmp_path / "snapshots"))
 
     assert again.uri == first.uri
     assert Path(again.uri).read_bytes() == b"exact bytes"

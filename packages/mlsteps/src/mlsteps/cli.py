@@ -17,11 +17,13 @@ from typing import Any
 
 import click
 
-from mlsteps.cli_options import OptionalNumber, blank_to_none, command, load_settings, overrides_from
+from mlsteps.cli_options import blank_to_none, command, load_settings, overrides_from, step_options
 from mlsteps.commands import COMMANDS
-from mlsteps.discovery import step_names
+from mlsteps.discovery import declarations, step_names
 
 logger = logging.getLogger(__name__)
+# The steps that snapshot their inputs, and so retrain from a run's snapshot with --from-run.
+_TRAINERS = ",".join(d.name for d in declarations() if d.snapshot) or "(no step snapshots its inputs)"
 
 
 @click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
@@ -41,34 +43,13 @@ logger = logging.getLogger(__name__)
     show_default=True,
     help="Config environment: a file in config/ (local, dev, prd).",
 )
-@click.option(
-    "--estimator",
-    callback=blank_to_none,
-    help="train_model: a name under train_model.estimators in the config (logistic_regression, "
-    "random_forest, gradient_boosting, ...) or an import path (sklearn.ensemble.ExtraTreesClassifier).",
-)
-@click.option(
-    "--param",
-    "-p",
-    "params",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="train_model: estimator hyperparameter (repeatable), e.g. -p C=0.5.",
-)
-@click.option("--test-size", type=OptionalNumber(float), help="feat_data: share of rows held out.")
-@click.option("--seed", type=OptionalNumber(int), help="Seed of both the train/test split and the estimator.")
-@click.option(
-    "--model-uri",
-    callback=blank_to_none,
-    help="predict: runs:/<id>/model, models:/<name>/<version> or models:/<name>@<alias>.",
-)
-@click.option("--input", "input_uri", callback=blank_to_none, help="predict: dataset to score (path or s3:// URI).")
+@step_options
 @click.option(
     "--from-run",
     callback=blank_to_none,
     metavar="RUN_ID",
-    help="train_model: retrain on the data snapshot of this train_model run (runs train_model only, "
-    "unless --step says train_model,predict).",
+    help=f"{_TRAINERS}: retrain on the data snapshot of this {_TRAINERS} run (runs {_TRAINERS} only, unless "
+    "--step names the steps after it too).",
 )
 @click.option(
     "--parent-run-id",
@@ -140,7 +121,7 @@ def _run(
     from mlsteps.pipeline import check_from_run, parse_steps, plan_pipeline, run_pipeline
 
     # Retraining from a snapshot replaces the steps before the one that trains.
-    selected = parse_steps("train_model" if from_run and (steps or "all") == "all" else steps or "all")
+    selected = parse_steps(_TRAINERS if from_run and (steps or "all") == "all" else steps or "all")
     forced = parse_steps(force) if force else []
     check_from_run(from_run, selected)
     settings = load_settings(environment, overrides_from(**options))

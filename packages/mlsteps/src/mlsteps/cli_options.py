@@ -38,40 +38,65 @@ def blank_to_none(_ctx: click.Context, _param: click.Parameter, value: Any) -> A
     return None if value == "" else value
 
 
-def parse_param(text: str) -> tuple[str, Any]:
+def parse_param(text: str, flag: str = "--param") -> tuple[str, Any]:
     """``KEY=VALUE`` with the value read as YAML (``C=0.5`` gives a float)."""
     import yaml
 
     key, sep, raw = text.partition("=")
     if not sep or not key.strip():
-        raise click.BadParameter(f"{text!r} is not KEY=VALUE (e.g. --param C=0.5)", param_hint="--param")
+        raise click.BadParameter(f"{text!r} is not KEY=VALUE (e.g. {flag} C=0.5)", param_hint=flag)
     return key.strip(), yaml.safe_load(raw)
 
 
-def overrides_from(
-    estimator: str | None = None,
-    params: tuple[str, ...] = (),
-    test_size: float | None = None,
-    seed: int | None = None,
-    model_uri: str | None = None,
-    input_uri: str | None = None,
-    **_ignored: Any,
-) -> dict[str, Any]:
-    """The config keys the options set (they win over the YAML and the environment variables)."""
-    train: dict[str, Any] = {
-        "estimator": estimator,
-        "seed": seed,
-        "set_params": dict(parse_param(p) for p in params) or None,
-    }
-    feat: dict[str, Any] = {"test_size": test_size, "seed": seed}
-    catalog = {"model": {"uri": model_uri}, "predict_input": {"path": input_uri}}
-    overrides = {
-        "train_model": {k: v for k, v in train.items() if v is not None},
-        "feat_data": {k: v for k, v in feat.items() if v is not None},
-        "catalog": {k: {kk: vv for kk, vv in v.items() if vv is not None} for k, v in catalog.items()},
-    }
-    overrides["catalog"] = {k: v for k, v in overrides["catalog"].items() if v}
-    return {k: v for k, v in overrides.items() if v}
+def _dest(flag: str) -> str:
+    return flag.lstrip("-").replace("-", "_")
+
+
+def declared_options() -> dict[str, list[tuple[str, dict[str, Any]]]]:
+    """The steps' command-line options: {flag: [(step, spec), ...]} (a flag steps share sets each one's key)."""
+    from mlsteps.discovery import declarations
+
+    found: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+    for declaration in declarations():
+        for flag, spec in declaration.options.items():
+            found.setdefault(flag, []).append((declaration.name, spec))
+    return found
+
+
+def step_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Add the options the steps declare (``Step(options=...)``) to a click command."""
+    types = {"int": OptionalNumber(int), "float": OptionalNumber(float)}
+    for flag, uses in reversed(declared_options().items()):
+        spec = uses[0][1]
+        names = [flag, *([spec["short"]] if spec.get("short") else []), _dest(flag)]
+        helps = " ".join(f"{step}: {s.get('help', s['key'])}" for step, s in uses)
+        if spec.get("multiple"):
+            option = click.option(*names, multiple=True, metavar=spec.get("metavar", "KEY=VALUE"), help=helps)
+        elif spec.get("type") in types:
+            option = click.option(*names, type=types[spec["type"]], help=helps)
+        else:
+            option = click.option(*names, callback=blank_to_none, metavar=spec.get("metavar"), help=helps)
+        func = option(func)
+    return func
+
+
+def overrides_from(**values: Any) -> dict[str, Any]:
+    """The config keys the steps' options set (they win over the YAML and the environment variables)."""
+    overrides: dict[str, Any] = {}
+    for flag, uses in declared_options().items():
+        value = values.get(_dest(flag))
+        if value is None or value == ():
+            continue
+        for step, spec in uses:
+            if spec.get("multiple"):
+                value = dict(parse_param(p, flag) for p in value)
+            key = spec["key"]
+            path = key.split(".") if key.startswith("catalog.") else [step, *key.split(".")]
+            node = overrides
+            for part in path[:-1]:
+                node = node.setdefault(part, {})
+            node[path[-1]] = value
+    return overrides
 
 
 def configure_logging(verbose: bool) -> None:

@@ -30,8 +30,8 @@ from mlsteps.config_sections import (
     GateParams,
     InferenceLogParams,
     ServingParams,
+    Strict,
     TrackingConfig,
-    _Strict,
 )
 from mlsteps.config_sources import (
     apply_env_overrides,
@@ -61,7 +61,7 @@ __all__ = [
 ]
 
 
-class Settings(_Strict):
+class Settings(Strict):
     """Everything a pipeline run needs to know, for one environment. Each step's parameters are a field named
     after the step (added when the config is loaded, from the steps' declarations): ``settings.params(step)``."""
 

@@ -8,20 +8,18 @@ from __future__ import annotations
 import os
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from mlsteps.step import Strict
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-
-class CsvSettings(_Strict):
+class CsvSettings(Strict):
     sep: str = Field(",", min_length=1)
     encoding: str = "utf-8"
     decimal: str = Field(".", min_length=1, max_length=1)
 
 
-class DatasetSpec(_Strict):
+class DatasetSpec(Strict):
     """One entry of the catalog: where a dataset lives, in what format, and how its locations are made."""
 
     # input: a file read as it is (path: the file; null for an optional one).
@@ -57,7 +55,7 @@ class DatasetSpec(_Strict):
         return "parquet"
 
 
-class DataConfig(_Strict):
+class DataConfig(Strict):
     # Folder (local path or s3:// URI) that relative catalog paths resolve against.
     root: str
 
@@ -96,7 +94,7 @@ DEFAULT_GATE_METRICS = {
 }
 
 
-class GateParams(_Strict):
+class GateParams(Strict):
     """When a trained candidate may become the model that predict and serving use."""
 
     alias: str = "champion"
@@ -114,14 +112,14 @@ class GateParams(_Strict):
         return list(self.metrics if self.metrics is not None else DEFAULT_GATE_METRICS[task])
 
 
-class BatchParams(_Strict):
+class BatchParams(Strict):
     """S3-triggered batch scoring (src/batch/s3_handler.py)."""
 
     input_prefix: str = "incoming"
     output_prefix: str = "scored"
 
 
-class InferenceLogParams(_Strict):
+class InferenceLogParams(Strict):
     """The inference log of online serving (src/serving/inference_log.py)."""
 
     # Folder (relative to data.root, or an absolute path or s3:// URI); null: no log.
@@ -133,7 +131,7 @@ class InferenceLogParams(_Strict):
     max_pending_rows: int = Field(100_000, gt=0)
 
 
-class ServingParams(_Strict):
+class ServingParams(Strict):
     """Online scoring (python src/main.py serve; the image's `serve`)."""
 
     # Worker processes, each with its own copy of the model (MODEL_SERVER_WORKERS overrides).
@@ -147,7 +145,7 @@ class ServingParams(_Strict):
     log: InferenceLogParams = InferenceLogParams()
 
 
-class TrackingConfig(_Strict):
+class TrackingConfig(Strict):
     uri: str
     experiment: str
     # Unset: next to a SQLite database, "<db folder>/mlruns/<experiment>"; for a server, the server's default.
@@ -157,7 +155,7 @@ class TrackingConfig(_Strict):
     max_retries: int = Field(2, ge=0)
 
 
-class AwsConfig(_Strict):
+class AwsConfig(Strict):
     # Credentials never live here: they come from the standard AWS chain (env, profile, role).
     profile: str | None = None
     region: str | None = None

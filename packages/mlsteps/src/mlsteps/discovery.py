@@ -18,7 +18,7 @@ from typing import Any
 from mlsteps.project import SRC
 
 # The keywords of Step(...) that must be literals, so they can be read without importing the module.
-LITERAL_KEYWORDS = ("name", "reads", "writes", "headline", "resources", "fallbacks")
+LITERAL_KEYWORDS = ("name", "reads", "writes", "headline", "resources", "fallbacks", "snapshot", "options")
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,10 @@ class Declaration:
     resources: dict[str, str] = field(default_factory=dict)
     # Datasets read in place of another when it is not set (e.g. predict_input -> test): an ordering edge.
     fallbacks: dict[str, str] = field(default_factory=dict)
+    # Datasets stored content-addressed before it runs: the step retrains with --from-run.
+    snapshot: tuple[str, ...] = ()
+    # Command-line options that set its config keys ({flag: spec}; see Step).
+    options: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def depends_on(self) -> tuple[str, ...]:
@@ -103,6 +107,8 @@ def _read_declaration(path: Path, src: Path) -> Declaration | None:
             headline=tuple(values.get("headline", ())),
             resources=dict(values.get("resources", {})),
             fallbacks=dict(values.get("fallbacks", {})),
+            snapshot=tuple(values.get("snapshot", ())),
+            options=dict(values.get("options", {})),
         )
     return None
 

@@ -57,6 +57,13 @@ class PipelineResult:
     steps: list[StepResult] = field(default_factory=list)
     seconds: float = 0.0
 
+    def step(self, name: str) -> StepResult:
+        """What the step ``name`` did in this run."""
+        for result in self.steps:
+            if result.step == name:
+                return result
+        raise KeyError(f"step '{name}' was not part of this run ({', '.join(s.step for s in self.steps)})")
+
 
 class Reporter(Protocol):
     """Receives progress events (the CLI prints them)."""

@@ -7,16 +7,14 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, field_validator, model_validator
+from pydantic import field_validator, model_validator
+
+from mlsteps.step import Strict
 
 Task = Literal["binary", "multiclass", "regression"]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-
-class ColumnSpec(_Strict):
+class ColumnSpec(Strict):
     """One feature column of the raw dataset."""
 
     type: Literal["float", "int", "category", "string", "bool"]
@@ -26,7 +24,7 @@ class ColumnSpec(_Strict):
     allowed: list[str] | None = None
 
 
-class SchemaConfig(_Strict):
+class SchemaConfig(Strict):
     """What the raw dataset must look like."""
 
     id_column: str | None = None
@@ -87,10 +85,6 @@ class SchemaConfig(_Strict):
         if not self.columns:
             raise ValueError("schema.columns is empty: list at least one feature column")
         return self
-
-    @property
-    def numeric_features(self) -> list[str]:
-        return [n for n, c in self.columns.items() if c.type in ("float", "int", "bool")]
 
     @property
     def categorical_features(self) -> list[str]:

@@ -22,10 +22,14 @@ if TYPE_CHECKING:
 P = TypeVar("P", bound=BaseModel)
 
 
-class StepParams(BaseModel):
-    """Base of every step's parameters model: its config section (unknown keys are rejected)."""
+class Strict(BaseModel):
+    """The one base of the config's models: unknown keys are rejected, values are frozen."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class StepParams(Strict):
+    """Base of every step's parameters model: its config section."""
 
 
 class NoParams(StepParams):
@@ -88,6 +92,10 @@ class Step(Generic[P]):
         headline: metrics shown in the console summary.
         resources: CPU and memory of the step's pod when the DAG runs it on Kubernetes.
         fallbacks: a dataset to read in place of one that is not set (``predict_input`` -> ``test``).
+        options: command-line options that set keys of the step's config section (literal), e.g.
+            ``{"--seed": {"key": "seed", "type": "int", "help": "..."}}``; a key starting with ``catalog.`` sets a
+            catalog entry instead. Spec keys: key, help, type (str, int or float), multiple (``KEY=VALUE``
+            pairs into a mapping), short (e.g. ``-p``), metavar. Steps may share a flag: it sets each one's key.
         policy: the module whose ``decide(settings, name, model_uri, evaluation, data, train_target)`` judges a
             model it wrote before it is
             registered and whose ``apply(decision, version)`` acts on it after (the quality gate). Named by string
@@ -104,4 +112,5 @@ class Step(Generic[P]):
     headline: tuple[str, ...] = ()
     resources: dict[str, str] = field(default_factory=dict)
     fallbacks: dict[str, str] = field(default_factory=dict)
+    options: dict[str, dict[str, Any]] = field(default_factory=dict)
     policy: str | None = None

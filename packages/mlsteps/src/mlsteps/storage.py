@@ -163,10 +163,6 @@ class Storage:
                 raise self._storage_error(uri, "read", exc) from exc
             raise StorageError(f"dataset '{uri}' cannot be parsed as {suffix[1:]}: {exc}") from exc
 
-    def read_bytes(self, uri: str) -> bytes:
-        fs, path = self.filesystem(uri)
-        return self._call(uri, "read", fs.cat_file, path)
-
     def fingerprint(self, uri: str) -> str:
         """A digest of an object's content: SHA-256 of local files; for S3, the ETag and size (no download)."""
         if not _is_remote(uri):
@@ -210,20 +206,6 @@ class Storage:
         """Write raw bytes atomically."""
         return self._write_via(uri, lambda tmp: Path(tmp).write_bytes(data))
 
-    def snapshot(self, data: bytes, folder: str, suffix: str = ".parquet") -> WrittenFile:
-        """Store ``data`` content-addressed under ``folder`` (``<sha256><suffix>``), once. A stored copy is checked
-        first (its SHA-256, or for S3 its size and ETag) and written again if it was damaged."""
-        sha = hashlib.sha256(data).hexdigest()
-        uri = folder.rstrip("/") + f"/{sha}{suffix}"
-        if self.exists(uri):
-            if self._holds(uri, data, sha):
-                logger.info("snapshot %s already stored", uri)
-                return WrittenFile(uri=uri, sha256=sha, size=len(data))
-            logger.warning("snapshot %s was damaged (its content no longer matches its name): writing it again", uri)
-        written = self.write_bytes(data, uri)
-        logger.info("stored snapshot %s (%s bytes)", uri, f"{written.size:,}")
-        return written
-
     def snapshot_file(self, source: str, sha: str, folder: str, suffix: str = ".parquet") -> WrittenFile:
         """Store a copy of the file ``source``, whose SHA-256 is ``sha``, content-addressed under ``folder``
         (``<sha><suffix>``), once; streamed, never held in memory. A stored copy that no longer matches its name
@@ -251,18 +233,6 @@ class Storage:
         written = self._write_via(uri, copy)
         logger.info("stored snapshot %s (%s bytes)", uri, f"{written.size:,}")
         return written
-
-    def _holds(self, uri: str, data: bytes, sha: str) -> bool:
-        """Whether the object at ``uri`` has exactly ``data``: without downloading it from S3 where its ETag is an
-        MD5 (a single-part upload); otherwise by its SHA-256."""
-        fs, path = self.filesystem(uri)
-        info = self._call(uri, "check", fs.info, path)
-        if info.get("size") != len(data):
-            return False
-        etag = str(info.get("ETag") or info.get("etag") or "").strip('"')
-        if etag and "-" not in etag and len(etag) == 32:
-            return etag == hashlib.md5(data, usedforsecurity=False).hexdigest()
-        return self.sha256(uri) == sha
 
     def ensure_writable(self, uri: str) -> None:
         """Fail early, with the reason, if nothing can be written under the folder ``uri``."""
