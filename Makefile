@@ -98,8 +98,8 @@ bench: install  ## Benchmarks: first run vs an MLflow script and a plain script,
 bench-large: install  ## The pipeline step by step on 10M generated rows (~3 GB CSV), training on a sample (bench/large_results.md)
 	$(PY) bench/large.py $(LARGE_ARGS)
 
-bench-serving: install  ## Serving benchmark: serve (checks, log, keys) vs mlflow models serve; into README.md
-	$(PY) bench/serving.py --readme
+bench-serving: install  ## Serving benchmark: serve (checks, log, keys) vs mlflow models serve; into docs/benchmarks.md
+	$(PY) bench/serving.py --docs
 
 bench-setup: install  ## Set-up time on a fresh clone: uv against pip, cold and warm package caches
 	$(PY) bench/setup_time.py

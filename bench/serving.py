@@ -1,7 +1,7 @@
 """Serving benchmark: `python src/main.py serve` against MLflow's own `mlflow models serve --env-manager local`,
 on the same model, the same machine and the same requests.
 
-    python bench/serving.py                              # the README's figures (a few minutes)
+    python bench/serving.py                              # the figures of docs/benchmarks.md (a few minutes)
     python bench/serving.py --requests 40 --seconds 3 --rounds 1 --batch-sizes 100,1000   # a quick look
 
 It trains the example model once on a fresh tracking store, then starts three servers on free loopback ports,
@@ -10,9 +10,9 @@ deployed (checks, the inference log and API keys on). Every request is the same 
 which both servers accept, sent from one client over one kept-alive connection, and every answer is compared:
 the servers must agree. Per server: p50 and p99 latency of 1-row requests, and rows per second for batches of
 each size, over ``--rounds`` rounds taken in turn (each bounded by ``--requests`` and ``--seconds``). The
-tables are printed, written to bench/serving_results.md, and with ``--readme`` into README.md between its
-serving-benchmark markers. The target: ours as deployed costs at most 10% over MLflow's at p50 and in
-throughput.
+tables are printed, written to bench/serving_results.md, and with ``--docs`` (or ``--readme``, its old name)
+into docs/benchmarks.md between its serving-benchmark markers. The target: ours as deployed costs at most 10% over
+MLflow's at p50 and in throughput.
 """
 
 from __future__ import annotations
@@ -41,6 +41,8 @@ from tests.servers import Server, free_port, wait_until
 
 KEY = "bench-api-key"
 TARGET = 0.10  # the most ours as deployed may cost over MLflow's server, at p50 and in throughput
+# The page whose serving-benchmark block --docs rewrites (the figures of the docs).
+DOCS = "docs/benchmarks.md"
 MARKERS = ("<!-- serving-benchmark:start -->", "<!-- serving-benchmark:end -->")
 MODEL = "breast-cancer-local"
 
@@ -234,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3, help="rounds; the servers take turns in each")
     parser.add_argument("--batch-sizes", default="100,10000", help="rows per request for the throughput figures")
     parser.add_argument("--out", default=str(ROOT / "bench" / "serving_results.md"))
-    parser.add_argument("--readme", action="store_true", help="also write the tables into README.md")
+    parser.add_argument("--docs", "--readme", action="store_true", help=f"also write the tables into {DOCS}")
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.batch_sizes.split(",") if s]
     payloads, _ = bodies([1, *sizes])
@@ -261,12 +263,12 @@ def main(argv: list[str] | None = None) -> int:
     text = "\n".join(lines) + "\n"
     Path(args.out).write_text(text)
     print(text)
-    if args.readme:
-        readme = ROOT / "README.md"
+    if args.docs:
+        page = ROOT / DOCS
         pattern = re.compile(re.escape(MARKERS[0]) + ".*?" + re.escape(MARKERS[1]), re.DOTALL)
-        if not pattern.search(readme.read_text()):
-            raise SystemExit(f"README.md has no {MARKERS[0]} ... {MARKERS[1]} block to write the figures into")
-        readme.write_text(pattern.sub(lambda _: f"{MARKERS[0]}\n{text}{MARKERS[1]}", readme.read_text()))
+        if not pattern.search(page.read_text()):
+            raise SystemExit(f"{DOCS} has no {MARKERS[0]} ... {MARKERS[1]} block to write the figures into")
+        page.write_text(pattern.sub(lambda _: f"{MARKERS[0]}\n{text}{MARKERS[1]}", page.read_text()))
     return 0
 
 

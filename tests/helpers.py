@@ -22,7 +22,7 @@ EXAMPLE_RAW = EXAMPLE_ROOT / "data" / "raw" / "breast_cancer.csv"
 
 # How far two scoring paths (predict, the batch handler, serving) may differ on the same rows: a float32 model
 # matrix keeps about 7 significant digits, and BLAS picks other kernels for another batch size or CPU, so the last
-# digits differ (README, "Your data": matrix_dtype). Labels must be equal; probabilities agree to this.
+# digits differ (docs/your-own-data.md: matrix_dtype). Labels must be equal; probabilities agree to this.
 SCORE_TOLERANCE = 1e-5
 
 

@@ -77,7 +77,7 @@ def test_adding_a_step_touches_its_module_its_config_and_the_mlproject(workspace
     from mlflow import MlflowClient
 
     project = _copy_of_the_project(tmp_path)
-    # The files the README's "Add a step" names, and nothing else.
+    # The files docs/steps.md's "Add a step" names, and nothing else.
     (project / "src" / "models" / "report_model.py").write_text(NEW_STEP)
     base = project / "config" / "base.yaml"
     text = base.read_text().replace("catalog:\n", "catalog:\n  model_report: {kind: per_run, path: reports}\n", 1)

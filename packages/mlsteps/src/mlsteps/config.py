@@ -201,7 +201,7 @@ def _fill_names(config: dict[str, Any]) -> None:
 
     tracking = config.get("tracking")
     if isinstance(tracking, dict):
-        tracking["experiment"] = fill(tracking.get("experiment"))
+        tracking["experiment"] = fill(tracking.get("experiment") or "{project}-{environment}")
     for entry in (config.get("catalog") or {}).values():
         if isinstance(entry, dict) and "name" in entry:
             entry["name"] = fill(entry["name"])

@@ -147,6 +147,7 @@ class ServingParams(Strict):
 
 class TrackingConfig(Strict):
     uri: str
+    # Unset: "{project}-{environment}" (one experiment per environment).
     experiment: str
     # Unset: next to a SQLite database, "<db folder>/mlruns/<experiment>"; for a server, the server's default.
     artifact_location: str | None = None

@@ -146,7 +146,7 @@ def edit_config(
         report.review.append(
             f"train_model.estimator '{train_model.get('estimator')}' does not fit a "
             f"{report.target.task} task: the estimators are now the defaults for one, "
-            f"'{estimator}' chosen (see 'Add a model' in the README)"
+            f"'{estimator}' chosen (see 'Add a model' in the template's docs/steps.md)"
         )
     return text, owned
 

@@ -46,7 +46,7 @@ def serve_model(
         raise ConfigError(
             f"serving.require_api_keys is true in the '{settings.environment}' environment, but no "
             "API keys are given: set PIPELINE_API_KEYS_SHA256 or PIPELINE_API_KEYS_FILE "
-            "(README, Serving)"
+            "(the template's docs/serving.md)"
         )
     workers = workers or settings.serving.workers
     with tempfile.TemporaryDirectory(prefix="serve-model-") as scratch:
