@@ -223,3 +223,15 @@ def test_gate_metrics_must_belong_to_the_task(tmp_path: Path) -> None:
         load_config("local", config_dir=_config_dir(tmp_path, overlay), env={})
 
     assert "gate metric(s) ['r2_score'] are not metrics of a binary model" in str(caught.value)
+
+
+def test_the_examples_estimators_are_the_librarys_defaults() -> None:
+    """One list of default estimators: what `init` writes (mlsteps.estimator_defaults) is what the example holds."""
+    import yaml
+    from mlsteps.estimator_defaults import DEFAULTS
+
+    example = yaml.safe_load((EXAMPLE_CONFIG / "base.yaml").read_text())["train_model"]
+    chosen, estimators = DEFAULTS["classification"]
+
+    assert example["estimator"] == chosen
+    assert {n: (e["class"], e.get("params", {})) for n, e in example["estimators"].items()} == estimators
