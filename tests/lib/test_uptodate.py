@@ -95,6 +95,17 @@ def test_the_fingerprint_covers_config_environment_and_working_directory(project
     assert uptodate.check("local", uptodate.fingerprint("local", OPTIONS)) is None
 
 
+@pytest.mark.parametrize("name", ["MLFLOW_DISABLE_TELEMETRY", "MLFLOW_LOGGING_LEVEL"])
+def test_variables_that_cannot_change_a_result_are_not_in_the_fingerprint(project, monkeypatch, name) -> None:
+    monkeypatch.delenv(name, raising=False)
+    before = _record(project)
+
+    monkeypatch.setenv(name, "true")
+
+    assert uptodate.fingerprint("local", OPTIONS) == before
+    assert uptodate.check("local", before) is not None
+
+
 def test_the_fingerprint_covers_the_options_and_the_environment_name(project) -> None:
     base = uptodate.fingerprint("local", OPTIONS)
 

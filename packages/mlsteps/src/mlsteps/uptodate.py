@@ -39,6 +39,9 @@ from mlsteps.project import ROOT as REPO_ROOT
 LIBRARY = Path(__file__).resolve().parent
 STATE_VERSION = 1
 ENV_PREFIXES = ("PIPELINE_", "MLFLOW_", "AWS_")
+# Variables of those prefixes that cannot change a result (the Makefile exports MLFLOW_DISABLE_TELEMETRY: a direct
+# `python src/main.py` after `make run` is still up to date).
+ENV_IGNORED = frozenset({"MLFLOW_DISABLE_TELEMETRY", "MLFLOW_LOGGING_LEVEL", "MLFLOW_CONFIGURE_LOGGING"})
 # URIs that are not files: a model is resolved through the tracking store, whose file is watched.
 _TRACKED_SCHEMES = ("models:/", "runs:/")
 
@@ -77,7 +80,7 @@ def fingerprint(environment: str, options: Mapping[str, Any]) -> str:
             add(f"library {name}", version(name).encode())
         except PackageNotFoundError:
             add(f"library {name}", b"-")
-    env = sorted((k, v) for k, v in os.environ.items() if k.startswith(ENV_PREFIXES))
+    env = sorted((k, v) for k, v in os.environ.items() if k.startswith(ENV_PREFIXES) and k not in ENV_IGNORED)
     add("env", json.dumps(env).encode())
     config_dir = Path(os.environ.get("PIPELINE_CONFIG_DIR") or REPO_ROOT / "config").resolve()
     add("config dir", str(config_dir).encode())
