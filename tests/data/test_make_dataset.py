@@ -183,6 +183,7 @@ def test_no_rows_in_any_chunk_is_an_error(dummy_raw, schema, make_params) -> Non
     text = _report([dummy_raw.iloc[0:0]], schema, make_params)
 
     assert "the raw dataset has no rows (columns: id, age, visits, plan, outcome)" in text
+    assert "point catalog.raw.path at a file with data" in text  # the key there is
 
 
 @pytest.mark.parametrize(

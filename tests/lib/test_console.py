@@ -53,3 +53,33 @@ def test_on_a_terminal_the_heartbeat_says_what_and_for_how_long(captured: io.Str
     assert text.startswith("train_model: fitting, uploading model: 3.0 of 9.0 MB (")
     assert text.endswith(" s)")
     assert beat._text().startswith("train_model: starting")
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "config/base.yaml, line 3: expected ',' or ']', but got '<stream end>'",
+        "dataset 'raw/export[final].csv' does not exist",
+        "[bold]not markup[/bold] [red]",
+    ],
+)
+def test_messages_are_printed_as_text_whatever_their_brackets(captured: io.StringIO, message: str) -> None:
+    console.print_error(message)
+    console.ConsoleReporter(live=False).step_finished(_result(notes=[message]))
+
+    assert f"error: {message}" in captured.getvalue()
+    assert f"   {message}" in captured.getvalue()
+
+
+def test_suggested_commands_use_the_running_interpreter_and_tools(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from mlsteps import hints
+    from mlsteps.project import ROOT
+
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setattr(sys, "executable", str(ROOT / ".venv" / "bin" / "python"))
+
+    assert hints.command("--step", "make_data") == ".venv/bin/python src/main.py --step make_data"
+    assert console.ui_command("sqlite:///mlflow.db").endswith("mlflow ui --backend-store-uri sqlite:///mlflow.db")
+    assert console.ui_command("http://127.0.0.1:5000") == "open http://127.0.0.1:5000"

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from mlsteps.config import Settings, join_uri
 from mlsteps.errors import ConfigError, DataValidationError
+from mlsteps.hints import command
 from mlsteps.storage import Storage, WrittenFile
 
 if TYPE_CHECKING:
@@ -107,7 +108,7 @@ class Catalog:
                     f"the {name} snapshot of run {from_run} at '{source.uri}' was changed after that run: its "
                     f"SHA-256 is {actual}, the run recorded {expected}. Restore the file from a backup (or a bucket "
                     "version), retrain from another run's snapshot (--from-run), or train on current data "
-                    "(python src/main.py)"
+                    f"({command()})"
                 )
             raise DataValidationError(
                 f"the {name} data at '{source.uri}' changed after it was written (its SHA-256 is {actual}, "

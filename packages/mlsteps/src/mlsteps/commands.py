@@ -51,7 +51,7 @@ def promote(environment: str | None, version: str | None, rollback: bool, reason
         by="manual (promote command)",
         reason=reason or ("rollback" if rollback else "promoted by hand"),
     )
-    err.print(f"@{alias} of '{name}' is now version {version} (was {previous or 'unset'})")
+    err.print(f"@{alias} of '{name}' is now version {version} (was {previous or 'unset'})", markup=False)
 
 
 @click.command()
@@ -117,7 +117,11 @@ def export_model(environment: str | None, model_uri: str | None, out: str) -> No
     from mlsteps.serving.server import export_model as export
 
     ref, written = export(load_settings(environment), model_uri, out)
-    err.print(f"exported {ref.uri} (version {ref.version or '-'}, run {ref.run_id}) to {written}", soft_wrap=True)
+    err.print(
+        f"exported {ref.uri} (version {ref.version or '-'}, run {ref.run_id}) to {written}",
+        soft_wrap=True,
+        markup=False,
+    )
 
 
 @click.command("init")
@@ -176,7 +180,7 @@ def parent_end(environment: str | None, run_id: str) -> int:
     runs = Runs(load_settings(environment))
     runs.connect()
     status = runs.end_parent(run_id)
-    err.print(f"parent run {run_id}: {status}")
+    err.print(f"parent run {run_id}: {status}", markup=False)
     return 0 if status == "FINISHED" else 1
 
 

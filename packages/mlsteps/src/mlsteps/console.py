@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 if TYPE_CHECKING:
     from mlsteps.config import Settings
@@ -22,6 +23,13 @@ if TYPE_CHECKING:
 # Piped or captured output gets a width that fits a run id and its metrics on one line.
 err = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 120)
 out = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
+
+
+def styled(mark: str, style: str, rest: str) -> Text:
+    """``mark`` in ``style``, then ``rest`` as it is: messages, paths and YAML errors hold square brackets, which
+    Rich would read as markup (``raw/export[final].csv``, ``expected ',' or ']'``). Every line printed here is
+    either such a Text or printed with ``markup=False``."""
+    return Text.assemble((mark, style), rest)
 
 
 class ConsoleReporter:
@@ -40,7 +48,7 @@ class ConsoleReporter:
         if self.quiet or not self.live:
             return
         if reason != "reusing":
-            err.print(f"[bold cyan]>[/] [{index}/{total}] {step} ... ({reason})", soft_wrap=True)
+            err.print(styled(">", "bold cyan", f" [{index}/{total}] {step} ... ({reason})"), soft_wrap=True)
             self._heartbeat = Heartbeat(step)
 
     @contextlib.contextmanager
@@ -62,19 +70,21 @@ class ConsoleReporter:
             return
         if result.reused_from:
             err.print(
-                f"[bold green]=[/] {result.step} reused run {result.reused_from} ({result.reason})", soft_wrap=True
+                styled("=", "bold green", f" {result.step} reused run {result.reused_from} ({result.reason})"),
+                soft_wrap=True,
             )
         else:
             why = "" if self.live else f" ({result.reason})"  # a log has no start line: say why it ran here
             err.print(
-                f"[bold green]ok[/] {result.step} in {result.seconds:.1f}s{why}  {_headline(result)}", soft_wrap=True
+                styled("ok", "bold green", f" {result.step} in {result.seconds:.1f}s{why}  {_headline(result)}"),
+                soft_wrap=True,
             )
         for note in result.notes:
-            err.print(f"   {note}", soft_wrap=True)
+            err.print(f"   {note}", soft_wrap=True, markup=False)
 
     def step_failed(self, step: str, error: BaseException) -> None:
         self._stop()
-        err.print(f"[bold red]FAILED[/] {self._positions.get(step, '')} {step}", soft_wrap=True)
+        err.print(styled("FAILED", "bold red", f" {self._positions.get(step, '')} {step}"), soft_wrap=True)
 
     def _stop(self) -> None:
         if self._heartbeat is not None:
@@ -126,7 +136,7 @@ def print_error(message: str, failed: StepError | None = None, verbose: bool = F
     cause = failed.cause if failed is not None else None
     if cause is not None and verbose:
         err.print("".join(traceback.format_exception(cause)), markup=False)
-    err.print(f"[bold red]error:[/] {message}", markup=True, soft_wrap=True)
+    err.print(styled("error:", "bold red", f" {message}"), soft_wrap=True)
     if failed is None:
         return
     if not isinstance(cause, PipelineError):
@@ -149,7 +159,7 @@ def print_summary(settings: Settings, result: PipelineResult) -> None:
     table.add_column("headline metrics")
     for step in result.steps:
         status = "reused" if step.reused_from else "ran"
-        table.add_row(step.step, status, f"{step.seconds:.1f}", step.run_id, _headline(step))
+        table.add_row(step.step, status, f"{step.seconds:.1f}", step.run_id, Text(_headline(step)))
     out.print(table)
     lines = [f"total {result.seconds:.1f}s; experiment '{settings.tracking.experiment}' at {settings.tracking.uri}"]
     for step in result.steps:
@@ -165,7 +175,7 @@ def print_summary(settings: Settings, result: PipelineResult) -> None:
         ]
     lines.append(f"see the runs: {ui_command(settings.tracking.uri)}")
     for line in lines + override_lines(settings):
-        out.print(line, soft_wrap=True)
+        out.print(line, soft_wrap=True, markup=False)
 
 
 def uptodate_lines(settings: Settings, result: PipelineResult) -> list[str]:
@@ -208,19 +218,19 @@ def print_plan(decisions: list[Decision], settings: Settings | None = None) -> N
         table.add_column(column)
     for d in decisions:
         action = f"reuse {d.cached_run_id}" if d.action == "reuse" else "run"
-        table.add_row(d.step, action, d.reason)
+        table.add_row(d.step, action, Text(d.reason))
     out.print(table)
     for line in override_lines(settings) if settings else []:
-        out.print(line, soft_wrap=True)
+        out.print(line, soft_wrap=True, markup=False)
 
 
 def print_checks(environment: str, checks: list) -> None:
-    out.print(f"checking environment '{environment}'")
+    out.print(f"checking environment '{environment}'", markup=False)
     for c in checks:
-        mark = "[bold green]ok[/]  " if c.ok else "[bold red]FAIL[/]"
-        out.print(f"  {mark} {c.name}: {c.detail}", soft_wrap=True)
+        mark = styled("ok  ", "bold green", "") if c.ok else styled("FAIL", "bold red", "")
+        out.print(Text.assemble("  ", mark, f" {c.name}: {c.detail}"), soft_wrap=True)
         if not c.ok and c.hint:
-            out.print(f"         fix: {c.hint}", soft_wrap=True)
+            out.print(f"         fix: {c.hint}", soft_wrap=True, markup=False)
     failed = [c.name for c in checks if not c.ok]
     out.print("all checks passed" if not failed else f"{len(failed)} check(s) failed: {', '.join(failed)}")
 
@@ -228,7 +238,9 @@ def print_checks(environment: str, checks: list) -> None:
 def ui_command(tracking_uri: str) -> str:
     if tracking_uri.startswith(("http://", "https://")):
         return f"open {tracking_uri}"
-    return f"mlflow ui --backend-store-uri {tracking_uri}"
+    from mlsteps.hints import tool
+
+    return tool("mlflow", "ui", "--backend-store-uri", tracking_uri)
 
 
 def _headline(result: StepResult) -> str:

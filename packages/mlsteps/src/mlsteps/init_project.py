@@ -28,6 +28,7 @@ from mlsteps.config_text import (
     yaml_scalar,
 )
 from mlsteps.errors import ConfigError, DataValidationError
+from mlsteps.hints import command
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -276,7 +277,8 @@ def _data_location(data_file: str | None, config: dict[str, Any]) -> tuple[str, 
         path = _text(config["catalog"]["raw"].get("path"))
         if path is None:
             raise ConfigError(
-                "catalog.raw.path is not set: give the data file (python src/main.py init DATA_FILE --target COLUMN)"
+                "catalog.raw.path is not set: give the data file "
+                f"({command('init', 'DATA_FILE', '--target', 'COLUMN')})"
             )
         absolute = "://" in path or path.startswith("/")
         return (path if absolute else join_uri(str(local_root) if local_root else root, path)), None
@@ -348,7 +350,7 @@ def print_init(report: InitReport) -> None:
     from mlsteps.console import err, out
 
     if not report.written:
-        err.print(report.message, soft_wrap=True)
+        err.print(report.message, soft_wrap=True, markup=False)
         return
     table = Table(title=f"{report.data_uri}: {report.rows} rows", title_justify="left")
     for heading in ("column", "type", "nullable", "min / allowed", "seen"):
@@ -370,12 +372,15 @@ def print_init(report: InitReport) -> None:
         + (f"; labels {target.labels}" if target.labels else "")
         + (f"; positive class '{target.positive_class}'" if target.positive_class is not None else ""),
         soft_wrap=True,
+        markup=False,
     )
     out.print(
-        f"id column: {report.id_column or 'none'}; project: {report.project}; raw: {report.raw_path}", soft_wrap=True
+        f"id column: {report.id_column or 'none'}; project: {report.project}; raw: {report.raw_path}",
+        soft_wrap=True,
+        markup=False,
     )
     if report.review:
         out.print("[bold]Review[/] (then keep config/base.yaml in git):")
         for note in report.review:
             out.print(f"  - {note}", soft_wrap=True, markup=False)
-    out.print(f"{report.message}. Next: python src/main.py (the whole pipeline on local)", soft_wrap=True)
+    out.print(f"{report.message}. Next: {command()} (the whole pipeline on local)", soft_wrap=True, markup=False)

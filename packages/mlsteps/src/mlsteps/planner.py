@@ -16,6 +16,7 @@ from mlsteps.catalog import Catalog, Input
 from mlsteps.config import Settings
 from mlsteps.discovery import writers
 from mlsteps.errors import ConfigError, PipelineError
+from mlsteps.hints import command
 from mlsteps.lineage import load_manifest
 from mlsteps.runs import TAG_REUSED_FROM, Runs, step_digests, step_outputs
 
@@ -95,7 +96,7 @@ class Planner:
         if run is None:
             raise PipelineError(
                 f"no finished '{writer}' run in environment '{env}' to take '{name}' from: "
-                f"run it first (python src/main.py --step {writer} --environment {env})"
+                f"run it first ({command('--step', writer, '--environment', env)})"
             )
         outputs = step_outputs(run)
         if name not in outputs:

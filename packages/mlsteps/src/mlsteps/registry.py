@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from mlsteps.errors import PipelineError, TrackingError
+from mlsteps.hints import command
 from mlsteps.refs import ModelRef
 
 # What every logged model needs at serving time, whatever its estimator.
@@ -101,7 +102,7 @@ def champion_uri(name: str, alias: str) -> str:
         raise PipelineError(
             f"no version of '{name}' holds the alias @{alias} yet, so there is no model to score with: every "
             "candidate so far failed the quality gate (its train_model run says why, tag gate.reasons), or none "
-            f"was trained. Promote one by hand (python src/main.py promote --version N) or pass --model-uri"
+            f"was trained. Promote one by hand ({command('promote', '--version', 'N')}) or pass --model-uri"
         )
     return f"models:/{name}@{alias}"
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from mlsteps.config import Settings
 from mlsteps.errors import TrackingError
+from mlsteps.hints import command
 from mlsteps.store import TAG_PID, TAG_PROCESS, connect, owner_is_gone, owner_tags
 
 if TYPE_CHECKING:
@@ -122,8 +123,7 @@ class Runs:
             raise TrackingError(f"parent run '{run_id}' does not exist in '{self.settings.tracking.uri}'") from exc
         if run.info.status != "RUNNING":
             raise TrackingError(
-                f"parent run '{run_id}' is {run.info.status}, not RUNNING: start a new one "
-                "(python src/main.py parent-start)"
+                f"parent run '{run_id}' is {run.info.status}, not RUNNING: start a new one ({command('parent-start')})"
             )
         return run
 

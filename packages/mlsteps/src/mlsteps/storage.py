@@ -296,7 +296,7 @@ class Storage:
     def _storage_error(self, uri: str, verb: str, exc: BaseException) -> StorageError:
         text = f"{type(exc).__name__}: {exc}"
         if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
-            hint = "the disk is full: free space there, or point data.root at a disk with room"
+            hint = "the disk is full: free space there, or point data.root (or the catalog entry's path) at a disk with room"
         elif isinstance(exc, IsADirectoryError):
             hint = "it is a folder, not a file: point the catalog entry at a file"
         elif isinstance(exc, PermissionError) and not _is_remote(uri):

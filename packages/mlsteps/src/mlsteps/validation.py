@@ -95,7 +95,7 @@ def validate_raw(raw: pd.DataFrame, schema: SchemaConfig, params: NullLimit) -> 
 def _no_rows(columns: Iterable[object]) -> DataValidationError:
     return DataValidationError(
         f"the raw dataset has no rows (columns: {', '.join(map(str, columns)) or 'none'}): "
-        "point data.raw at a file with data"
+        "point catalog.raw.path at a file with data"
     )
 
 
