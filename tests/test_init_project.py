@@ -321,6 +321,43 @@ def test_a_regression_target_switches_the_classifiers_to_regressors_and_keeps_th
     assert train_model["seed"] == kept["train_model"]["seed"]
 
 
+@pytest.mark.parametrize(
+    ("target", "task", "removed", "kept"),
+    [
+        (["a", "b", "c"] * 4, "multiclass", ["roc_auc"], {"f1_score": 0.93, "recall_score": 0.92}),
+        ([1.5, 2.25, 7.0, 9.5] * 3, "regression", ["f1_score", "recall_score", "roc_auc"], {}),
+    ],
+)
+def test_init_for_another_task_drops_the_gate_metrics_that_do_not_fit_it(
+    project: Path, target: list, task: str, removed: list[str], kept: dict
+) -> None:
+    frame = pd.DataFrame({"x": [float(i) for i in range(12)], "y": target})
+    frame.to_csv(project / "other.csv", index=False)
+    prd_before = (project / "config" / "prd.yaml").read_text()
+
+    report = init_project(str(project / "other.csv"), target="y", force=True, config_dir=project / "config")
+
+    prd = (project / "config" / "prd.yaml").read_text()
+    assert yaml.safe_load(prd)["gate"]["thresholds"] == kept
+    assert prd.replace(prd[prd.index("  thresholds:") :], "") == prd_before.replace(
+        prd_before[prd_before.index("  thresholds:") :], ""
+    )  # the lines before the gate's thresholds are as they were
+    assert any(note.startswith(f"prd.yaml: gate.thresholds {', '.join(removed)} removed") for note in report.review)
+    assert load_config("prd", config_dir=project / "config", env={}).dataset_schema.task == task
+
+
+def test_a_gate_metric_of_another_task_is_one_line_naming_the_file(project: Path) -> None:
+    prd = project / "config" / "prd.yaml"
+    prd.write_text(prd.read_text().replace("roc_auc: 0.97", "r2_score: 0.5"))
+
+    with pytest.raises(ConfigError) as caught:
+        load_config("prd", config_dir=project / "config", env={})
+
+    message = str(caught.value)
+    assert "not metrics of a binary model: gate.thresholds in prd.yaml: r2_score" in message
+    assert "\n" not in message and "'catalog'" not in message  # one line, never the whole config
+
+
 @pytest.mark.slow
 def test_init_reads_a_file_on_s3(project: Path, s3_server: str, monkeypatch: pytest.MonkeyPatch) -> None:
     import boto3

@@ -222,7 +222,7 @@ def test_gate_metrics_must_belong_to_the_task(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         load_config("local", config_dir=_config_dir(tmp_path, overlay), env={})
 
-    assert "gate metric(s) ['r2_score'] are not metrics of a binary model" in str(caught.value)
+    assert "not metrics of a binary model: gate.thresholds in local.yaml: r2_score" in str(caught.value)
 
 
 def test_the_examples_estimators_are_the_librarys_defaults() -> None:

@@ -117,8 +117,17 @@ def init_project(
     report.review = review_notes(report, frame, config, given_positive=bool(positive_class))
     new_text, owned = edit_config(text, config, report, name, raw_path)
     check_edit(text, new_text, owned, str(base_file))
-    _check_loads(base_file, new_text)
-    _write_atomically(base_file, new_text)
+    assert report.target is not None
+    edits = {base_file: new_text}
+    for path in sorted(base_file.parent.glob("*.yaml")):
+        before = edits.get(path, path.read_text(encoding="utf-8"))
+        after = fit_gate_to_task(before, report.target.task, path.name, report.review)
+        if after != before:
+            check_edit(before, after, [("gate", "thresholds"), ("gate", "metrics")], str(path))
+            edits[path] = after
+    _check_loads(base_file, edits)
+    for path, edited in edits.items():  # all checked together above: written only when every one loads
+        _write_atomically(path, edited)
     report.written = True
     report.message = f"wrote the data contract of {uri} into {base_file}"
     return report
@@ -314,15 +323,48 @@ def _check_columns(frame: pd.DataFrame, target: str | None, id_column: str | Non
     return target, id_column or None
 
 
-def _check_loads(base_file: Path, text: str) -> None:
-    """Load every environment with the new base.yaml (in a copy of the folder) before anything is written."""
+def fit_gate_to_task(text: str, task: str, where: str, review: list[str]) -> str:
+    """A config file's text without the gate metrics that are not metrics of ``task`` (thresholds, and the metrics
+    compared), as init switches estimators that do not fit: one review note each."""
+    import yaml
+
+    from mlsteps.config_sections import GATE_METRICS
+
+    gate = (yaml.safe_load(text) or {}).get("gate")
+    if not isinstance(gate, dict):
+        return text
+    known = GATE_METRICS[task]
+    thresholds = gate.get("thresholds")
+    if isinstance(thresholds, dict) and set(thresholds) - set(known):
+        kept = {k: v for k, v in thresholds.items() if k in known}
+        block = "  thresholds:" + "".join(f"\n    {k}: {yaml_scalar(v)}" for k, v in kept.items())
+        text = replace_section(text, "thresholds", block if kept else "  thresholds: {}", parent="gate")
+        review.append(
+            f"{where}: gate.thresholds {', '.join(sorted(set(thresholds) - set(known)))} removed, not metrics of a "
+            f"{task} model: set minimums among {', '.join(known)} once you know what good enough is"
+        )
+    metrics = gate.get("metrics")
+    if isinstance(metrics, list) and set(metrics) - set(known):
+        kept_metrics = [m for m in metrics if m in known]
+        line = f"  metrics: [{', '.join(kept_metrics)}]" if kept_metrics else "  metrics: null"
+        text = replace_section(text, "metrics", line, parent="gate")
+        review.append(
+            f"{where}: gate.metrics {', '.join(sorted(set(metrics) - set(known)))} removed, not metrics of a {task} "
+            "model"
+        )
+    return text
+
+
+def _check_loads(base_file: Path, edits: dict[Path, str]) -> None:
+    """Load every environment with the edited files (in a copy of the folder) before anything is written."""
     from mlsteps.config import available_environments, load_config
 
     with tempfile.TemporaryDirectory(prefix="init-config-") as scratch:
         folder = Path(scratch)
         for path in base_file.parent.glob("*.yaml"):
             shutil.copy(path, folder / path.name)
-        (folder / "base.yaml").write_text(text, encoding="utf-8")
+        for path, text in edits.items():
+            (folder / path.name).write_text(text, encoding="utf-8")
         for environment in available_environments(folder):
             try:
                 load_config(environment, config_dir=folder, env={})
