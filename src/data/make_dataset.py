@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from mlsteps.errors import DataValidationError
 from mlsteps.schema import SchemaConfig
 from mlsteps.step import Step, StepContext, StepOutput, StepParams
-from mlsteps.validation import validate_chunks, validate_raw
+from mlsteps.validation import check_unique_ids, validate_chunks, validate_raw
 from pydantic import Field
 
 if TYPE_CHECKING:
@@ -44,7 +44,7 @@ class CleanReport:
 def clean_data(
     raw: pd.DataFrame | Iterable[pd.DataFrame], schema: SchemaConfig, params: MakeDataParams
 ) -> tuple[pd.DataFrame, CleanReport]:
-    """Validate and clean: coerce types, drop rows without a target, drop exact duplicates.
+    """Validate and clean: coerce types, drop rows without a target, drop exact duplicates, check the ids.
 
     ``raw`` is the raw DataFrame, or its rows in chunks (DataFrames one after another: a large file read a piece
     at a time), which are validated one by one and never held all at once.
@@ -64,6 +64,7 @@ def clean_data(
     deduped = drop_duplicate_rows(with_target) if params.drop_duplicates else with_target
     dropped_dupes = len(with_target) - len(deduped)
     del with_target
+    check_unique_ids(deduped, schema)
     ordered = ([schema.id_column] if schema.id_column else []) + schema.features + [schema.target]
     clean = (deduped if list(deduped.columns) == ordered else deduped.loc[:, ordered]).reset_index(drop=True)
     if clean.empty:

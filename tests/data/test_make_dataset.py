@@ -169,7 +169,7 @@ def test_chunks_give_the_same_clean_data_as_the_whole(dummy_raw, schema, make_pa
     # duplicates and missing targets across chunk borders; a category level only in some chunks
     raw = pd.concat([dummy_raw, dummy_raw.iloc[[0, 5]]], ignore_index=True)
     raw.loc[3, "outcome"] = None
-    raw.loc[12, "plan"] = None
+    raw.loc[12, ["id", "plan"]] = [13, None]  # no longer a duplicate of row 0: a row of its own
 
     whole, whole_report = clean_data(raw, schema, make_params)
     chunked, chunked_report = clean_data(_chunks(raw, 3), schema, make_params)
@@ -199,3 +199,22 @@ def test_duplicate_rows_are_those_pandas_finds(frame: pd.DataFrame) -> None:
     from src.data.make_dataset import drop_duplicate_rows
 
     pd.testing.assert_frame_equal(drop_duplicate_rows(frame), frame.drop_duplicates())
+
+
+def test_a_repeated_id_is_named_with_its_count(dummy_raw: pd.DataFrame, schema: SchemaConfig, make_params) -> None:
+    raw = dummy_raw.assign(id=[1] * 8 + [9, 10, 11, 12])
+
+    with pytest.raises(DataValidationError) as caught:
+        clean_data(raw, schema, make_params)
+
+    message = str(caught.value)
+    assert "id column 'id' repeats: 8 rows share 1 id(s) with another row (1 (8 rows))" in message
+    assert "schema.id_may_repeat: true" in message
+
+
+def test_ids_may_repeat_when_the_schema_says_so(dummy_raw: pd.DataFrame, schema: SchemaConfig, make_params) -> None:
+    raw = dummy_raw.assign(id=[1] * 8 + [9, 10, 11, 12])
+
+    clean, _ = clean_data(raw, schema.model_copy(update={"id_may_repeat": True}), make_params)
+
+    assert (clean["id"] == 1).sum() == 8

@@ -28,6 +28,8 @@ class SchemaConfig(Strict):
     """What the raw dataset must look like."""
 
     id_column: str | None = None
+    # The id identifies one row: a repeated id is an error, unless rows may share one (visits of a patient, say).
+    id_may_repeat: bool = False
     target: str
     # binary, multiclass or regression.
     task: Task = "binary"

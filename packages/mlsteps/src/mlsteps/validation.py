@@ -232,3 +232,21 @@ def _failure_report(failure_cases: pd.DataFrame, null_shares: Mapping[str, float
             text = f"fails {check} ({len(group)} rows; e.g. {examples})"
         lines[f"  - column '{column}': {text}"] = None
     return "\n".join(lines)
+
+
+def check_unique_ids(frame: pd.DataFrame, schema: SchemaConfig) -> None:
+    """The id column holds each id once (after exact duplicate rows are dropped), unless the schema allows
+    repeats: else one error with the count and a few of the repeated ids."""
+    if not schema.id_column or schema.id_may_repeat or schema.id_column not in frame.columns:
+        return
+    ids = frame[schema.id_column]
+    repeated = ids[ids.duplicated(keep=False) & ids.notna()]
+    if repeated.empty:
+        return
+    counts = repeated.value_counts()
+    examples = ", ".join(f"{value!r} ({count} rows)" for value, count in counts.head(5).items())
+    raise DataValidationError(
+        f"id column '{schema.id_column}' repeats: {len(repeated)} rows share {len(counts)} id(s) with another "
+        f"row ({examples}{', ...' if len(counts) > 5 else ''}): make the ids unique, or set "
+        "schema.id_may_repeat: true if rows may share an id"
+    )
