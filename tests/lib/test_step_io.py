@@ -134,7 +134,7 @@ def test_multiclass_and_regression_run_through_every_step(memory_workspace, tmp_
         assert train.metrics["r2_score"] > 0.3
 
 
-def test_a_champion_with_other_inputs_is_not_compared_and_the_reason_is_kept(
+def test_a_champion_with_other_inputs_is_not_compared_it_stays_and_the_reason_is_kept(
     memory_workspace, tmp_path, monkeypatch
 ) -> None:
     import yaml
@@ -157,7 +157,8 @@ def test_a_champion_with_other_inputs_is_not_compared_and_the_reason_is_kept(
     second = run_pipeline(load_config("local"), ["make_data", "feat_data", "train_model"])
 
     note = second.step("train_model").notes[0]
-    assert note == "promoted version 2 to @champion (was version 1)"
+    assert note.startswith("version 2 not promoted: no fair comparison with version 1 (the champion)")
+    assert note.endswith("@champion stays version 1")
     name = memory_workspace.settings().model_name
     version = MlflowClient().get_model_version(name, "2")
     assert (
@@ -218,3 +219,49 @@ def test_a_training_sample_is_recorded_and_evaluation_uses_the_whole_test_split(
     }
     assert rows == {"training": 455, "evaluation": 114}
     assert "roc_auc" in run.data.metrics
+
+
+def test_after_the_split_changes_the_champion_is_compared_on_rows_it_was_not_trained_on(memory_workspace) -> None:
+    from mlflow import MlflowClient
+
+    run_pipeline(memory_workspace.settings(), ["make_data", "feat_data", "train_model"])  # version 1, champion
+
+    second = run_pipeline(memory_workspace.settings(feat_data={"test_size": 0.25}), ["feat_data", "train_model"])
+
+    reasons = MlflowClient().get_run(second.step("train_model").run_id).data.tags["gate.reasons"]
+    holdout = len(pd.read_parquet(second.step("feat_data").outputs["test"]))
+    fair = int(reasons.split("compared with version 1 on the ")[1].split(" holdout rows")[0])
+    left_out = int(reasons.split(" left out)")[0].rsplit("(", 1)[1])
+    assert fair + left_out == holdout and left_out > 0 and fair >= 30
+
+
+def test_a_champion_of_another_task_is_not_compared_and_training_goes_on(memory_workspace, tmp_path, monkeypatch):
+    import yaml
+    from mlflow import MlflowClient
+    from mlsteps.config import load_config
+
+    from tests.helpers import EXAMPLE_CONFIG
+
+    raw = pd.read_csv(memory_workspace.data_root + "/raw/breast_cancer.csv")
+    memory_workspace.write_raw(raw.assign(diagnosis=(raw["diagnosis"] == "M").astype(int)))
+    folder = tmp_path / "config"
+    shutil.copytree(EXAMPLE_CONFIG, folder)
+    schema = yaml.safe_load((folder / "base.yaml").read_text())["schema"]
+    binary = {"schema": {**schema, "labels": ["0", "1"], "positive_class": "1"}}
+    regression = {
+        "schema": {k: v for k, v in schema.items() if k not in ("labels", "positive_class")} | {"task": "regression"},
+        "train_model": {"estimator": "sklearn.linear_model.Ridge"},
+    }
+    local = (folder / "local.yaml").read_text()
+    monkeypatch.setenv("PIPELINE_CONFIG_DIR", str(folder))
+    (folder / "local.yaml").write_text(local + "\n" + yaml.safe_dump(binary))
+    run_pipeline(load_config("local"), ["make_data", "feat_data", "train_model"])  # a binary champion
+
+    (folder / "local.yaml").write_text(local + "\n" + yaml.safe_dump(regression))
+    second = run_pipeline(load_config("local"), ["make_data", "feat_data", "train_model"])
+
+    note = second.step("train_model").notes[0]
+    assert note.startswith("version 2 not promoted: no fair comparison with version 1")
+    version = MlflowClient().get_model_version(memory_workspace.settings().model_name, "2")
+    assert version.tags["gate.champion_comparison"] == "version 1 is a binary model, the candidate a regression one"
+    assert version.tags["gate.task"] == "regression"

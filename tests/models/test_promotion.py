@@ -51,16 +51,46 @@ def test_against_a_champion_the_candidate_must_beat_it_by_the_margin() -> None:
     assert tie == (False, ["roc_auc: 0.955 does not beat the baseline model (version 3) at 0.95 by at least 0.01"])
 
 
-def test_a_champion_with_other_inputs_is_not_compared_and_the_reason_is_kept() -> None:
+def test_without_a_fair_comparison_the_champion_stays_unless_the_config_says_promote() -> None:
     evidence = Evidence({"roc_auc": 0.93, "f1_score": 0.8}, DUMMY, None, "3", "version 3's inputs differ")
 
-    assert judge(evidence, GATE, "binary") == (
+    kept = judge(evidence, GATE, "binary")
+    promoted = judge(evidence, GATE.model_copy(update={"when_not_compared": "promote"}), "binary")
+
+    assert kept == (
+        False,
+        [
+            (
+                "no fair comparison with version 3 (the champion), and gate.when_not_compared is keep: promote this "
+                "version by hand (promote --version N) if it should replace it, or set gate.when_not_compared: promote"
+            ),
+            "champion not compared: version 3's inputs differ",
+        ],
+    )
+    assert promoted == (
         True,
         [
             "passed: better than the dummy baseline on roc_auc, f1_score, roc_auc >= 0.9",
             "champion not compared: version 3's inputs differ",
         ],
     )
+
+
+def test_the_champion_is_compared_with_the_candidates_metrics_on_the_same_rows() -> None:
+    champion = {"roc_auc": 0.95, "f1_score": 0.85}
+    on_the_whole_holdout = {"roc_auc": 0.99, "f1_score": 0.95}  # flattered by rows the champion was trained on
+    on_the_fair_rows = {"roc_auc": 0.94, "f1_score": 0.86}
+    note = "compared with version 3 on the 110 holdout rows it was not trained on (27 left out)"
+
+    passed, reasons = judge(
+        Evidence(on_the_whole_holdout, DUMMY, champion, "3", "", on_the_fair_rows, note), GATE, "binary"
+    )
+
+    assert not passed
+    assert reasons == [
+        "roc_auc: 0.94 does not beat the baseline model (version 3) at 0.95 by at least 0.01",
+        note,
+    ]
 
 
 def test_error_metrics_of_a_regression_are_judged_the_other_way() -> None:

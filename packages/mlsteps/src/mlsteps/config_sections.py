@@ -107,6 +107,11 @@ class GateParams(Strict):
     thresholds: dict[str, float] = Field(default_factory=dict)
     # And, when a champion exists, beat it on the same holdout by at least this much on each gated metric.
     min_improvement: float = Field(1e-6, gt=0.0)
+    # The champion is compared on holdout rows that neither model was trained on; with fewer than this many, or
+    # when it cannot be compared at all (other inputs, another task or label set), there is no fair comparison.
+    min_fair_rows: int = Field(30, ge=1)
+    # Then: keep (the champion stays; promote a candidate by hand) or promote (judge it on the rest of the gate).
+    when_not_compared: Literal["keep", "promote"] = "keep"
 
     def gated(self, task: str) -> list[str]:
         return list(self.metrics if self.metrics is not None else DEFAULT_GATE_METRICS[task])

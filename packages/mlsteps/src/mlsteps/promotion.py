@@ -9,6 +9,7 @@ it never retrains a model); ``set_alias`` keeps the history on the versions; ``p
 from __future__ import annotations
 
 import dataclasses
+import json
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +34,9 @@ class GateDecision:
     baseline: dict[str, Any] | None
     dummy: dict[str, Any] | None = None
     champion_skipped: str = ""
+    # What the candidate predicts, kept on its version: a later candidate of another task is not compared to it.
+    task: str = ""
+    labels: list[str] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -42,6 +46,8 @@ class GateDecision:
         tags = {
             "gate.decision": "promoted" if self.promoted else "rejected",
             "gate.reasons": "; ".join(self.reasons)[:4000],
+            "gate.task": self.task,
+            "gate.labels": json.dumps(self.labels),
         }
         return tags | ({"gate.champion_comparison": self.champion_skipped[:4000]} if self.champion_skipped else {})
 
@@ -61,8 +67,13 @@ class Evidence:
     dummy: dict[str, float] | None = None
     champion: dict[str, float] | None = None
     champion_version: str | None = None
-    # Why the champion was not compared (its inputs differ from the candidate's), or "".
+    # Why the champion was not compared (its inputs, task or labels differ from the candidate's, or too few holdout
+    # rows were outside its training data), or "".
     champion_skipped: str = ""
+    # The candidate's metrics on the rows the champion was scored on, when those are fewer than the holdout.
+    candidate_vs_champion: dict[str, float] | None = None
+    # What the comparison was made on, for the reasons ("" when on the whole holdout).
+    fair_rows_note: str = ""
 
 
 def judge(evidence: Evidence, gate: GateParams, task: str) -> tuple[bool, list[str]]:
@@ -98,12 +109,21 @@ def judge(evidence: Evidence, gate: GateParams, task: str) -> tuple[bool, list[s
                 + (f" by more than {gate.min_lift_over_dummy:g}" if gate.min_lift_over_dummy else "")
             )
         base = (evidence.champion or {}).get(metric)
-        if base is not None and metric in gate.gated(task) and worse(value, base, gate.min_improvement, False):
+        ours = (evidence.candidate_vs_champion or evidence.candidate).get(metric)
+        compared = metric in gate.gated(task)
+        if base is not None and ours is not None and compared and worse(ours, base, gate.min_improvement, False):
             failures.append(
-                f"{metric}: {value:.4g} does not beat the baseline model (version "
+                f"{metric}: {ours:.4g} does not beat the baseline model (version "
                 f"{evidence.champion_version}) at {base:.4g} by at least {gate.min_improvement:g}"
             )
     notes = [f"champion not compared: {evidence.champion_skipped}"] if evidence.champion_skipped else []
+    notes += [evidence.fair_rows_note] if evidence.fair_rows_note else []
+    if evidence.champion_skipped and evidence.champion_version and gate.when_not_compared == "keep":
+        failures.append(
+            f"no fair comparison with version {evidence.champion_version} (the champion), and "
+            "gate.when_not_compared is keep: promote this version by hand (promote --version N) if it should "
+            "replace it, or set gate.when_not_compared: promote"
+        )
     if failures:
         return False, failures + notes
     parts = [f"better than the dummy baseline on {', '.join(gate.gated(task))}"] if evidence.dummy else []
@@ -124,7 +144,7 @@ def decide(
 
     from mlsteps.baselines import dummy_model
     from mlsteps.evaluation import evaluate
-    from mlsteps.registry import alias_version, model_inputs
+    from mlsteps.registry import alias_version
     from mlsteps.runs import nested_run
 
     gate, schema, env = settings.gate, settings.dataset_schema, settings.environment
@@ -135,19 +155,36 @@ def decide(
         # Its metrics only: the plots of a model that scores every row alike say nothing (and cost a second).
         dummy = evaluate(dummy_uri, evaluation_data, schema, plots=False).metrics
     champion = alias_version(name, gate.alias)
-    baseline, skipped = None, ""
+    baseline, skipped, candidate_fair, note = None, "", None, ""
     if champion is not None:
-        theirs, ours = model_inputs(f"models:/{name}/{champion}"), model_inputs(candidate_uri)
-        if theirs != ours:
+        skipped = _incomparable(name, champion, candidate_uri, schema)
+    if champion is not None and not skipped:
+        holdout = evaluation_data.df
+        fair, why = _rows_outside_training(name, champion, holdout)
+        if fair is None:
+            skipped = why
+        elif len(fair) < gate.min_fair_rows:
             skipped = (
-                f"version {champion}'s inputs differ from the candidate's (added: "
-                f"{sorted(set(ours) - set(theirs))}, removed: {sorted(set(theirs) - set(ours))}, "
-                f"changed: {sorted(c for c in set(ours) & set(theirs) if ours[c] != theirs[c])})"
+                f"only {len(fair)} of the {len(holdout)} holdout rows were not in version {champion}'s training data "
+                f"(gate.min_fair_rows: {gate.min_fair_rows}): the split changed since it was trained"
             )
         else:
-            with nested_run(f"{gate.alias}_baseline", "baseline", env, {"gate.baseline_version": champion}):
-                baseline = evaluate(f"models:/{name}/{champion}", evaluation_data, schema).metrics
-    evidence = Evidence(evaluation.metrics, dummy, baseline, champion, skipped)
+            data = evaluation_data
+            if len(fair) < len(holdout):
+                data = _subset(evaluation_data, fair)
+                note = (
+                    f"compared with version {champion} on the {len(fair)} holdout rows it was not trained on "
+                    f"({len(holdout) - len(fair)} left out)"
+                )
+                with nested_run("candidate_on_fair_rows", "baseline", env, {"gate.baseline": "candidate"}):
+                    candidate_fair = evaluate(candidate_uri, data, schema, plots=False).metrics
+            try:
+                with nested_run(f"{gate.alias}_baseline", "baseline", env, {"gate.baseline_version": champion}):
+                    baseline = evaluate(f"models:/{name}/{champion}", data, schema).metrics
+            except Exception as exc:  # noqa: BLE001  (a champion that cannot score this holdout: an older task, untagged)
+                baseline, candidate_fair, note = None, None, ""
+                skipped = f"version {champion} could not be scored on this holdout ({type(exc).__name__}: {exc})"[:500]
+    evidence = Evidence(evaluation.metrics, dummy, baseline, champion, skipped, candidate_fair, note)
     passed, reasons = judge(evidence, gate, schema.task)
     verdict = "promoted" if passed else "rejected"
     tags = {"gate.decision": verdict, "gate.reasons": "; ".join(reasons)[:4000]}
@@ -164,7 +201,60 @@ def decide(
         baseline={m: baseline.get(m) for m in metrics} if baseline else None,
         dummy={m: dummy.get(m) for m in metrics},
         champion_skipped=skipped,
+        task=schema.task,
+        labels=list(schema.labels) if schema.labels else None,
     )
+
+
+def _incomparable(name: str, champion: str, candidate_uri: str, schema: Any) -> str:
+    """Why the champion cannot be compared with the candidate at all (another task, label set or inputs), or ""."""
+    from mlflow import MlflowClient
+
+    from mlsteps.registry import model_inputs
+
+    tags = MlflowClient().get_model_version(name, champion).tags
+    if tags.get("gate.task") and tags["gate.task"] != schema.task:
+        return f"version {champion} is a {tags['gate.task']} model, the candidate a {schema.task} one"
+    labels = list(schema.labels) if schema.labels else None
+    if "gate.labels" in tags and json.loads(tags["gate.labels"]) != labels:
+        return f"version {champion} predicts the labels {tags['gate.labels']}, the candidate {json.dumps(labels)}"
+    theirs, ours = model_inputs(f"models:/{name}/{champion}"), model_inputs(candidate_uri)
+    if theirs != ours:
+        return (
+            f"version {champion}'s inputs differ from the candidate's (added: "
+            f"{sorted(set(ours) - set(theirs))}, removed: {sorted(set(theirs) - set(ours))}, "
+            f"changed: {sorted(c for c in set(ours) & set(theirs) if ours[c] != theirs[c])})"
+        )
+    return ""
+
+
+def _rows_outside_training(name: str, champion: str, holdout: Any) -> tuple[Any, str]:
+    """The holdout rows that are not rows of the champion's training data (its snapshot, by the columns both
+    share), or None and why they cannot be told."""
+    import pandas as pd
+    from mlflow import MlflowClient
+
+    from mlsteps.errors import PipelineError as _Missing
+    from mlsteps.lineage import load_manifest
+    from mlsteps.storage import Storage
+
+    run_id = MlflowClient().get_model_version(name, champion).run_id or ""
+    try:
+        train = load_manifest(run_id)["files"]["train"]["uri"]
+    except (_Missing, KeyError) as exc:
+        return None, f"version {champion}'s training data is not recorded with its run ({exc})"
+    trained = Storage().read_table(train)
+    columns = [c for c in holdout.columns if c in trained.columns]
+    seen = set(pd.util.hash_pandas_object(trained[columns], index=False).tolist())
+    inside = pd.util.hash_pandas_object(holdout[columns], index=False).isin(seen).to_numpy()
+    return holdout.loc[~inside], ""
+
+
+def _subset(data: Any, rows: Any) -> Any:
+    """An MLflow dataset like ``data`` with only ``rows`` (a part of its frame)."""
+    from mlflow.data.pandas_dataset import from_pandas
+
+    return from_pandas(rows.reset_index(drop=True), name=data.name, targets=data.targets)
 
 
 def apply(decision: GateDecision, version: str) -> str:
