@@ -52,7 +52,10 @@ $(TOOLS)/bin/uv: | python-check
 
 # --python only when .venv is created: given for an existing .venv whose interpreter uv sees under another path (a
 # pyenv shim, say), uv would rebuild it every time.
-install: python-check $(UV_DEP) $(if $(wildcard uv.lock),,lock)  ## Create .venv with exactly the packages of uv.lock (uv sync), tests and notebooks included
+# A uv.lock that no longer fits pyproject.toml (a project just made, or a library pin moved by `copier update`) is
+# locked again first, keeping every version it can (`make lock`).
+install: python-check $(UV_DEP)  ## Create .venv with exactly the packages of uv.lock (uv sync), tests and notebooks included
+	@$(if $(wildcard uv.lock),$(UV) lock --check --quiet 2>/dev/null ||) $(MAKE) --no-print-directory lock
 ifeq ($(INDEX),)
 	UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --locked $(if $(wildcard $(PY)),,--python $(PYTHON))
 else

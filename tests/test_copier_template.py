@@ -29,7 +29,7 @@ copier = pytest.importorskip(
 
 # Files of the template that are not files of a project: the template's machinery (the library mlsteps, installed by
 # a project), its own tests, benchmarks, docs and lock.
-TEMPLATE_ONLY = ("copier.yml", ".copier/", "packages/", "bench/", "docs/", "uv.lock", "conftest.py")
+TEMPLATE_ONLY = ("copier.yml", ".copier/", "packages/", "bench/", "docs/", "conftest.py")
 # The template's tests a project keeps: its steps', its contract, the smoke run (and their package files).
 PROJECT_TESTS = {
     "tests/__init__.py",

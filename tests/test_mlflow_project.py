@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -53,7 +54,11 @@ def _spec(step: str, flag: str) -> dict:
 
 
 def _mlflow_run(
-    workspace, *args: str, env_manager: str = "local", extra_env: dict[str, str] | None = None
+    workspace,
+    *args: str,
+    env_manager: str = "local",
+    extra_env: dict[str, str] | None = None,
+    project: Path = REPO_ROOT,
 ) -> subprocess.CompletedProcess:
     env = scrubbed_env(
         {
@@ -66,7 +71,7 @@ def _mlflow_run(
     )
     return subprocess.run(
         [sys.executable, "-m", "mlflow", "run", ".", "--env-manager", env_manager, *args],
-        cwd=REPO_ROOT,
+        cwd=project,
         env=env,
         capture_output=True,
         text=True,
@@ -82,7 +87,7 @@ def _package_index_env() -> dict[str, str]:
     return {}
 
 
-def _runtime_pins_for(python: Path) -> dict[str, str]:
+def _runtime_pins_for(python: Path, project: Path = REPO_ROOT) -> dict[str, str]:
     """requirements-runtime.lock's pins that apply to ``python`` (markers evaluated for its version)."""
     from packaging.markers import Marker
 
@@ -94,7 +99,7 @@ def _runtime_pins_for(python: Path) -> dict[str, str]:
     ).stdout.strip()
     where = {"python_full_version": version, "python_version": ".".join(version.split(".")[:2])}
     pins = {}
-    for line in (REPO_ROOT / "requirements-runtime.lock").read_text().splitlines():
+    for line in (project / "requirements-runtime.lock").read_text().splitlines():
         if line and not line.startswith(("#", " ")):
             requirement, _, marker = line.partition(" ; ")
             if not marker or Marker(marker).evaluate(where):
@@ -147,12 +152,55 @@ def test_mlflow_run_nests_steps_under_the_project_run(workspace) -> None:
     assert len(client.search_model_versions("name = 'breast-cancer-local'")) == 1
 
 
+def _generated_project(root: Path) -> Path:
+    """A project made from this repository with the default answers (the example, on the library from git), its
+    lock made for its own pyproject.toml as its first `make install` does."""
+    import copier
+
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        check=True,
+        cwd=REPO_ROOT,
+        capture_output=True,
+    ).stdout.decode()
+    template = root / "template"
+    for name in filter(None, listed.split("\0")):
+        if (REPO_ROOT / name).is_file():
+            (template / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO_ROOT / name, template / name)
+    git = ["git", "-c", "user.name=test", "-c", "user.email=test@localhost", "-c", "commit.gpgsign=false"]
+    for command in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "template"]):
+        subprocess.run([*git, *command], cwd=template, check=True, capture_output=True, env=_git_env())
+    project = root / "project"
+    copier.run_copy(str(template), str(project), defaults=True, unsafe=True, quiet=True, vcs_ref="HEAD")
+    uv = str(Path(sys.executable).parent / "uv")
+    locked = subprocess.run(
+        ["make", "--no-print-directory", "lock", f"UV={uv}"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **_package_index_env()},
+        timeout=600,
+        check=False,
+    )
+    assert locked.returncode == 0, locked.stderr[-3000:]
+    return project
+
+
+def _git_env() -> dict[str, str]:
+    return {**os.environ, "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}
+
+
 @pytest.mark.slow
-def test_mlflow_run_with_uv_builds_the_runtime_environment_from_the_lock(workspace) -> None:
+def test_mlflow_run_with_uv_builds_a_projects_runtime_environment_from_its_lock(workspace) -> None:
+    """In a generated project (the library pinned from git): this repository's own lock names the library as a
+    workspace folder, which MLflow's copy of the lock cannot reach (docs/running.md)."""
+    pytest.importorskip("copier")
     from mlflow import MlflowClient
 
+    project = _generated_project(workspace.root)
     env_root = workspace.root / "mlflow-envs"  # empty: MLflow must build the environment
-    # `mlflow run` would create the experiment with artifacts under ./mlruns of the repo: give it a place here.
+    # `mlflow run` would create the experiment with artifacts under ./mlruns of the project: give it a place here.
     MlflowClient(workspace.tracking_uri).create_experiment(
         "uv-project", artifact_location=(workspace.root / "uv-artifacts").as_uri()
     )
@@ -161,7 +209,8 @@ def test_mlflow_run_with_uv_builds_the_runtime_environment_from_the_lock(workspa
         "--experiment-name",
         "uv-project",
         env_manager="uv",
-        extra_env={"MLFLOW_ENV_ROOT": str(env_root), **_package_index_env()},
+        extra_env={"MLFLOW_ENV_ROOT": str(env_root), "PIPELINE_CONFIG_DIR": str(project / "config")},
+        project=project,
     )
 
     assert result.returncode == 0, result.stderr[-3000:]
@@ -172,19 +221,22 @@ def test_mlflow_run_with_uv_builds_the_runtime_environment_from_the_lock(workspa
         capture_output=True,
         text=True,
         check=True,
-    ).stdout
-    installed = {_norm(name): version for name, version in (line.split("==") for line in freeze.split())}
-    # Exactly the runtime packages at their locked versions: no test or notebook tools, nothing from this venv.
-    assert installed == _runtime_pins_for(env / "bin" / "python")
+    ).stdout.split()
+    library = [line for line in freeze if line.startswith("mlsteps @ git+file://")]
+    installed = {_norm(name): version for name, version in (line.split("==") for line in freeze if "==" in line)}
+    # The library from the template's repository, and exactly the runtime packages at their locked versions (those
+    # of the template's lock): no test or notebook tools, nothing from this venv.
+    assert len(library) == 1 and "subdirectory=packages/mlsteps" in library[0]
+    assert installed == _runtime_pins_for(env / "bin" / "python", project) == _runtime_pins_for(env / "bin" / "python")
     assert "pytest" not in installed
 
     client = MlflowClient(workspace.tracking_uri)
     experiment = client.get_experiment_by_name("uv-project")
     runs = client.search_runs([experiment.experiment_id], order_by=["attributes.start_time ASC"])
-    (project,) = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
-    assert project.data.tags["mlflow.project.env"] == "uv"
+    (parent,) = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    assert parent.data.tags["mlflow.project.env"] == "uv"
     children = [
-        r.data.tags["pipeline.step"] for r in runs if r.data.tags.get("mlflow.parentRunId") == project.info.run_id
+        r.data.tags["pipeline.step"] for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id
     ]
     assert children == list(STEPS)
     assert all(r.info.status == "FINISHED" for r in runs)
