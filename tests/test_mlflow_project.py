@@ -221,7 +221,7 @@ def test_mlflow_run_with_uv_builds_a_projects_runtime_environment_from_its_lock(
         capture_output=True,
         text=True,
         check=True,
-    ).stdout.split()
+    ).stdout.splitlines()
     library = [line for line in freeze if line.startswith("mlsteps @ git+file://")]
     installed = {_norm(name): version for name, version in (line.split("==") for line in freeze if "==" in line)}
     # The library from the template's repository, and exactly the runtime packages at their locked versions (those
