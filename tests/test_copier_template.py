@@ -36,6 +36,7 @@ PROJECT_TESTS = {
     "tests/conftest.py",
     "tests/test_project_contract.py",
     "tests/test_smoke.py",
+    "tests/test_lib.py",
     "tests/data/__init__.py",
     "tests/data/test_make_dataset.py",
     "tests/features/__init__.py",
