@@ -1,4 +1,4 @@
-"""The planner and the cache decisions, on an in-memory catalog with a throwaway tracking store (fast)."""
+"""The planner and the cache decisions, on an in-memory catalog with a throwaway tracking store (seconds a test)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,9 @@ import pandas as pd
 import pytest
 from mlsteps.errors import ConfigError, PipelineError, StepError
 from mlsteps.pipeline import plan_pipeline, run_pipeline
+
+# Each test runs the pipeline (on fsspec's memory filesystem, a throwaway tracking store): seconds each.
+pytestmark = pytest.mark.slow
 
 DATA_STEPS = ["make_data", "feat_data"]
 

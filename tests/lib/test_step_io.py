@@ -12,6 +12,9 @@ from mlsteps.discovery import step_names
 from mlsteps.errors import StepError
 from mlsteps.pipeline import run_pipeline
 
+# Each test runs the pipeline (on fsspec's memory filesystem, a throwaway tracking store): seconds each.
+pytestmark = pytest.mark.slow
+
 
 def test_the_whole_pipeline_on_an_in_memory_catalog(memory_workspace) -> None:
     from mlflow import MlflowClient
