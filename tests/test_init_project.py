@@ -377,3 +377,30 @@ def test_init_reads_a_file_on_s3(project: Path, s3_server: str, monkeypatch: pyt
     written = yaml.safe_load((project / "config" / "base.yaml").read_text())
     assert written["catalog"]["raw"]["path"] == "s3://init-data/in/messy.csv"
     assert written["schema"]["columns"] == MESSY_COLUMNS
+
+
+def test_a_two_valued_target_given_as_a_regression_gets_a_review_note(project: Path) -> None:
+    frame = pd.DataFrame({"x": [float(i) for i in range(12)], "y": [0, 1] * 6})
+    frame.to_csv(project / "zero_one.csv", index=False)
+
+    report = init_project(
+        str(project / "zero_one.csv"), target="y", task="regression", force=True, config_dir=project / "config"
+    )
+
+    assert report.target is not None and report.target.task_reason == "set with --task regression"
+    assert any(
+        n.startswith("target 'y' holds two values only (0 and 1), and the task is regression") for n in report.review
+    )
+
+
+def test_completing_the_configs_contract_says_the_task_came_from_the_config(project: Path) -> None:
+    config = project / "config" / "base.yaml"
+    text = config.read_text()
+    columns_start = text.index("  columns:\n")
+    columns_end = text.index("\n\n", columns_start)
+    config.write_text(text[:columns_start] + "  columns: {}" + text[columns_end:])
+
+    report = init_project(config_dir=project / "config")
+
+    assert report.target is not None
+    assert report.target.task_reason == "binary, from schema.task in the config"

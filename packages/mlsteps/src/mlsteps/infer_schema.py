@@ -118,8 +118,11 @@ def label_values(series: pd.Series) -> dict[str, int]:
     return {str(k): int(v) for k, v in sorted(counts.items())}
 
 
-def infer_target(series: pd.Series, task: str = "auto", positive_class: str | None = None) -> TargetGuess:
-    """The task (``auto``: from the values), the labels and the positive class of the target column."""
+def infer_target(
+    series: pd.Series, task: str = "auto", positive_class: str | None = None, task_source: str = "--task"
+) -> TargetGuess:
+    """The task (``auto``: from the values), the labels and the positive class of the target column.
+    ``task_source`` says where a given task came from (the option, or the config's ``schema.task``)."""
     import pandas as pd
 
     name = str(series.name)
@@ -129,7 +132,7 @@ def infer_target(series: pd.Series, task: str = "auto", positive_class: str | No
         raise DataValidationError(f"target '{name}' has no value on any row: choose another --target")
     numeric = pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
     counts = label_values(series)
-    reason = f"set with --task {task}"
+    reason = f"set with --task {task}" if task_source == "--task" else f"{task}, from {task_source}"
     if task == "auto":
         fractional = numeric and not bool((values % 1 == 0).all())
         if numeric and (fractional or len(counts) > CLASSES_MAX):

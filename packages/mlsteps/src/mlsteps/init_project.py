@@ -88,9 +88,11 @@ def init_project(
                 "catalog.raw.path, the project line with --name, and estimators that do not fit the "
                 "task), or edit it by hand"
             )
+    task_source = "--task"
     if data_file is None:  # complete the config's own contract
         target = target or schema.get("target")
-        task = task or schema.get("task")
+        if not task and schema.get("task"):
+            task, task_source = schema["task"], "schema.task in the config"
         id_column = id_column or schema.get("id_column")
         positive_class = positive_class or _text(schema.get("positive_class"))
     uri, raw_path = _data_location(data_file, config)
@@ -102,7 +104,7 @@ def init_project(
             f"'{uri}' has no column besides the target and the id: there is nothing to learn from"
         )
     guesses = [infer_column(frame[c]) for c in feature_names]
-    guessed_target = infer_target(frame[target_column], task or "auto", positive_class)
+    guessed_target = infer_target(frame[target_column], task or "auto", positive_class, task_source)
     report = InitReport(
         base_file,
         False,
@@ -205,6 +207,13 @@ def schema_block(report: InitReport) -> str:
 def review_notes(report: InitReport, frame: pd.DataFrame, config: dict[str, Any], given_positive: bool) -> list[str]:
     """What a person should look at before trusting the contract."""
     notes = []
+    target = report.target
+    if target is not None and target.task == "regression" and frame[target.name].dropna().nunique() == 2:
+        values = sorted(frame[target.name].dropna().unique().tolist())
+        notes.append(
+            f"target '{target.name}' holds two values only ({values[0]} and {values[1]}), and the task is regression: "
+            "if it is a yes/no outcome, --task binary gives a classifier (probabilities, classification metrics)"
+        )
     limit = float((config.get("make_data") or {}).get("max_null_fraction", 0.5))
     for column in report.columns:
         if "date-like" in column.notes:
