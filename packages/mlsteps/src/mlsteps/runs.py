@@ -295,6 +295,7 @@ def ending(run: Run) -> Iterator[None]:
     try:
         yield
     except (KeyboardInterrupt, SystemExit) as exc:
+        _release_interrupted_statement(exc)
         _record_error(exc)
         mlflow.end_run("KILLED")
         raise
@@ -304,6 +305,17 @@ def ending(run: Run) -> Iterator[None]:
         raise
     else:
         mlflow.end_run("FINISHED")
+
+
+def _release_interrupted_statement(exc: BaseException) -> None:
+    """Let go of what the interrupted code held before writing again. A signal that lands inside a SQLite write
+    leaves its cursor referenced by the traceback's frames; SQLite keeps a connection with an unfinalized
+    statement open, with its lock, so the KILLED status written next would wait out the busy timeout ("database is
+    locked"). Clearing the frames' locals (the formatted traceback keeps every line) finalizes the statement."""
+    import gc
+
+    traceback.clear_frames(exc.__traceback__)
+    gc.collect()
 
 
 def _record_error(exc: BaseException) -> None:
