@@ -187,3 +187,68 @@ def start_mlflow_server(workdir: Path, backend_uri: str, artifacts_destination: 
     url = f"http://127.0.0.1:{port}"
     wait_until(lambda: requests.get(url + "/health", timeout=2).status_code == 200, "mlflow server", proc, timeout=120)
     return Server(url, proc)
+
+
+class FailingProxy:
+    """An HTTP proxy on a free loopback port in front of ``upstream`` (an S3-speaking server) that answers the first
+    ``failures`` GET requests whose path holds ``marker`` with S3's "503 Slow Down", and forwards everything else:
+    a storage failing for now, at the network level (the code under test talks to it over HTTP as to S3)."""
+
+    def __init__(self, upstream: str, marker: str, failures: int) -> None:
+        import http.client
+        import http.server
+        import threading
+        from urllib.parse import quote, urlsplit
+
+        target = urlsplit(upstream)
+        state = {"left": failures, "failed": 0}
+        lock = threading.Lock()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def _forward(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                with lock:
+                    fail = self.command == "GET" and quote(marker) in self.path and state["left"] > 0
+                    if fail:
+                        state["left"] -= 1
+                        state["failed"] += 1
+                if fail:
+                    payload = b"<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>"
+                    self.send_response(503)
+                    self.send_header("Content-Type", "application/xml")
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                    return
+                connection = http.client.HTTPConnection(target.hostname, target.port, timeout=30)
+                connection.request(self.command, self.path, body=body, headers=dict(self.headers))
+                answer = connection.getresponse()
+                data = answer.read()
+                self.send_response(answer.status)
+                for name, value in answer.getheaders():
+                    if name.lower() not in ("transfer-encoding", "connection", "content-length"):
+                        self.send_header(name, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+                connection.close()
+
+            do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = _forward
+
+            def log_message(self, *args: object) -> None:  # quiet
+                pass
+
+        self.state = state
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    @property
+    def failed(self) -> int:
+        return self.state["failed"]
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()

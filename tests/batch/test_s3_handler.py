@@ -14,7 +14,7 @@ from mlsteps.discovery import step_names
 from mlsteps.pipeline import run_pipeline
 
 from tests.helpers import EXAMPLE_RAW, SCORE_TOLERANCE
-from tests.servers import AWS_TEST_ENV
+from tests.servers import AWS_TEST_ENV, FailingProxy
 
 STEPS = step_names()
 
@@ -100,7 +100,8 @@ def test_put_event_scores_the_object_like_predict(s3_env) -> None:
     assert outcome["status"] == "scored", outcome
     assert outcome["rows"] == 40
     output_key = outcome["output"].split(f"{BUCKET}/", 1)[1]
-    assert output_key.startswith(f"{prefix}/scored/visit 2026-11-") and output_key.endswith("Z.csv")
+    etag = s3.head_object(Bucket=BUCKET, Key=f"{prefix}/incoming/visit 2026-11.csv")["ETag"].strip('"')
+    assert output_key == f"{prefix}/scored/visit 2026-11-{etag[:16]}.csv"  # named by the object's content
     scored = pd.read_csv(io.BytesIO(s3.get_object(Bucket=BUCKET, Key=output_key)["Body"].read()))
     assert scored["sample_id"].tolist() == batch["sample_id"].tolist()
     assert scored["prediction"].tolist() == predicted["prediction"].head(40).tolist()
@@ -172,3 +173,50 @@ def test_objects_outside_the_input_prefix_are_ignored(s3_env) -> None:
 
     assert answer["results"][0]["status"] == "ignored"
     assert _keys(s3, f"{prefix}/scored/") == []
+
+
+def test_a_redelivered_event_is_a_no_op(s3_env) -> None:
+    s3, prefix, _ = s3_env
+    rows = pd.read_csv(EXAMPLE_RAW, nrows=5).drop(columns="diagnosis")
+    s3.put_object(Bucket=BUCKET, Key=f"{prefix}/incoming/twice.csv", Body=rows.to_csv(index=False))
+    s3.put_object(Bucket=BUCKET, Key=f"{prefix}/incoming/bad.csv", Body="sample_id\n1\n")
+
+    first = s3_handler.handler(_event(f"{prefix}/incoming/twice.csv"))
+    again = s3_handler.handler(_event(f"{prefix}/incoming/twice.csv"))
+    bad = [s3_handler.handler(_event(f"{prefix}/incoming/bad.csv"))["results"][0] for _ in range(2)]
+
+    assert first["results"][0]["status"] == "scored"
+    assert again["results"][0] == {
+        "input": first["results"][0]["input"],
+        "status": "already scored",
+        "output": first["results"][0]["output"],
+    }
+    assert [b["status"] for b in bad] == ["failed", "already reported"]
+    assert len([k for k in _keys(s3, f"{prefix}/scored/") if "/errors/" not in k]) == 1
+    assert len(_keys(s3, f"{prefix}/scored/errors/")) == 1
+
+
+def test_a_read_that_fails_for_now_raises_for_a_retry_and_reports_nothing(
+    s3_env, s3_server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlsteps.errors import StorageTransient
+
+    s3, prefix, _ = s3_env
+    rows = pd.read_csv(EXAMPLE_RAW, nrows=5).drop(columns="diagnosis")
+    s3.put_object(Bucket=BUCKET, Key=f"{prefix}/incoming/flaky.csv", Body=rows.to_csv(index=False))
+    # Every GET of the object fails for longer than the storage's own retries (aws.max_attempts: 3), then passes.
+    proxy = FailingProxy(s3_server, marker="incoming/flaky.csv", failures=3)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
+    s3_handler.reset()
+    try:
+        with pytest.raises(StorageTransient) as caught:
+            s3_handler.handler(_event(f"{prefix}/incoming/flaky.csv"))
+        left = _keys(s3, f"{prefix}/scored/")
+        redelivered = s3_handler.handler(_event(f"{prefix}/incoming/flaky.csv"))
+    finally:
+        proxy.close()
+
+    assert "may succeed later" in str(caught.value)
+    assert proxy.failed == 3
+    assert left == []  # no error report for a failure that was not the file's
+    assert redelivered["results"][0]["status"] == "scored"

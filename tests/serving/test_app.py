@@ -246,3 +246,41 @@ def test_the_log_holds_scored_and_refused_requests_with_the_model_version(tmp_pa
     assert set(table["model_version"]) == {"7"} and set(table["model_name"]) == {"stub"}
     bad = table[table["request_id"] == refused.headers["x-request-id"]].iloc[0]
     assert bad["status"] == 400 and "row 1 (line 1): 2 values, expected 3" in bad["error"]
+
+
+def test_accept_text_csv_gets_one_prediction_a_line(url: str) -> None:
+    as_csv = _post(url, _csv(ROWS), "text/csv", Accept="text/csv")
+    as_json = _post(url, _csv(ROWS), "text/csv", Accept="application/json, text/csv")
+
+    assert as_csv.status_code == 200 and as_csv.headers["content-type"].startswith("text/csv")
+    assert as_csv.text == "".join(f"{value}\n" for value in EXPECTED)
+    assert as_json.json() == {"predictions": EXPECTED}
+
+
+@pytest.mark.parametrize("given", ["x" * 129, "id with spaces", "<script>", ""])
+def test_a_request_id_that_does_not_look_like_one_is_replaced(url: str, given: str) -> None:
+    answer = _post(url, _csv(ROWS), "text/csv", **{"x-request-id": given})
+
+    assert answer.status_code == 200
+    assert answer.headers["x-request-id"] != given and len(answer.headers["x-request-id"]) == 32
+
+
+def test_json_nested_too_deeply_is_a_400(url: str) -> None:
+    answer = _post(url, "[" * 100_000, "application/json")
+
+    assert answer.status_code == 400
+    assert "nested too deeply" in answer.json()["message"]
+
+
+def test_every_request_refused_ones_too_gets_an_access_log_line_without_the_key(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    keys = {hashlib.sha256(KEY.encode()).hexdigest(): "team-a"}
+    with caplog.at_level("INFO", logger="mlsteps.serving.access"), running(tmp_path, keys=keys) as address:
+        _post(address, {"instances": ROWS}, Authorization="Bearer not-the-key", **{"x-request-id": "refused-1"})
+        _post(address, {"instances": ROWS}, Authorization=f"Bearer {KEY}", **{"x-request-id": "scored-1"})
+
+    lines = [r.getMessage() for r in caplog.records if r.name == "mlsteps.serving.access"]
+    assert any(" 401 " in line and "request=refused-1 client=-" in line for line in lines), lines
+    assert any(" 200 " in line and "request=scored-1 client=team-a" in line for line in lines), lines
+    assert not [line for line in lines if KEY in line or "not-the-key" in line]

@@ -31,6 +31,11 @@ class StorageUnreachable(StorageError):
     """The storage itself cannot be used (endpoint down, no credentials): nothing can run, so it stops at once."""
 
 
+class StorageTransient(StorageError):
+    """The storage answered with a failure that may pass (5xx, throttling, a timeout) after its own retries: the
+    data is not at fault, and the same request may succeed later."""
+
+
 class TrackingError(PipelineError):
     """The MLflow tracking server, a run or a model cannot be reached or found."""
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlsteps.digests import DigestCache
-from mlsteps.errors import StorageError, StorageUnreachable
+from mlsteps.errors import StorageError, StorageTransient, StorageUnreachable
 from mlsteps.tables import CsvOptions, read_chunks, read_frame
 
 if TYPE_CHECKING:
@@ -159,7 +159,7 @@ class Storage:
         except pd.errors.EmptyDataError as exc:
             raise StorageError(f"dataset '{uri}' is empty: it has no header and no rows") from exc
         except (pd.errors.ParserError, UnicodeDecodeError, OSError, ValueError) as exc:
-            if isinstance(exc, PermissionError | FileNotFoundError) or _is_auth_error(exc):
+            if isinstance(exc, PermissionError | FileNotFoundError) or _is_auth_error(exc) or _is_transient(exc):
                 raise self._storage_error(uri, "read", exc) from exc
             raise StorageError(f"dataset '{uri}' cannot be parsed as {suffix[1:]}: {exc}") from exc
 
@@ -309,10 +309,40 @@ class Storage:
             hint = "the bucket does not exist: create it or set PIPELINE_DATA_ROOT to an existing bucket"
         elif "Could not connect" in text or "ConnectionError" in text or "EndpointConnectionError" in text:
             hint = "the S3 endpoint cannot be reached: check AWS_ENDPOINT_URL and the network"
+        elif _is_transient(exc):
+            hint = "the storage failed for now (after its retries): the same request may succeed later"
+            return StorageTransient(f"cannot {verb} '{uri}': {text} -> {hint}")
         else:
             hint = "check the location in the config and your access to it"
         unreachable = _is_auth_error(exc) or "cannot be reached" in hint
         return (StorageUnreachable if unreachable else StorageError)(f"cannot {verb} '{uri}': {text} -> {hint}")
+
+
+# What S3 (and the HTTP stack under s3fs) says when a request failed for a reason that may pass.
+_TRANSIENT = (
+    "(500)",
+    "(502)",
+    "(503)",
+    "(504)",
+    "InternalError",
+    "ServiceUnavailable",
+    "SlowDown",
+    "Throttl",
+    "RequestTimeout",
+    "timed out",
+    "TimeoutError",
+    "ReadTimeout",
+    "ConnectTimeout",
+    "ServerDisconnected",
+    "ConnectionReset",
+    "IncompleteRead",
+    "Service Unavailable",
+)
+
+
+def _is_transient(exc: BaseException) -> bool:
+    text = f"{type(exc).__name__} {exc}"
+    return any(s in text for s in _TRANSIENT)
 
 
 def _is_auth_error(exc: BaseException) -> bool:

@@ -3,11 +3,15 @@
 Deploy it with the repo as the function's code, handler ``mlsteps.batch.s3_handler.handler``, an S3 put trigger on
 ``<data.root>/<batch.input_prefix>/``, and ``PIPELINE_ENVIRONMENT`` (default ``dev``) plus the usual overrides in
 the function's environment. Each object is scored through the same code as the ``predict`` step and written to
-``<data.root>/<batch.output_prefix>/<name>-<UTC timestamp>.<csv|parquet>``: its columns, the prediction, the
-probability and the model's name, version and run. An object that cannot be scored (unreadable, wrong columns)
-gets an error report ``<output_prefix>/errors/<name>-<timestamp>.json`` instead, and the handler returns
-normally, so the platform does not retry it forever. Infrastructure failures (tracking server, credentials)
-raise, so that the platform retries them.
+``<data.root>/<batch.output_prefix>/<name>-<etag>.<csv|parquet>``: its columns, the prediction, the probability,
+the model's name, version and run, and when it was scored. The name comes from the object's content (its ETag),
+so a redelivered event (S3 delivers at least once) finds its output there and writes nothing again.
+
+A file that cannot be scored (not a table, wrong columns, a value of the wrong type) gets an error report
+``<output_prefix>/errors/<name>-<etag>.json`` instead, and the handler returns normally, so the platform does
+not retry it forever. Failures that are not the file's (the storage down or failing for now after its own
+retries, credentials, the tracking server) raise and leave nothing behind, so that the platform delivers the
+event again.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from typing import Any
 from urllib.parse import unquote_plus
 
 from mlsteps.config import Settings, join_uri, load_config
-from mlsteps.errors import DataValidationError, StorageError
+from mlsteps.errors import DataValidationError, StorageError, StorageTransient, StorageUnreachable
 from mlsteps.registry import champion_uri, describe_model, load_model
 from mlsteps.storage import TABLE_FORMATS, Storage
 from mlsteps.store import connect
@@ -52,19 +56,36 @@ class BatchScorer:
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
         out_root = join_uri(self.settings.data.root, self.settings.batch.output_prefix)
         try:
+            content = self._content_id(uri)
+        except (StorageTransient, StorageUnreachable):
+            raise
+        except StorageError:  # gone already (deleted after the event): reported under a name of its own
+            content = stamp
+        output = join_uri(out_root, f"{name}-{content}{ext.lower()}")
+        report = join_uri(out_root, f"errors/{name}-{content}.json")
+        for done, status in ((output, "already scored"), (report, "already reported")):
+            if self.storage.exists(done):  # a redelivered event: its work is there
+                logger.info("%s: %s (%s)", uri, status, done)
+                return {"input": uri, "status": status, "output" if done == output else "report": done}
+        try:
             if ext.lower() not in TABLE_FORMATS:
                 raise DataValidationError(f"'{key}' is not a .csv or .parquet file")
             scored = self._score(self.storage.read_table(uri))
-            output = join_uri(out_root, f"{name}-{stamp}{ext.lower()}")
             self.storage.write_table(scored, output)
             logger.info("scored %s -> %s (%d rows)", uri, output, len(scored))
             return {"input": uri, "status": "scored", "output": output, "rows": len(scored)}
+        except (StorageTransient, StorageUnreachable):
+            raise  # not the file's fault: the platform delivers the event again
         except (DataValidationError, StorageError) as exc:
-            report = join_uri(out_root, f"errors/{name}-{stamp}.json")
             body = {"input": uri, "error": str(exc), "at": stamp, "fix": "correct the file and upload it again"}
             self.storage.write_bytes(json.dumps(body, indent=2).encode(), report)
             logger.warning("could not score %s: %s (report: %s)", uri, exc, report)
             return {"input": uri, "status": "failed", "error": str(exc), "report": report}
+
+    def _content_id(self, uri: str) -> str:
+        """A short name for the object's content: its ETag (S3), else its SHA-256."""
+        fingerprint = self.storage.fingerprint(uri)  # "etag:<etag>:<size>" or "sha256:<hex>"
+        return fingerprint.split(":")[1].replace("-", "")[:16]
 
     def _score(self, batch: Any) -> Any:
         from mlsteps.scoring import predict_frame

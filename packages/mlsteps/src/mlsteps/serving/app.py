@@ -4,12 +4,15 @@
 - ``/invocations``: ``text/csv`` with or without a header line, or ``application/json`` (``dataframe_split``,
   ``dataframe_records``, ``instances``, ``inputs``). The rows are checked against the model's input schema
   (``src/models/input_checks.py``): a request that does not fit gets 400, naming the row, the column and what
-  was expected, and nothing of it is scored. The answer is MLflow's: ``{"predictions": [...]}``, with the
-  request's id in the ``x-request-id`` header. A body over ``serving.max_body_mb`` gets 413, a request slower
+  was expected, and nothing of it is scored. The answer is MLflow's: ``{"predictions": [...]}``, or with
+  ``Accept: text/csv`` SageMaker's CSV (one prediction a line), with the request's id in the ``x-request-id``
+  header (the client's, when it is 1 to 128 letters, digits and ``._:-``; else a new one). A body over ``serving.max_body_mb`` gets 413, a request slower
   than ``serving.timeout_seconds`` 504, and, when API keys are configured, one without a valid key 401.
 - ``/stats``: the inference log's counts, dropped rows included (behind the API key, when there are keys).
 
-Every ``/invocations`` request that passes the key check goes to the inference log, off the request path.
+Every ``/invocations`` request that passes the key check goes to the inference log, off the request path; every
+request, refused ones included, gets a line in the access log (logger ``mlsteps.serving.access``: status,
+request id, the key's label, never the key).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -39,8 +43,11 @@ from mlsteps.serving.auth import ApiKeys
 from mlsteps.serving.inference_log import Entry, InferenceLog
 
 logger = logging.getLogger(__name__)
+access = logging.getLogger("mlsteps.serving.access")
 
 CONTENT_TYPES = ("text/csv", "application/json")
+# A client's request id is taken when it looks like one (it is echoed back and logged).
+REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
 @dataclass
@@ -72,7 +79,8 @@ def build_app(scoring: Scoring) -> Starlette:
 
     async def invocations(request: Request) -> Response:
         received_at, started = datetime.now(UTC), time.perf_counter()
-        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        given = request.headers.get("x-request-id", "")
+        request_id = given if REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
         entry = Entry(request_id, received_at, 0.0, 200)
         try:
             entry.client = _client(scoring.keys, request)
@@ -81,7 +89,7 @@ def build_app(scoring: Scoring) -> Starlette:
                 asyncio.to_thread(score, scoring, body, request.headers.get("content-type", "")),
                 scoring.timeout_seconds,
             )
-            response = Response(json.dumps({"predictions": _jsonable(entry.outputs)}), media_type="application/json")
+            response = _answer(entry.outputs, request.headers.get("accept", ""))
         except Refused as exc:
             entry.status, entry.error = exc.status, str(exc)
             response = _error(exc.status, exc.code, str(exc), exc.headers)
@@ -104,6 +112,14 @@ def build_app(scoring: Scoring) -> Starlette:
             )
         response.headers["x-request-id"] = request_id
         entry.latency_ms = (time.perf_counter() - started) * 1000
+        access.info(
+            "POST /invocations %d %.1f ms request=%s client=%s from=%s",
+            entry.status,
+            entry.latency_ms,
+            request_id,
+            entry.client or "-",
+            request.client.host if request.client else "-",
+        )
         if scoring.log is not None and entry.status != 401:
             if entry.status != 200:
                 entry.inputs = entry.outputs = None
@@ -168,6 +184,8 @@ def score(scoring: Scoring, body: bytes, content_type: str) -> tuple[pd.DataFram
             payload = json.loads(body)
         except ValueError as exc:
             raise InputError([f"the body is not valid JSON ({exc})"], "Send a JSON object.") from exc
+        except RecursionError as exc:
+            raise InputError(["the body's JSON is nested too deeply"], "Send rows as a flat JSON object.") from exc
         frame = frame_from_json(payload, scoring.schema)
     names = list(scoring.schema)
     frame = frame if list(frame.columns) == names else frame[names]
@@ -206,6 +224,18 @@ async def _body(request: Request, limit: int) -> bytes:
             raise too_big
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def _answer(outputs: Any, accept: str) -> Response:
+    """The predictions as JSON, or as CSV (one a line) when the client accepts text/csv and not JSON first."""
+    wanted = [part.split(";")[0].strip().lower() for part in accept.split(",") if part.strip()]
+    if wanted and wanted[0] == "text/csv":
+        if isinstance(outputs, pd.DataFrame):
+            text = outputs.to_csv(index=False, header=False)
+        else:
+            text = "".join(f"{value}\n" for value in np.asarray(outputs).tolist())
+        return Response(text, media_type="text/csv")
+    return Response(json.dumps({"predictions": _jsonable(outputs)}), media_type="application/json")
 
 
 def _jsonable(outputs: Any) -> Any:
