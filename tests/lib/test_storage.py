@@ -113,6 +113,16 @@ def test_a_full_disk_is_said_so() -> None:
     assert "the disk is full" in str(error)
 
 
+def test_a_failed_write_leaves_no_folder_of_its_own_behind(tmp_path: Path) -> None:
+    target = tmp_path / "processed" / "run-1" / "train.parquet"
+    (tmp_path / "processed").mkdir()
+
+    with pytest.raises(Exception):  # noqa: B017 - what pyarrow raises for an object it cannot store
+        Storage().write_table(pd.DataFrame({"a": [object()]}), str(target))
+
+    assert list((tmp_path / "processed").iterdir()) == []  # neither run-1/ nor a temp file
+
+
 def test_a_damaged_snapshot_is_written_again(tmp_path: Path) -> None:
     import hashlib
 
@@ -213,4 +223,4 @@ def test_a_source_that_does_not_match_its_digest_leaves_no_snapshot(tmp_path: Pa
         Storage().snapshot_file(str(source), "0" * 64, str(folder))
 
     assert "changed while it was being copied" in str(caught.value)
-    assert list(folder.iterdir()) == []
+    assert not folder.exists()  # not the snapshot, nor the folder the failed write made

@@ -246,12 +246,15 @@ class Storage:
         fs, path = self.filesystem(uri)
         local = not _is_remote(uri)
         tmp_dir = os.path.dirname(path) if local else None
+        # The folders this write makes (a run's <run id>/, say): removed again when the write fails.
+        made = _missing_folders(tmp_dir) if tmp_dir else []
         try:
             if tmp_dir:
                 os.makedirs(tmp_dir, exist_ok=True)
             fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=_suffix_or_empty(uri), dir=tmp_dir)
             os.close(fd)
         except OSError as exc:
+            _remove_empty(made)
             raise self._storage_error(uri, "write", exc) from exc
         try:
             writer(tmp)
@@ -260,11 +263,13 @@ class Storage:
                 os.replace(tmp, path)
             else:
                 self._call(uri, "write", self._upload, fs, tmp, path, uri, size)
-        except OSError as exc:
-            raise self._storage_error(uri, "write", exc) from exc
-        finally:
+        except BaseException as exc:
             with contextlib.suppress(FileNotFoundError):
                 os.remove(tmp)
+            _remove_empty(made)
+            if isinstance(exc, OSError):
+                raise self._storage_error(uri, "write", exc) from exc
+            raise
         return WrittenFile(uri=uri, sha256=sha, size=size)
 
     def _upload(self, fs: Any, tmp: str, path: str, uri: str, size: int) -> None:
@@ -338,6 +343,27 @@ _TRANSIENT = (
     "IncompleteRead",
     "Service Unavailable",
 )
+
+
+def _missing_folders(folder: str) -> list[str]:
+    """``folder`` and those of its parents that do not exist yet, deepest first."""
+    missing = []
+    while folder and not os.path.exists(folder):
+        missing.append(folder)
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            break
+        folder = parent
+    return missing
+
+
+def _remove_empty(folders: list[str]) -> None:
+    """Remove the folders a failed write made, deepest first, while they are empty."""
+    for folder in folders:
+        try:
+            os.rmdir(folder)
+        except OSError:
+            return
 
 
 def _is_transient(exc: BaseException) -> bool:
