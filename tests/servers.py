@@ -205,6 +205,10 @@ class FailingProxy:
         lock = threading.Lock()
 
         class Handler(http.server.BaseHTTPRequestHandler):
+            # HTTP/1.1: answers "Expect: 100-continue" (S3 clients send it before a body) and keeps connections.
+            protocol_version = "HTTP/1.1"
+            timeout = 30  # a client that stops talking never holds the test
+
             def _forward(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 with lock:
@@ -228,7 +232,9 @@ class FailingProxy:
                 for name, value in answer.getheaders():
                     if name.lower() not in ("transfer-encoding", "connection", "content-length"):
                         self.send_header(name, value)
-                self.send_header("Content-Length", str(len(data)))
+                # A HEAD answer's length is the object's, not its (empty) body's.
+                length = answer.getheader("Content-Length") if self.command == "HEAD" else None
+                self.send_header("Content-Length", length or str(len(data)))
                 self.end_headers()
                 if self.command != "HEAD":
                     self.wfile.write(data)
@@ -248,6 +254,10 @@ class FailingProxy:
     @property
     def failed(self) -> int:
         return self.state["failed"]
+
+    def heal(self) -> None:
+        """From now on, forward every request."""
+        self.state["left"] = 0
 
     def close(self) -> None:
         self._server.shutdown()

@@ -50,7 +50,9 @@ def test_install_syncs_the_venv_from_the_lock_then_checks_it(fake_uv) -> None:
     result = _make("install", uv, {})
 
     assert result.returncode == 0, result.stderr
-    sync, check = record.read_text().splitlines()
+    lock, sync, check = record.read_text().splitlines()
+    # The lock still fits pyproject.toml (this uv says so): nothing is locked again.
+    assert lock.startswith("lock --check --quiet")
     assert sync.startswith("sync --locked") and sync.endswith("project=.venv")
     assert check.startswith("pip check --python .venv/bin/python")
     assert "installing uv" not in result.stdout  # a uv was given: nothing is bootstrapped
@@ -64,7 +66,7 @@ def test_with_a_pip_mirror_uv_installs_the_exported_pins_from_it(fake_uv) -> Non
     assert result.returncode == 0, result.stderr
     # uv.lock names PyPI's files: from a mirror, the same pins come through requirements.lock.
     # Without a .venv yet (a project just generated), `uv venv` makes it first.
-    calls = [c for c in record.read_text().splitlines() if not c.startswith("venv ")]
+    calls = [c for c in record.read_text().splitlines() if not c.startswith(("venv ", "lock --check"))]
     assert calls[0] == (
         "pip sync --python .venv/bin/python requirements.lock | default=https://mirror.example/simple index= project="
     )

@@ -15,9 +15,9 @@ from mlsteps.discovery import step_names
 from mlsteps.errors import PipelineError
 from mlsteps.pipeline import run_pipeline
 
-from tests.conftest import TEAM_BUCKET
 from tests.helpers import EXAMPLE_RAW, scrubbed_env
 from tests.servers import AWS_TEST_ENV, free_port
+from tests.template_fixtures import TEAM_BUCKET
 
 STEPS = step_names()
 

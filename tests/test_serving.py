@@ -15,9 +15,9 @@ import requests
 from mlsteps.serving.inference_log import read_inference_log
 from mlsteps.storage import Storage
 
-from tests.conftest import Champion
 from tests.helpers import run_main, serving
 from tests.servers import AWS_TEST_ENV, free_port
+from tests.template_fixtures import Champion
 
 KEY = "team-a-secret-key"
 ROWS = 25

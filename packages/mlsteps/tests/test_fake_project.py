@@ -112,7 +112,9 @@ def _mlsteps(project: Path, *args: str) -> subprocess.CompletedProcess:
 
 
 def _totals(project: Path) -> list[float]:
-    return [pd.read_parquet(p)["x"].item() for p in sorted((project / "data/processed").glob("*/totals.parquet"))]
+    """What each run of `total` wrote, oldest first."""
+    written = sorted((project / "data/processed").glob("*/totals.parquet"), key=lambda p: p.stat().st_mtime_ns)
+    return [pd.read_parquet(p)["x"].item() for p in written]
 
 
 def _runs(project: Path) -> list[tuple[str, str]]:

@@ -366,7 +366,14 @@ def _remove_empty(folders: list[str]) -> None:
             return
 
 
+# s3fs turns S3's answers into OSErrors: SlowDown, ServiceUnavailable and 503 are EBUSY, InternalError and 500 are
+# EREMOTEIO; timeouts and dropped connections come as their own errnos.
+_TRANSIENT_ERRNOS = {errno.EBUSY, errno.EREMOTEIO, errno.EAGAIN, errno.ETIMEDOUT, errno.ECONNRESET, errno.ECONNABORTED}
+
+
 def _is_transient(exc: BaseException) -> bool:
+    if isinstance(exc, OSError) and exc.errno in _TRANSIENT_ERRNOS:
+        return True
     text = f"{type(exc).__name__} {exc}"
     return any(s in text for s in _TRANSIENT)
 
