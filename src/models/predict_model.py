@@ -50,6 +50,11 @@ STEP = Step(
             "help": "runs:/<id>/model, models:/<name>/<version> or models:/<name>@<alias>.",
         },
         "--input": {"key": "catalog.predict_input.path", "help": "dataset to score (path or s3:// URI)."},
+        "--model-from-other-environment": {
+            "key": "catalog.model.other_environment",
+            "type": "flag",
+            "help": "let --model-uri name another environment's model (a dev model scoring prd data).",
+        },
     },
     resources={"cpu": "2", "memory": "8Gi"},
 )

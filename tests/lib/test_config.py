@@ -235,3 +235,18 @@ def test_the_examples_estimators_are_the_librarys_defaults() -> None:
 
     assert example["estimator"] == chosen
     assert {n: (e["class"], e.get("params", {})) for n, e in example["estimators"].items()} == estimators
+
+
+def test_a_model_of_another_environment_needs_to_be_asked_for() -> None:
+    dev_model = {"catalog": {"model": {"uri": "models:/breast-cancer-dev@champion"}}}
+
+    with pytest.raises(ConfigError) as caught:
+        load_config("local", overrides=dev_model, env={})
+    allowed = load_config(
+        "local", overrides={"catalog": {"model": {**dev_model["catalog"]["model"], "other_environment": True}}}, env={}
+    )
+    own = load_config("local", overrides={"catalog": {"model": {"uri": "models:/breast-cancer-local/3"}}}, env={})
+
+    assert "the model of environment 'dev', and this is 'local'" in str(caught.value)
+    assert "--model-from-other-environment" in str(caught.value)
+    assert allowed.dataset("model").uri == own.dataset("model").uri.replace("local/3", "dev@champion")

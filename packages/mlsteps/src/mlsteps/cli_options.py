@@ -72,6 +72,8 @@ def step_options(func: Callable[..., Any]) -> Callable[..., Any]:
         helps = " ".join(f"{step}: {s.get('help', s['key'])}" for step, s in uses)
         if spec.get("multiple"):
             option = click.option(*names, multiple=True, metavar=spec.get("metavar", "KEY=VALUE"), help=helps)
+        elif spec.get("type") == "flag":
+            option = click.option(*names, is_flag=True, default=None, help=helps)
         elif spec.get("type") in types:
             option = click.option(*names, type=types[spec["type"]], help=helps)
         else:
@@ -85,7 +87,7 @@ def overrides_from(**values: Any) -> dict[str, Any]:
     overrides: dict[str, Any] = {}
     for flag, uses in declared_options().items():
         value = values.get(_dest(flag))
-        if value is None or value == ():
+        if value is None or value == () or value is False:
             continue
         for step, spec in uses:
             if spec.get("multiple"):

@@ -176,6 +176,7 @@ def load_config(
         raise ConfigError(_describe_validation_error(exc, base_file, env_file, sources)) from exc
     _check_local_only(settings, sources, env_file)
     _check_gate_metrics(settings, sources, env_raw, base_file, env_file)
+    _check_model_environment(settings, choices)
     settings = _resolve_locations(settings)
     settings._overrides = {".".join(key): source for key, source in sources.items()}
     return settings
@@ -234,6 +235,22 @@ def _check_gate_metrics(
             f"not metrics of a {task} model: {'; '.join(problems)} (in {env_file.parent}). Remove them, or use "
             f"{', '.join(known)}"
         )
+
+
+def _check_model_environment(settings: Settings, environments: list[str]) -> None:
+    """A model URI that names another environment's registered model is refused unless the entry says it may."""
+    for key, spec in settings.catalog.items():
+        if spec.kind != "model" or not spec.uri or not spec.uri.startswith("models:/") or spec.other_environment:
+            continue
+        named = spec.uri.removeprefix("models:/").split("/")[0].split("@")[0]
+        assert spec.name is not None  # a model entry has a name (DatasetSpec)
+        for other in environments:
+            if other != settings.environment and named == spec.name.replace(settings.environment, other):
+                raise ConfigError(
+                    f"catalog.{key}.uri is {spec.uri}, the model of environment '{other}', and this is "
+                    f"'{settings.environment}': to score {settings.environment}'s data with it, say so with "
+                    f"--model-from-other-environment (catalog.{key}.other_environment: true)"
+                )
 
 
 def join_uri(root: str, relative: str) -> str:

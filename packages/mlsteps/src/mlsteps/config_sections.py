@@ -32,6 +32,8 @@ class DatasetSpec(Strict):
     format: Literal["parquet", "csv"] | None = None
     name: str | None = None
     uri: str | None = None
+    # A model: whether ``uri`` may name another environment's registered model (a dev model scoring prd data).
+    other_environment: bool = False
     # How a CSV input is read: separator, encoding and decimal mark ({sep: ";", decimal: ","}).
     csv: CsvSettings = Field(default_factory=lambda: CsvSettings())
     # Rows read at a time by a step that takes this dataset in chunks (make_data its raw input): what bounds the

@@ -94,7 +94,7 @@ class Step(Generic[P]):
         fallbacks: a dataset to read in place of one that is not set (``predict_input`` -> ``test``).
         options: command-line options that set keys of the step's config section (literal), e.g.
             ``{"--seed": {"key": "seed", "type": "int", "help": "..."}}``; a key starting with ``catalog.`` sets a
-            catalog entry instead. Spec keys: key, help, type (str, int or float), multiple (``KEY=VALUE``
+            catalog entry instead. Spec keys: key, help, type (str, int, float, or flag: on when given), multiple (``KEY=VALUE``
             pairs into a mapping), short (e.g. ``-p``), metavar. Steps may share a flag: it sets each one's key.
         policy: the module whose ``decide(settings, name, model_uri, evaluation, data, train_target)`` judges a
             model it wrote before it is
