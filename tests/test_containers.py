@@ -318,6 +318,7 @@ def test_local_script_mounts_the_repo_at_the_same_path(fake_engine) -> None:
     assert args[-4:-1] == ["local", "--step", "predict"]
 
 
+@pytest.mark.slow
 def test_build_script_tags_with_the_commit(fake_engine) -> None:
     engine, record = fake_engine
     commit = (
@@ -404,6 +405,7 @@ def test_dag_runs_every_step_under_one_parent_run(workspace, tmp_path: Path) -> 
     assert list(workspace.data_root.glob("processed/predictions/*/predictions.parquet"))
 
 
+@pytest.mark.slow
 @needs_airflow
 def test_dag_kubernetes_tasks_use_the_image_and_no_secrets(tmp_path: Path) -> None:
     code = """

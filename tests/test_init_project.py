@@ -143,6 +143,7 @@ def test_init_refuses_to_overwrite_a_contract_without_force(project: Path) -> No
     assert base.read_bytes() == before
 
 
+@pytest.mark.slow
 def test_init_with_force_from_the_command_line_prints_what_it_inferred_and_what_to_review(project: Path) -> None:
     done = _init(project, "messy.csv", "--target", "churned", "--id-column", "row_id", "--force")
 
@@ -152,6 +153,7 @@ def test_init_with_force_from_the_command_line_prints_what_it_inferred_and_what_
     assert yaml.safe_load((project / "config" / "base.yaml").read_text())["schema"]["id_column"] == "row_id"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
@@ -173,6 +175,7 @@ def test_bad_input_is_named_and_nothing_is_written(project: Path, args: list[str
     assert (project / "config" / "base.yaml").read_bytes() == before
 
 
+@pytest.mark.slow
 def test_without_a_data_file_init_completes_the_configs_own_contract(project: Path) -> None:
     """What `make setup` runs in a project from `copier copy`: the schema holds the answers, no columns yet."""
     base = project / "config" / "base.yaml"

@@ -42,6 +42,7 @@ def test_help_does_not_import_heavy_libraries() -> None:
     assert "HEAVY []" in result.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("args", "expected", "code"),
     [

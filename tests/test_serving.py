@@ -250,6 +250,7 @@ def test_serve_without_a_champion_fails_clearly(workspace) -> None:
     assert "holds the alias @champion" in done.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("env", "message"),
     [

@@ -28,6 +28,7 @@ def _data(task: str) -> tuple[pd.DataFrame, object]:
     return pd.DataFrame({"x": x, "y": labels[cut].astype(object)}), LogisticRegression()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("task", ["binary", "multiclass", "regression"])
 def test_metrics_without_plots_equal_the_default_evaluators(task, tmp_path) -> None:
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from importlib.metadata import version
 
+import pytest
 from mlsteps.registry import BASE_REQUIREMENTS, model_requirements
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
@@ -30,6 +31,7 @@ def test_an_estimator_from_another_package_adds_that_package() -> None:
     assert len(pins) == len(BASE_REQUIREMENTS) + 1
 
 
+@pytest.mark.slow
 def test_a_version_registered_in_this_process_is_used_as_fitted_others_are_loaded(tmp_path, monkeypatch) -> None:
     import mlflow
     import pandas as pd
