@@ -107,7 +107,9 @@ def test_dev_pipeline_writes_data_snapshots_and_models_to_s3(dev: DevEnv) -> Non
     manifest = client.download_artifacts(train_run.info.run_id, "snapshot/manifest.json")
     import json
 
-    files = json.loads(Path(manifest).read_text())["files"]
+    recorded = json.loads(Path(manifest).read_text())
+    files = recorded["files"]
+    assert recorded["training"] == "train"  # what the gate reads the champion's training rows from
     assert {f["uri"] for f in files.values()} == {f"s3://{TEAM_BUCKET}/{k}" for k in snapshots}
     assert files["train"]["rows"] == 455
     assert files["train"]["uri"].endswith(files["train"]["sha256"] + ".parquet")

@@ -97,6 +97,8 @@ def _read_declaration(path: Path, src: Path) -> Declaration | None:
                     raise DeclarationError(f"{path}: STEP's '{keyword.arg}' must be a literal ({exc})") from exc
         if "name" not in values:
             raise DeclarationError(f"{path}: STEP = Step(...) needs name='...' as a keyword")
+        for flag, spec in dict(values.get("options", {})).items():
+            _check_option(path, flag, spec)
         module = ".".join(("src", *path.relative_to(src).with_suffix("").parts))
         return Declaration(
             name=values["name"],
@@ -111,6 +113,24 @@ def _read_declaration(path: Path, src: Path) -> Declaration | None:
             options=dict(values.get("options", {})),
         )
     return None
+
+
+OPTION_KEYS = {"key", "help", "type", "multiple", "short", "metavar"}
+OPTION_TYPES = {"str", "int", "float", "flag"}
+
+
+def _check_option(path: Path, flag: str, spec: Any) -> None:
+    """A step's command-line option is ``--name: {key: ..., ...}`` with known spec keys and types."""
+    where = f"{path}: STEP's option '{flag}'"
+    if not (isinstance(flag, str) and flag.startswith("--")):
+        raise DeclarationError(f"{where}: an option is named '--like-this'")
+    if not isinstance(spec, dict) or not isinstance(spec.get("key"), str):
+        raise DeclarationError(f"{where}: give a mapping with the config key it sets, e.g. {{'key': 'seed'}}")
+    unknown = sorted(set(spec) - OPTION_KEYS)
+    if unknown:
+        raise DeclarationError(f"{where}: unknown spec key(s) {unknown}; use {', '.join(sorted(OPTION_KEYS))}")
+    if spec.get("type", "str") not in OPTION_TYPES:
+        raise DeclarationError(f"{where}: type '{spec['type']}' is not one of {', '.join(sorted(OPTION_TYPES))}")
 
 
 def _in_order(found: list[Declaration]) -> list[Declaration]:

@@ -240,8 +240,10 @@ def _rows_outside_training(name: str, champion: str, holdout: Any) -> tuple[Any,
 
     run_id = MlflowClient().get_model_version(name, champion).run_id or ""
     try:
-        train = load_manifest(run_id)["files"]["train"]["uri"]
-    except (_Missing, KeyError) as exc:
+        manifest = load_manifest(run_id)
+        # The dataset the champion was trained on (named by the manifest; before 0.2.0, the first one recorded).
+        train = manifest["files"][manifest.get("training") or next(iter(manifest["files"]))]["uri"]
+    except (_Missing, KeyError, StopIteration) as exc:
         return None, f"version {champion}'s training data is not recorded with its run ({exc})"
     trained = Storage().read_table(train)
     columns = [c for c in holdout.columns if c in trained.columns]

@@ -58,8 +58,8 @@ def load_inputs(
             loaded[name] = catalog.load(name, source.uri)
     if not files:
         return loaded, sources, {}
-    lineage.log_manifest({"run_id": run_id, "from_run": from_run, "files": files})
     first = step.snapshot[0]  # the training data, by convention the first dataset snapshotted
+    lineage.log_manifest({"run_id": run_id, "from_run": from_run, "training": first, "files": files})
     lineage.log_input(lineage.dataset(loaded[first], first, files[first]["uri"], files[first]["sha256"]), "training")
     return loaded, sources, {**{f"{name}_uri": f["uri"] for name, f in files.items()}, "from_run": from_run or ""}
 
