@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 from mlsteps.errors import StorageError
 from mlsteps.storage import Storage
+from mlsteps.storage_errors import storage_error
 
 
 @pytest.fixture
@@ -108,7 +109,7 @@ def test_a_folder_where_a_file_should_be_is_named(tmp_path: Path) -> None:
 def test_a_full_disk_is_said_so() -> None:
     import errno
 
-    error = Storage()._storage_error("/data/x.parquet", "write", OSError(errno.ENOSPC, "No space left on device"))
+    error = storage_error("/data/x.parquet", "write", OSError(errno.ENOSPC, "No space left on device"))
 
     assert "the disk is full" in str(error)
 

@@ -8,7 +8,6 @@ Credentials come from the standard AWS chain; ``AWS_ENDPOINT_URL`` points at an 
 from __future__ import annotations
 
 import contextlib
-import errno
 import hashlib
 import logging
 import os
@@ -20,7 +19,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlsteps.digests import DigestCache
-from mlsteps.errors import StorageError, StorageTransient, StorageUnreachable
+from mlsteps.errors import StorageError
+from mlsteps.storage_errors import is_auth_error, is_transient, storage_error
 from mlsteps.tables import CsvOptions, read_chunks, read_frame
 
 if TYPE_CHECKING:
@@ -159,8 +159,8 @@ class Storage:
         except pd.errors.EmptyDataError as exc:
             raise StorageError(f"dataset '{uri}' is empty: it has no header and no rows") from exc
         except (pd.errors.ParserError, UnicodeDecodeError, OSError, ValueError) as exc:
-            if isinstance(exc, PermissionError | FileNotFoundError) or _is_auth_error(exc) or _is_transient(exc):
-                raise self._storage_error(uri, "read", exc) from exc
+            if isinstance(exc, PermissionError | FileNotFoundError) or is_auth_error(exc) or is_transient(exc):
+                raise storage_error(uri, "read", exc) from exc
             raise StorageError(f"dataset '{uri}' cannot be parsed as {suffix[1:]}: {exc}") from exc
 
     def fingerprint(self, uri: str) -> str:
@@ -189,7 +189,7 @@ class Storage:
                 while chunk := handle.read(_CHUNK):
                     digest.update(chunk)
         except Exception as exc:
-            raise self._storage_error(uri, "read", exc) from exc
+            raise storage_error(uri, "read", exc) from exc
         return digest.hexdigest()
 
     # -- writing -----------------------------------------------------------------------------------------------
@@ -255,7 +255,7 @@ class Storage:
             os.close(fd)
         except OSError as exc:
             _remove_empty(made)
-            raise self._storage_error(uri, "write", exc) from exc
+            raise storage_error(uri, "write", exc) from exc
         try:
             writer(tmp)
             sha, size = _hash_file(tmp)
@@ -268,7 +268,7 @@ class Storage:
                 os.remove(tmp)
             _remove_empty(made)
             if isinstance(exc, OSError):
-                raise self._storage_error(uri, "write", exc) from exc
+                raise storage_error(uri, "write", exc) from exc
             raise
         return WrittenFile(uri=uri, sha256=sha, size=size)
 
@@ -296,53 +296,7 @@ class Storage:
         except StorageError:
             raise
         except Exception as exc:
-            raise self._storage_error(uri, verb, exc) from exc
-
-    def _storage_error(self, uri: str, verb: str, exc: BaseException) -> StorageError:
-        text = f"{type(exc).__name__}: {exc}"
-        if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
-            hint = "the disk is full: free space there, or point data.root (or the catalog entry's path) at a disk with room"
-        elif isinstance(exc, IsADirectoryError):
-            hint = "it is a folder, not a file: point the catalog entry at a file"
-        elif isinstance(exc, PermissionError) and not _is_remote(uri):
-            hint = (
-                "the location is not writable/readable by this user: fix its permissions or point data.root elsewhere"
-            )
-        elif _is_auth_error(exc):
-            hint = "no valid AWS credentials were found: set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY"
-        elif "NoSuchBucket" in text or "bucket does not exist" in text.lower():
-            hint = "the bucket does not exist: create it or set PIPELINE_DATA_ROOT to an existing bucket"
-        elif "Could not connect" in text or "ConnectionError" in text or "EndpointConnectionError" in text:
-            hint = "the S3 endpoint cannot be reached: check AWS_ENDPOINT_URL and the network"
-        elif _is_transient(exc):
-            hint = "the storage failed for now (after its retries): the same request may succeed later"
-            return StorageTransient(f"cannot {verb} '{uri}': {text} -> {hint}")
-        else:
-            hint = "check the location in the config and your access to it"
-        unreachable = _is_auth_error(exc) or "cannot be reached" in hint
-        return (StorageUnreachable if unreachable else StorageError)(f"cannot {verb} '{uri}': {text} -> {hint}")
-
-
-# What S3 (and the HTTP stack under s3fs) says when a request failed for a reason that may pass.
-_TRANSIENT = (
-    "(500)",
-    "(502)",
-    "(503)",
-    "(504)",
-    "InternalError",
-    "ServiceUnavailable",
-    "SlowDown",
-    "Throttl",
-    "RequestTimeout",
-    "timed out",
-    "TimeoutError",
-    "ReadTimeout",
-    "ConnectTimeout",
-    "ServerDisconnected",
-    "ConnectionReset",
-    "IncompleteRead",
-    "Service Unavailable",
-)
+            raise storage_error(uri, verb, exc) from exc
 
 
 def _missing_folders(folder: str) -> list[str]:
@@ -364,35 +318,6 @@ def _remove_empty(folders: list[str]) -> None:
             os.rmdir(folder)
         except OSError:
             return
-
-
-# s3fs turns S3's answers into OSErrors: SlowDown, ServiceUnavailable and 503 are EBUSY, InternalError and 500 are
-# EREMOTEIO; timeouts and dropped connections come as their own errnos.
-_TRANSIENT_ERRNOS = {errno.EBUSY, errno.EREMOTEIO, errno.EAGAIN, errno.ETIMEDOUT, errno.ECONNRESET, errno.ECONNABORTED}
-
-
-def _is_transient(exc: BaseException) -> bool:
-    if isinstance(exc, OSError) and exc.errno in _TRANSIENT_ERRNOS:
-        return True
-    text = f"{type(exc).__name__} {exc}"
-    return any(s in text for s in _TRANSIENT)
-
-
-def _is_auth_error(exc: BaseException) -> bool:
-    text = f"{type(exc).__name__} {exc}"
-    return any(
-        s in text
-        for s in (
-            "NoCredentialsError",
-            "Unable to locate credentials",
-            "InvalidAccessKeyId",
-            "PartialCredentialsError",
-            "Partial credentials",
-            "SignatureDoesNotMatch",
-            "ExpiredToken",
-            "AccessDenied",
-        )
-    )
 
 
 def _is_remote(uri: str) -> bool:
