@@ -1,4 +1,4 @@
-"""Step cache keys: a step is reused only when its code, parameters, environment and input bytes are unchanged.
+"""The cache key: a step is reused only when its code, parameters, environment and input bytes are unchanged.
 
 Unlike MLflow's ``multistep_workflow`` example (``_already_ran``), the key covers the step's source code and the
 library versions, compares parameters in canonical JSON, and includes the digests of the inputs: a changed
@@ -21,7 +21,7 @@ from typing import Any
 from mlsteps.project import ROOT as REPO_ROOT
 
 # The library's own modules a step imports (mlsteps.step, mlsteps.schema, ...) are part of its code too.
-LIBRARY_PARENT = Path(__file__).resolve().parents[1]
+LIBRARY_PARENT = Path(__file__).resolve().parents[2]
 
 TAG_KEY = "pipeline.cache.key"
 TAG_CODE = "pipeline.cache.code"
@@ -83,12 +83,20 @@ def code_digest(module: str, root: Path = REPO_ROOT) -> str:
     for file in import_closure(module, root):
         label = file.relative_to(LIBRARY_PARENT if file.is_relative_to(LIBRARY_PARENT) else root).as_posix()
         digest.update(label.encode() + b"\0" + file.read_bytes() + b"\0")
+    digest.update(library_versions().encode())
+    return digest.hexdigest()
+
+
+@cache
+def library_versions() -> str:
+    """``name==version`` of each of ``RESULT_LIBRARIES``, one a line (``absent`` when not installed)."""
+    lines = []
     for package in RESULT_LIBRARIES:
         try:
-            digest.update(f"{package}=={version(package)}\n".encode())
+            lines.append(f"{package}=={version(package)}\n")
         except PackageNotFoundError:
-            digest.update(f"{package}==absent\n".encode())
-    return digest.hexdigest()
+            lines.append(f"{package}==absent\n")
+    return "".join(lines)
 
 
 def import_closure(module: str, root: Path = REPO_ROOT) -> list[Path]:

@@ -1,24 +1,23 @@
-""" "Up to date": an unchanged re-run answered before MLflow, pandas or the config models are imported.
+"""What the cache remembers on this machine, by file stat (size, mtime in ns, inode), as ``make`` and DVC do.
 
-After a pipeline run that ended well, ``record`` writes a state file: a fingerprint of everything that decides what
-the run does and the size, mtime and inode of every local file it read or wrote, the SQLite tracking store among
-them. ``check`` recomputes the fingerprint and looks at those files again (``os.stat``, no reading): when all match,
-nothing any step reads has changed, so every step would be reused, and the command says so and ends. This is how
-``make`` and DVC answer "up to date": by file metadata, falling back to the full check (the steps' cache keys,
-asked of MLflow) on any difference.
+Two memories share one folder (``state_dir()``: ``PIPELINE_STATE_DIR``, else ``.pipeline/`` in the project) and one
+rule: a remembered answer holds while the stat of every file it was drawn from is unchanged.
 
-The fingerprint covers the command's options, the environment's name, the working directory, every file of the config folder, the
-``PIPELINE_*``, ``MLFLOW_*`` and ``AWS_*`` environment variables, every file under ``src/`` and of the library, the interpreter and
-the versions of the libraries in the steps' cache keys. The tracking store is a file: any write to it (a run, a
-tag, an alias moved, a run deleted) changes its stat and so sends the next run through MLflow.
+- **File digests** (``DigestCache``, ``digests.json``): a file's SHA-256, the input part of a step's cache key
+  (``mlsteps.reuse.keys``). A large raw file is hashed once, and again when its stat changes.
+- **Up to date** (``fingerprint``, ``check``, ``record``; ``uptodate-<environment>.json``): after a pipeline run
+  that ended well, a fingerprint of everything that decides what the run does and the stat of every local file it
+  read or wrote, the SQLite tracking store among them. When both still hold, every step's key would match its
+  last run, so the command says so and ends before MLflow, pandas or the config models are imported; on any
+  difference it falls back to the full check (the steps' cache keys, asked of MLflow).
 
-It applies only where the tracking store and every dataset are local files (the ``local`` environment). With a
-tracking server or S3, no state is kept and every run asks MLflow. Under ``mlflow run`` (``MLFLOW_RUN_ID`` set)
-it never applies: that run is waiting for its steps.
-
-An up-to-date run records nothing in MLflow: the runs that made the outputs already hold their lineage, and a new
-parent run with reused steps would say nothing new. ``--record`` (or ``--force``) goes through MLflow anyway.
-Standard library only.
+The fingerprint covers the command's options, the environment's name, the working directory, every file of the
+config folder, the ``PIPELINE_*``, ``MLFLOW_*`` and ``AWS_*`` environment variables, every file under ``src/`` and
+of the library, the interpreter and the library versions of the cache keys. The tracking store is a file: any write
+to it (a run, a tag, an alias moved, a run deleted) changes its stat and so sends the next run through MLflow.
+Up to date applies only where the tracking store and every dataset are local files (the ``local`` environment);
+under ``mlflow run`` (``MLFLOW_RUN_ID`` set) never: that run is waiting for its steps. An up-to-date run records
+nothing in MLflow (``--record`` or ``--force`` go through MLflow anyway). Standard library only.
 """
 
 from __future__ import annotations
@@ -27,17 +26,17 @@ import hashlib
 import json
 import os
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from mlsteps.cache import RESULT_LIBRARIES
 from mlsteps.project import ROOT as REPO_ROOT
+from mlsteps.reuse.keys import library_versions
 
-LIBRARY = Path(__file__).resolve().parent
+LIBRARY = Path(__file__).resolve().parents[1]
 STATE_VERSION = 1
+MAX_DIGESTS = 2000  # the oldest are forgotten beyond this (a forgotten file is only hashed again)
 ENV_PREFIXES = ("PIPELINE_", "MLFLOW_", "AWS_")
 # Variables of those prefixes that cannot change a result (the Makefile exports MLFLOW_DISABLE_TELEMETRY: a direct
 # `python src/main.py` after `make run` is still up to date).
@@ -59,6 +58,69 @@ def state_dir() -> Path:
     return Path(os.environ.get("PIPELINE_STATE_DIR") or REPO_ROOT / ".pipeline")
 
 
+def file_stat(path: str) -> list[int] | None:
+    """(size, mtime_ns, inode) of a file, or None when there is none: what every remembered answer is keyed by."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return [st.st_size, st.st_mtime_ns, st.st_ino]
+
+
+def _read_state(path: Path) -> Any:
+    """A state file's JSON, or None when it is missing or unreadable (a memory lost is only computed again)."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _write_state(path: Path, value: Any) -> None:
+    """Write a state file whole or not at all (a temp file, then renamed)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(value, indent=1))
+    os.replace(tmp, path)
+
+
+class DigestCache:
+    """File digests remembered by stat, loaded from and saved to ``digests.json`` in the state folder."""
+
+    def __init__(self) -> None:
+        self._entries: dict[str, list] | None = None
+
+    @property
+    def file(self) -> Path:
+        return state_dir() / "digests.json"
+
+    def _load(self) -> dict[str, list]:
+        if self._entries is None:
+            loaded = _read_state(self.file)
+            self._entries = loaded if isinstance(loaded, dict) else {}
+        return self._entries
+
+    def digest(self, path: str, compute: Callable[[], str]) -> str:
+        """The digest of the file at ``path``: remembered while its stat is unchanged, else ``compute()``d."""
+        path = os.path.abspath(path)
+        seen = file_stat(path)
+        if seen is None:
+            return compute()  # reports the missing file its own way
+        entries = self._load()
+        entry = entries.get(path)
+        if isinstance(entry, list) and entry[:3] == seen and len(entry) == 4:
+            return str(entry[3])
+        value = compute()
+        entries.pop(path, None)
+        entries[path] = [*seen, value]
+        while len(entries) > MAX_DIGESTS:
+            entries.pop(next(iter(entries)))
+        try:
+            _write_state(self.file, entries)
+        except OSError:
+            pass  # a read-only project: digests are computed again next time, nothing else changes
+        return value
+
+
 def _state_file(environment: str) -> Path:
     return state_dir() / f"uptodate-{environment}.json"
 
@@ -75,11 +137,7 @@ def fingerprint(environment: str, options: Mapping[str, Any]) -> str:
     add("options", json.dumps(dict(options), sort_keys=True, default=str).encode())
     add("python", f"{sys.executable}\0{sys.version}".encode())
     add("cwd", os.getcwd().encode())  # relative paths in the config resolve against it
-    for name in RESULT_LIBRARIES:
-        try:
-            add(f"library {name}", version(name).encode())
-        except PackageNotFoundError:
-            add(f"library {name}", b"-")
+    add("libraries", library_versions().encode())
     env = sorted((k, v) for k, v in os.environ.items() if k.startswith(ENV_PREFIXES) and k not in ENV_IGNORED)
     add("env", json.dumps(env).encode())
     config_dir = Path(os.environ.get("PIPELINE_CONFIG_DIR") or REPO_ROOT / "config").resolve()
@@ -98,15 +156,6 @@ def _files(folder: Path) -> list[Path]:
     if not folder.is_dir():
         return []
     return sorted(p for p in folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
-
-
-def _stat(path: str) -> list[int] | None:
-    """(size, mtime_ns, inode) of a file, or None when there is none."""
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return [st.st_size, st.st_mtime_ns, st.st_ino]
 
 
 def local_path(uri: str) -> str | None:
@@ -133,16 +182,13 @@ def check(environment: str, current: str) -> UpToDate | None:
     """The state of the last run, if its fingerprint is ``current`` and nothing it used has changed; else None."""
     if not applies():
         return None
-    try:
-        state = json.loads(_state_file(environment).read_text())
-    except (OSError, ValueError):
-        return None
+    state = _read_state(_state_file(environment))
     if not isinstance(state, dict) or state.get("version") != STATE_VERSION:
         return None
     if state.get("fingerprint") != current:
         return None
     files = state.get("files")
-    if not isinstance(files, dict) or any(_stat(path) != seen for path, seen in files.items()):
+    if not isinstance(files, dict) or any(file_stat(path) != seen for path, seen in files.items()):
         return None
     return UpToDate(str(state.get("parent_run_id", "")), [str(line) for line in state.get("lines", [])])
 
@@ -168,11 +214,11 @@ def record(
     for path in [p for p in paths if p]:
         absolute = os.path.abspath(path)
         if os.path.isdir(absolute):
-            watched |= {str(f): _stat(str(f)) for f in _files(Path(absolute))}
-        watched[absolute] = _stat(absolute)
+            watched |= {str(f): file_stat(str(f)) for f in _files(Path(absolute))}
+        watched[absolute] = file_stat(absolute)
     # The database, and the files SQLite writes beside it in its other journal modes (their absence counts too).
     for suffix in ("", "-wal", "-journal"):
-        watched[os.path.abspath(database + suffix)] = _stat(database + suffix)
+        watched[os.path.abspath(database + suffix)] = file_stat(database + suffix)
     state = {
         "version": STATE_VERSION,
         "fingerprint": fingerprint_before,
@@ -180,8 +226,5 @@ def record(
         "files": watched,
         "lines": lines,
     }
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(state, indent=1))
-    os.replace(tmp, target)
+    _write_state(target, state)
     return True
