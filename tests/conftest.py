@@ -48,7 +48,7 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.Temp
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
-    # Remembered digests and up-to-date states (mlsteps.digests, mlsteps.uptodate) never go into .pipeline/.
+    # Remembered digests and up-to-date states (mlsteps.reuse.local) never go into .pipeline/.
     monkeypatch.setenv("PIPELINE_STATE_DIR", str(tmp_path_factory.getbasetemp() / "state"))
     yield
     if "mlflow" in sys.modules:

@@ -50,17 +50,29 @@ class Workspace:
         return {
             "PIPELINE_DATA_ROOT": str(self.data_root),
             "PIPELINE_TRACKING_URI": self.tracking_uri,
-            # Up-to-date states and remembered digests (src/lib/uptodate.py) stay in the workspace too.
+            # Up-to-date states and remembered digests (mlsteps.reuse.local) stay in the workspace too.
             "PIPELINE_STATE_DIR": str(self.root / "state"),
         }
 
 
+@pytest.fixture(scope="session")
+def empty_tracking_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An empty SQLite tracking store with MLflow's tables made: a copy saves each test's first command the
+    migrations (about a second). A store made from nothing is still tried, by test_smoke and the fixtures below."""
+    import mlflow
+
+    path = tmp_path_factory.mktemp("empty-store") / "mlflow.db"
+    mlflow.MlflowClient(f"sqlite:///{path}").search_experiments()
+    return path
+
+
 @pytest.fixture
-def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Workspace:
-    """The example raw dataset copied into a temp data root; a SQLite tracking store beside it."""
+def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, empty_tracking_store: Path) -> Workspace:
+    """The example raw dataset copied into a temp data root; a SQLite tracking store (empty) beside it."""
     data_root = tmp_path / "data"
     (data_root / "raw").mkdir(parents=True)
     shutil.copy(EXAMPLE_RAW, data_root / "raw" / "breast_cancer.csv")
+    shutil.copy(empty_tracking_store, tmp_path / "mlflow.db")
     ws = Workspace(root=tmp_path, data_root=data_root, tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
     for key, value in ws.env().items():
         monkeypatch.setenv(key, value)

@@ -235,7 +235,7 @@ def test_a_project_made_from_own_data_runs_to_a_champion_and_passes_its_fast_tes
     template: Path, tmp_path: Path, task: str
 ) -> None:
     if not _steps_handle(task):
-        pytest.skip(f"this version of the steps trains binary classifiers only (src/lib/schema.py): no {task}")
+        pytest.skip(f"this version of the steps trains binary classifiers only (mlsteps.schema): no {task}")
     project, name = _make_project(template, tmp_path, task)
 
     contract = _run(project, "src/main.py", "init", "--if-missing")  # what `make setup` runs first

@@ -73,6 +73,8 @@ def _mlflow_run(
             **(extra_env or {}),
         }
     )
+    # As a user types `mlflow run`: without the bytecode compilation `make` asks of uv (the Makefile's export).
+    env.pop("UV_COMPILE_BYTECODE", None)
     return subprocess.run(
         [sys.executable, "-m", "mlflow", "run", ".", "--env-manager", env_manager, *args],
         cwd=project,

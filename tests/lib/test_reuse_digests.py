@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
-from mlsteps.digests import DigestCache
+from mlsteps.reuse.local import DigestCache
 
 
 @pytest.fixture

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mlsteps.cache import TAG_CODE, TAG_INPUTS, TAG_PARAMS, code_digest, import_closure, make_key
 from mlsteps.config import REPO_ROOT
+from mlsteps.reuse.keys import TAG_CODE, TAG_INPUTS, TAG_PARAMS, code_digest, import_closure, make_key
 
 
 def _key(params=None, inputs=None, environment="local", code="code-a"):

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
-from mlsteps import uptodate
+from mlsteps.reuse import local as uptodate
 
 
 @pytest.fixture

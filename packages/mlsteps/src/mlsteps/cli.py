@@ -99,7 +99,7 @@ def _run(
     verbose: bool,
     **options: Any,
 ) -> int:
-    from mlsteps import uptodate
+    from mlsteps.reuse import local as uptodate
 
     if quiet and verbose:
         raise click.UsageError("--quiet and --verbose contradict each other: give one")

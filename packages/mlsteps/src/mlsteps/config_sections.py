@@ -1,4 +1,4 @@
-"""The sections of the config, one pydantic model each (``Settings`` in ``src/lib/config.py`` holds them).
+"""The sections of the config, one pydantic model each (``Settings`` in ``mlsteps.config`` holds them).
 
 Every model rejects unknown keys, so a misspelt key is named instead of silently ignored.
 """

@@ -1,6 +1,6 @@
 """Where config values come from: YAML files, environment variables and command-line overrides.
 
-``load_config`` (``src/lib/config.py``) merges them in this order, lowest first, and remembers which source set
+``load_config`` (``mlsteps.config``) merges them in this order, lowest first, and remembers which source set
 each key so that a validation error can name it.
 """
 

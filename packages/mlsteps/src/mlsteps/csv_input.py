@@ -1,7 +1,7 @@
 """CSV in, checked before pandas reads it: every row must hold one value per column (pandas would take an extra
 leading value as the index, or fill a missing one with NaN, and answer for a row nobody sent), then the frame is
 checked against the model's inputs (``src/models/input_checks.py``). Used by serving's ``/invocations``
-(``frame_from_csv``) and by every CSV the pipeline reads (``src/lib/tables.py``: ``read_csv``, ``read_csv_chunks``).
+(``frame_from_csv``) and by every CSV the pipeline reads (``mlsteps.tables``: ``read_csv``, ``read_csv_chunks``).
 Rows are counted from 1, a header line not included.
 """
 

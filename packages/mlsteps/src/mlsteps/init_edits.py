@@ -69,7 +69,7 @@ def schema_block(report: InitReport) -> str:
         "  # Every feature column: type (float, int, bool, category, string), whether nulls are allowed, and",
         "  # optional bounds (min, max) or allowed values (allowed: [...]). Columns not listed here are rejected.",
         f"  # Inferred by `python src/main.py init` from {report.raw_path} ({report.rows} rows): min 0 where no",
-        "  # value was negative, nullable where one was missing, allowed: the values seen (src/lib/infer_schema.py).",
+        "  # value was negative, nullable where one was missing, allowed: the values seen (mlsteps.infer_schema).",
         "  columns:",
     ]
     for column in report.columns:

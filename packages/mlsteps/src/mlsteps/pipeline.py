@@ -1,7 +1,7 @@
 """Chain the steps as nested MLflow runs under one parent run, reusing every step whose cache key is unchanged.
 
 The steps and their order come from their declarations (``STEP = Step(...)`` in their modules; see
-``src/lib/discovery.py``). A step is reused when a FINISHED run of it exists with the same key (its code,
+``mlsteps.discovery``). A step is reused when a FINISHED run of it exists with the same key (its code,
 parameters, environment and the digests of its inputs) and that run's outputs still exist. A reused step still
 gets a child run under the parent, tagged ``pipeline.reused_from`` with the run it reuses.
 """
@@ -16,13 +16,13 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from mlsteps.cache import CacheKey
 from mlsteps.catalog import Catalog, Input
 from mlsteps.config import Settings
 from mlsteps.discovery import load_steps, step_names
 from mlsteps.errors import ConfigError, DataValidationError, PipelineError, StepError, StorageUnreachable
 from mlsteps.lineage import load_manifest
 from mlsteps.planner import Decision, Planner, recorded_outputs
+from mlsteps.reuse.keys import CacheKey
 from mlsteps.runs import TAG_NOTES, TAG_REUSED_FROM, Runs
 from mlsteps.step import Step, StepContext
 from mlsteps.step_io import load_inputs, save_outputs

@@ -11,13 +11,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from mlsteps import registry
-from mlsteps.cache import CacheKey, code_digest, make_key
 from mlsteps.catalog import Catalog, Input
 from mlsteps.config import Settings
 from mlsteps.discovery import writers
 from mlsteps.errors import ConfigError, PipelineError
 from mlsteps.hints import command
 from mlsteps.lineage import load_manifest
+from mlsteps.reuse.keys import CacheKey, code_digest, make_key
 from mlsteps.runs import TAG_REUSED_FROM, Runs, step_digests, step_outputs
 
 if TYPE_CHECKING:

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlsteps.digests import DigestCache
 from mlsteps.errors import StorageError
+from mlsteps.reuse.local import DigestCache
 from mlsteps.storage_errors import is_auth_error, is_transient, storage_error
 from mlsteps.tables import CsvOptions, read_chunks, read_frame
 
@@ -175,7 +175,7 @@ class Storage:
         return f"etag:{etag}:{info.get('size')}"
 
     def _local_fingerprint(self, uri: str) -> str:
-        # Hashed again only when the file's size, mtime or inode changed since any earlier run (src/lib/digests.py).
+        # Hashed again only when the file's size, mtime or inode changed since any earlier run (mlsteps.reuse.local).
         return self._digests.digest(_local_path(uri), lambda: "sha256:" + self.sha256(uri))
 
     def sha256(self, uri: str) -> str:
