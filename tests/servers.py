@@ -162,6 +162,9 @@ def start_mlflow_server(workdir: Path, backend_uri: str, artifacts_destination: 
             "MLFLOW_S3_ENDPOINT_URL": s3_url,
             "AWS_ENDPOINT_URL": s3_url,
             "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+            # As deploy/docker-compose.yml sets them for the team server.
+            "AWS_RETRY_MODE": "standard",
+            "AWS_MAX_ATTEMPTS": "3",
         }
     )
     proc = _popen(
@@ -192,16 +195,20 @@ def start_mlflow_server(workdir: Path, backend_uri: str, artifacts_destination: 
 class FailingProxy:
     """An HTTP proxy on a free loopback port in front of ``upstream`` (an S3-speaking server) that answers the first
     ``failures`` GET requests whose path holds ``marker`` with S3's "503 Slow Down", and forwards everything else:
-    a storage failing for now, at the network level (the code under test talks to it over HTTP as to S3)."""
+    a storage failing for now, at the network level (the code under test talks to it over HTTP as to S3).
 
-    def __init__(self, upstream: str, marker: str, failures: int) -> None:
+    ``lose_at_next_write(skip)`` makes it a storage lost for good instead: the next PUT or POST whose path holds
+    none of ``skip``, and every request after it, gets its connection closed with no answer (an endpoint gone
+    mid-run)."""
+
+    def __init__(self, upstream: str, marker: str = "", failures: int = 0) -> None:
         import http.client
         import http.server
         import threading
         from urllib.parse import quote, urlsplit
 
         target = urlsplit(upstream)
-        state = {"left": failures, "failed": 0}
+        state: dict = {"left": failures, "failed": 0, "lost": 0, "armed": False, "skip": ()}
         lock = threading.Lock()
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -212,6 +219,11 @@ class FailingProxy:
             def _forward(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 with lock:
+                    write = self.command in ("PUT", "POST") and not any(quote(s) in self.path for s in state["skip"])
+                    if state["lost"] or (state["armed"] and write):
+                        state["lost"] += 1
+                        self.close_connection = True
+                        return
                     fail = self.command == "GET" and quote(marker) in self.path and state["left"] > 0
                     if fail:
                         state["left"] -= 1
@@ -254,6 +266,15 @@ class FailingProxy:
     @property
     def failed(self) -> int:
         return self.state["failed"]
+
+    @property
+    def lost(self) -> int:
+        """Requests dropped since the storage was lost (0: it was never lost)."""
+        return self.state["lost"]
+
+    def lose_at_next_write(self, skip: tuple[str, ...] = ()) -> None:
+        self.state["skip"] = skip
+        self.state["armed"] = True
 
     def heal(self) -> None:
         """From now on, forward every request."""

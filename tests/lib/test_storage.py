@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from mlsteps.errors import StorageError
 from mlsteps.storage import Storage
-from mlsteps.storage_errors import storage_error
+from mlsteps.storage_errors import artifact_store_error, storage_error
 
 
 @pytest.fixture
@@ -112,6 +112,34 @@ def test_a_full_disk_is_said_so() -> None:
     error = storage_error("/data/x.parquet", "write", OSError(errno.ENOSPC, "No space left on device"))
 
     assert "the disk is full" in str(error)
+
+
+def test_a_failing_artifact_store_is_named_and_other_errors_are_not_taken_for_it() -> None:
+    from botocore.exceptions import ConnectionClosedError
+    from mlflow.exceptions import MlflowException
+    from mlsteps.errors import StorageUnreachable
+
+    # What MLflow raises when a server with proxied artifacts answers 500 to every retry of an upload.
+    proxied = MlflowException(
+        "API request to http://127.0.0.1:5050/api/2.0/mlflow-artifacts/artifacts/1/abc/artifacts/model/MLmodel "
+        "failed with exception HTTPConnectionPool(host='127.0.0.1', port=5050): Max retries exceeded with url: "
+        "/api/2.0/mlflow-artifacts/artifacts/1/abc/artifacts/model/MLmodel (Caused by ResponseError('too many 500 "
+        "error responses'))"
+    )
+    direct = ConnectionClosedError(endpoint_url="http://127.0.0.1:9000/bucket/1/abc/artifacts/model/MLmodel")
+
+    named = artifact_store_error(proxied)
+    assert isinstance(named, StorageUnreachable)
+    assert "the tracking server at http://127.0.0.1:5050 could not store an artifact" in str(named)
+    assert "S3" in str(named) and "Traceback" not in str(named)
+    assert isinstance(artifact_store_error(direct), StorageUnreachable)
+    assert "the S3 endpoint cannot be reached" in str(artifact_store_error(direct))
+    # A missing run or a 404 is not the artifact store failing; nor is a step's own error.
+    assert artifact_store_error(MlflowException("Run 'abc' not found")) is None
+    assert artifact_store_error(MlflowException("API request to http://h/api/2.0/mlflow-artifacts/x: 404")) is None
+    assert artifact_store_error(ValueError("could not convert string to float: 'No'")) is None
+    down = "API request to http://h:5050/api/2.0/mlflow-artifacts/artifacts/1/5003/x failed with exception Max retries"
+    assert artifact_store_error(MlflowException(down + " exceeded (Caused by NewConnectionError: refused)")) is None
 
 
 def test_a_failed_write_leaves_no_folder_of_its_own_behind(tmp_path: Path) -> None:

@@ -60,6 +60,7 @@ def _check_credentials(settings: Any) -> Check:
 
 
 def _check_storage(settings: Any) -> list[Check]:
+    from mlsteps.errors import StorageUnreachable
     from mlsteps.storage import Storage
 
     storage = Storage.for_settings(settings)
@@ -75,6 +76,13 @@ def _check_storage(settings: Any) -> list[Check]:
                 "" if found else "upload the raw dataset there, or fix catalog.raw.path / data.root",
             )
         )
+    except StorageUnreachable as exc:
+        # The endpoint or the credentials failed: a write probe would wait out the same retries to say the same.
+        results.append(Check("raw data", False, str(exc)))
+        results.append(
+            Check("storage", False, f"{settings.data.root} not tried: the storage cannot be reached (above)")
+        )
+        return results
     except PipelineError as exc:
         results.append(Check("raw data", False, str(exc)))
     root = settings.data.root

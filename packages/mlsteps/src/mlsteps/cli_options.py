@@ -151,6 +151,14 @@ def command(func: Callable[..., int | None]) -> Callable[..., None]:
         except PipelineError as exc:
             print_error(str(exc), exc if isinstance(exc, StepError) else None, verbose)
             code = exc.exit_code
+        except Exception as exc:
+            from mlsteps.storage_errors import artifact_store_error
+
+            failure = artifact_store_error(exc)  # the parent run's own artifacts (its resolved config), say
+            if failure is None:
+                raise
+            print_error(str(failure))
+            code = failure.exit_code
         sys.exit(code)
 
     return wrapper

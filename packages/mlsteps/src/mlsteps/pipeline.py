@@ -26,6 +26,7 @@ from mlsteps.reuse.keys import CacheKey
 from mlsteps.runs import TAG_NOTES, TAG_REUSED_FROM, Runs
 from mlsteps.step import Step, StepContext
 from mlsteps.step_io import load_inputs, save_outputs
+from mlsteps.storage_errors import artifact_store_error
 
 logger = logging.getLogger(__name__)
 
@@ -208,7 +209,7 @@ def run_pipeline(
                 reporter.step_failed(spec.name, exc)
                 if isinstance(exc, StepError):
                     raise
-                raise StepError(spec.name, exc) from exc
+                raise StepError(spec.name, artifact_store_error(exc) or exc) from exc
             step_result.seconds = time.perf_counter() - step_started
             runs.log_parent_metrics(parent.info.run_id, spec.name, step_result.metrics)
             result.steps.append(step_result)

@@ -15,7 +15,7 @@ from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from mlsteps.config import Settings
-from mlsteps.errors import TrackingError
+from mlsteps.errors import StepError, StorageUnreachable, TrackingError
 from mlsteps.hints import command
 from mlsteps.store import TAG_PID, TAG_PROCESS, connect, owner_is_gone, owner_tags
 
@@ -321,6 +321,11 @@ def _release_interrupted_statement(exc: BaseException) -> None:
 def _record_error(exc: BaseException) -> None:
     import mlflow
 
+    from mlsteps.storage_errors import artifact_store_error
+
     with contextlib.suppress(Exception):  # never let a logging failure hide the real error
         mlflow.set_tag(TAG_ERROR, (f"{type(exc).__name__}: {exc}")[:4000])
-        mlflow.log_text("".join(traceback.format_exception(exc)), "error/traceback.txt")
+        cause = exc.cause if isinstance(exc, StepError) else exc
+        # An artifact store that failed would fail this upload too, after its retries: the tag says it all.
+        if not (isinstance(cause, StorageUnreachable) or artifact_store_error(cause)):
+            mlflow.log_text("".join(traceback.format_exception(exc)), "error/traceback.txt")

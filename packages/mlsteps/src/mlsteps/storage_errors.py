@@ -4,6 +4,7 @@ the kind of failure (the storage unreachable, a failure that may pass, or one th
 from __future__ import annotations
 
 import errno
+import re
 
 from mlsteps.errors import StorageError, StorageTransient, StorageUnreachable
 
@@ -24,6 +25,7 @@ _TRANSIENT = (
     "ConnectTimeout",
     "ServerDisconnected",
     "ConnectionReset",
+    "ConnectionClosed",
     "IncompleteRead",
     "Service Unavailable",
 )
@@ -76,6 +78,8 @@ def storage_error(uri: str, verb: str, exc: BaseException) -> StorageError:
         hint = "the bucket does not exist: create it or set PIPELINE_DATA_ROOT to an existing bucket"
     elif "Could not connect" in text or "ConnectionError" in text or "EndpointConnectionError" in text:
         hint = "the S3 endpoint cannot be reached: check AWS_ENDPOINT_URL and the network"
+    elif "ConnectionClosedError" in text:  # botocore: the endpoint dropped every attempt's connection
+        hint = "the S3 endpoint cannot be reached (it closed the connection, every retry): check AWS_ENDPOINT_URL and the network"
     elif is_transient(exc):
         hint = "the storage failed for now (after its retries): the same request may succeed later"
         return StorageTransient(f"cannot {verb} '{uri}': {text} -> {hint}")
@@ -83,3 +87,30 @@ def storage_error(uri: str, verb: str, exc: BaseException) -> StorageError:
         hint = "check the location in the config and your access to it"
     unreachable = is_auth_error(exc) or "cannot be reached" in hint
     return (StorageUnreachable if unreachable else StorageError)(f"cannot {verb} '{uri}': {text} -> {hint}")
+
+
+# MLflow's client, when a server with proxied artifacts (`mlflow server --artifacts-destination s3://...`) cannot
+# store or read an artifact: "API request to http://HOST/api/2.0/mlflow-artifacts/artifacts/... failed with
+# exception ... too many 500 error responses".
+_PROXIED_ARTIFACT = re.compile(r"(https?://[^/\s]+)/api/2\.0/mlflow-artifacts/")
+# The server's own answer was a 5xx (a server that cannot be reached at all is the tracking server's failure).
+_SERVER_FAILED = re.compile(r"too many 5\d\d error responses|status code:? 5\d\d|\b5\d\d Server Error")
+
+
+def artifact_store_error(exc: BaseException) -> StorageUnreachable | None:
+    """The clear error for an artifact the tracking server failed to store or read because its artifact store (S3
+    for ``dev`` and ``prd``) failed, or for an artifact this process failed to send to S3 itself; None otherwise."""
+    text = f"{type(exc).__name__}: {exc}"
+    server = _PROXIED_ARTIFACT.search(text)
+    if server and _SERVER_FAILED.search(text):
+        return StorageUnreachable(
+            f"the tracking server at {server[1]} could not store an artifact of the run: the artifact store behind "
+            "it (S3 for dev and prd: the server's --artifacts-destination) is failing or cannot be reached -> check "
+            "that the server reaches its S3 bucket (endpoint, network, credentials: the server's log names the "
+            "error), then run again; the runs are marked FAILED"
+        )
+    if type(exc).__module__.startswith(("botocore", "s3transfer", "boto3")):
+        failure = storage_error("the run's artifact store (S3)", "write to", exc)
+        if isinstance(failure, StorageUnreachable):
+            return failure
+    return None
