@@ -161,6 +161,42 @@ def test_sigterm_ends_runs_as_killed(workspace, tmp_path: Path) -> None:
     assert ("make_data", "FINISHED") in statuses
 
 
+def test_sigterm_ends_within_its_grace_while_the_tracking_store_is_locked(workspace, tmp_path: Path) -> None:
+    """The store stays locked by another process after SIGTERM: the KILLED writes cannot finish (each would wait
+    out SQLite's busy timeout, 20 s in MLflow), and the command still ends within its grace. The next pipeline
+    marks the runs KILLED."""
+    import sqlite3
+
+    log = tmp_path / "run.log"
+    proc = _start(workspace, log=log)
+    _wait_for_running_step(workspace, "train_model", proc)
+    holder = sqlite3.connect(workspace.root / "mlflow.db", timeout=60, isolation_level=None)
+    try:
+        holder.execute("BEGIN EXCLUSIVE")  # another process holds the store, as a long write would
+        started = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        try:
+            code = proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            pytest.fail(f"still running 60 s after SIGTERM; its log ends:\n{log.read_text()[-3000:]}")
+        elapsed = time.monotonic() - started
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    print(f"ended {elapsed:.1f} s after SIGTERM with the store locked")
+
+    assert code == 143, log.read_text()[-3000:]
+    assert "could not be marked KILLED within 8 s" in log.read_text()
+    # The grace is 8 s; the margin covers a loaded machine (without the watchdog: 20 s per write, or more).
+    assert elapsed < 15, log.read_text()[-3000:]
+    rerun = _start(workspace, log=tmp_path / "rerun.log")
+    assert rerun.wait(timeout=300) == 0, (tmp_path / "rerun.log").read_text()
+    statuses = {(r.data.tags.get("pipeline.step", "pipeline"), r.info.status) for r in _runs(workspace)}
+    assert ("train_model", "KILLED") in statuses
+    assert not [s for s in statuses if s[1] == "RUNNING"]
+
+
 def test_two_pipelines_at_once_keep_their_own_outputs(workspace, tmp_path: Path) -> None:
     logs = [tmp_path / "a.log", tmp_path / "b.log"]
     procs = [_start(workspace, "--force", log=log) for log in logs]

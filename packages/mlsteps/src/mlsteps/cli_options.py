@@ -128,7 +128,90 @@ class Terminated(KeyboardInterrupt):
 
 
 def _terminate(_signum: int, _frame: Any) -> None:
+    _end_after_grace(143)
     raise Terminated
+
+
+def _interrupt(_signum: int, _frame: Any) -> None:
+    _end_after_grace(130)
+    raise KeyboardInterrupt
+
+
+# Seconds a stopped command (SIGTERM, Ctrl-C) may take to mark its runs KILLED before it ends anyway; `docker stop`
+# sends SIGKILL after 10 s.
+STOP_GRACE_SECONDS = 8.0
+_stopping = False
+_wakeup: list[Any] = []
+
+
+def _end_after_grace(code: int) -> None:
+    """End the process ``PIPELINE_STOP_GRACE_SECONDS`` from now, whatever it is doing then (once per process).
+
+    A stopped command marks its runs KILLED; each write may wait out SQLite's busy timeout (20 s in MLflow) while
+    another process holds the store, or a tracking server's timeouts. Runs still RUNNING when the grace ends are
+    marked KILLED by the next pipeline of the environment, which sees that their process is gone (as after
+    ``kill -9``)."""
+    import threading
+
+    global _stopping
+    if _stopping:
+        return
+    _stopping = True
+    grace = float(os.environ.get("PIPELINE_STOP_GRACE_SECONDS") or STOP_GRACE_SECONDS)
+
+    def expire() -> None:
+        if not threading.Event().wait(grace):
+            sys.stderr.write(
+                f"error: stopped, but the runs could not be marked KILLED within {grace:g} s (the tracking store "
+                "did not answer in time; PIPELINE_STOP_GRACE_SECONDS): the next pipeline of this environment marks "
+                "them KILLED\n"
+            )
+            sys.stderr.flush()
+            os._exit(code)
+
+    threading.Thread(target=expire, name="stop-grace", daemon=True).start()
+
+
+def _watch_stop_signals() -> None:
+    """Start the grace as soon as SIGTERM or SIGINT arrives, even while the main thread is inside a C call.
+
+    Python runs a signal handler only between two bytecodes of the main thread: one stopped inside SQLite's busy
+    wait raises only when that returns. The signal also reaches a wake-up socket at once, from C
+    (``signal.set_wakeup_fd``), where a thread waits for it."""
+    import socket
+    import threading
+
+    if _wakeup:  # once per process
+        return
+    reader, writer = socket.socketpair()
+    writer.setblocking(False)
+    try:
+        signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
+    except ValueError:  # not the main thread (a caller embedding the CLI): the handlers start the grace
+        reader.close()
+        writer.close()
+        return
+    # Both ends live as long as the process: a socket collected here would free its fd number for the next file
+    # opened (the SQLite store, say), and the signal's byte would be written into that file.
+    _wakeup.extend((reader, writer))
+
+    def watch() -> None:
+        while received := reader.recv(1):
+            if received[0] in (signal.SIGTERM, signal.SIGINT):
+                _end_after_grace(143 if received[0] == signal.SIGTERM else 130)
+                return
+
+    threading.Thread(target=watch, name="stop-signals", daemon=True).start()
+
+
+def unbounded_stop() -> None:
+    """For a command that handles its own stop (``serve``: uvicorn drains requests and the inference log is
+    flushed, which may take longer than the grace): no grace from the wake-up socket."""
+    if not _wakeup:
+        return
+    previous = signal.set_wakeup_fd(-1)
+    if previous not in (-1, _wakeup[1].fileno()):
+        signal.set_wakeup_fd(previous)  # another's (an event loop's): leave it
 
 
 def command(func: Callable[..., int | None]) -> Callable[..., None]:
@@ -141,8 +224,10 @@ def command(func: Callable[..., int | None]) -> Callable[..., None]:
 
         verbose = bool(click.get_current_context().find_root().params.get("verbose"))
         configure_logging(verbose)
-        # SIGTERM (docker stop, a scheduler's timeout) ends the runs as KILLED, like Ctrl-C.
+        # SIGTERM (docker stop, a scheduler's timeout) ends the runs as KILLED, like Ctrl-C; within a bounded time.
         signal.signal(signal.SIGTERM, _terminate)
+        signal.signal(signal.SIGINT, _interrupt)
+        _watch_stop_signals()
         try:
             code = func(*args, **kwargs) or 0
         except KeyboardInterrupt as exc:

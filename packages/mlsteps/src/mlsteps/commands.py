@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from mlsteps.cli_options import ENVIRONMENT, command, load_settings
+from mlsteps.cli_options import ENVIRONMENT, command, load_settings, unbounded_stop
 from mlsteps.discovery import step_names
 from mlsteps.errors import PipelineError
 
@@ -102,6 +102,8 @@ def serve(
 ) -> None:
     """Serve a model: GET /ping, POST /invocations (CSV, header or not, or JSON), checked against its inputs."""
     from mlsteps.serving.server import serve_model
+
+    unbounded_stop()  # uvicorn stops the server its own way: requests drained, the inference log flushed
 
     serve_model(load_settings(environment), model_uri, model_dir, host, port, workers, timeout)
 
