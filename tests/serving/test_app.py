@@ -51,7 +51,8 @@ def running(
     """The app on a free loopback port until the block ends (the inference log flushed when it does)."""
     import uvicorn
 
-    log = InferenceLog(str(tmp_path / "log"), REF, InferenceLogParams(flush_seconds=60), Storage().write_table)
+    params = InferenceLogParams(flush_seconds=60)
+    log = InferenceLog(str(tmp_path / "log"), REF, params, Storage().write_table, spool_dir=tmp_path / "spool")
     scoring = Scoring(model or Threshold(), SCHEMA, REF, ApiKeys(keys or {}), log, 1_000_000, timeout)
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(build_app(scoring), host="127.0.0.1", port=port, log_level="warning"))

@@ -39,8 +39,17 @@ class Gate:
 
 
 def _log(tmp_path: Path, write=None, **params) -> InferenceLog:
-    settings = InferenceLogParams(**{"batch_rows": 1000, "flush_seconds": 60, "max_pending_rows": 100, **params})
-    return InferenceLog(str(tmp_path / "log"), MODEL, settings, write or Storage().write_table).start()
+    settings = InferenceLogParams(
+        **{"batch_rows": 1000, "flush_seconds": 60, "max_pending_rows": 100, "spool_seconds": 0.05, **params}
+    )
+    log = InferenceLog(str(tmp_path / "log"), MODEL, settings, write or Storage().write_table, tmp_path / "spool")
+    return log.start()
+
+
+def _wait_for(check, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while not check() and time.monotonic() < deadline:
+        time.sleep(0.01)
 
 
 def test_entries_are_written_in_one_file_once_enough_rows_wait(tmp_path: Path) -> None:
@@ -96,48 +105,101 @@ def test_what_waits_is_written_when_the_log_closes(tmp_path: Path) -> None:
 
 
 def test_overload_drops_and_counts_entries_and_never_blocks_a_request(tmp_path: Path) -> None:
-    gate = Gate()
-    log = _log(tmp_path, gate, batch_rows=1, max_pending_rows=4)
-    log.record(_entry(1, "written-first"))
-    deadline = time.monotonic() + 10
-    while gate.calls < 1 and time.monotonic() < deadline:  # the writer is now stuck in storage
-        time.sleep(0.01)
+    # The spooler takes what waits in memory only every spool_seconds: meanwhile max_pending_rows bounds it.
+    log = _log(tmp_path, spool_seconds=60, max_pending_rows=4)
 
     started = time.monotonic()
     accepted = [log.record(_entry(2, f"r{i}")) for i in range(4)]
     took = time.monotonic() - started
     stats = log.stats
-    gate.open.set()
     counts = log.close()
 
     assert accepted == [True, True, False, False]
     assert took < 0.5
     assert stats["requests_dropped"] == 2 and stats["rows_dropped"] == 4 and stats["rows_waiting"] == 4
-    assert counts.requests_logged == 3 and counts.rows_logged == 5
-    assert set(read_inference_log(str(tmp_path / "log"))["request_id"]) == {"written-first", "r0", "r1"}
+    assert counts.requests_logged == 2 and counts.rows_logged == 4
+    assert set(read_inference_log(str(tmp_path / "log"))["request_id"]) == {"r0", "r1"}
 
 
-def test_a_failed_write_is_counted_and_the_log_goes_on(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_a_stuck_destination_does_not_stop_the_spool(tmp_path: Path) -> None:
+    gate = Gate()
+    log = _log(tmp_path, gate, batch_rows=1, max_pending_rows=4)
+    log.record(_entry(1, "written-first"))
+    _wait_for(lambda: gate.calls >= 1)  # the shipper is now stuck in storage
+
+    accepted = [log.record(_entry(2, f"r{i}")) for i in range(4) if not time.sleep(0.1)]
+    _wait_for(lambda: log.stats["rows_spooled"] == 9)
+    stats = log.stats
+    gate.open.set()
+    counts = log.close()
+
+    assert accepted == [True] * 4
+    assert stats["rows_spooled"] == 9 and stats["rows_in_spool"] == 9 and stats["rows_dropped"] == 0
+    assert counts.rows_logged == 9 and counts.requests_dropped == 0
+    assert list((tmp_path / "spool").rglob("*.arrow")) == []
+    assert len(set(read_inference_log(str(tmp_path / "log"))["request_id"])) == 5
+
+
+def test_a_failing_destination_is_retried_and_nothing_is_lost(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("mlsteps.serving.inference_log._RETRY_FIRST", 0.1)
     calls = []
 
     def flaky(frame: pd.DataFrame, uri: str) -> None:
         calls.append(uri)
-        if len(calls) == 1:
+        if len(calls) <= 3:
             raise OSError("disk full")
         Storage().write_table(frame, uri)
 
     log = _log(tmp_path, flaky, batch_rows=1)
-    log.record(_entry(1, "lost"))
-    deadline = time.monotonic() + 10
-    while not calls and time.monotonic() < deadline:
-        time.sleep(0.01)
-    log.record(_entry(1, "kept"))
+    log.record(_entry(1, "first"))
+    _wait_for(lambda: len(calls) >= 2)
+    failing = log.stats
+    log.record(_entry(1, "second"))
+    _wait_for(lambda: log.stats["rows_logged"] == 2)
     counts = log.close()
 
-    assert counts.write_failures == 1 and counts.requests_dropped == 1
-    assert counts.requests_logged == 1
-    assert read_inference_log(str(tmp_path / "log"))["request_id"].tolist() == ["kept"]
-    assert "could not be written (OSError: disk full)" in caplog.text
+    assert failing["write_failures"] >= 1 and failing["rows_in_spool"] == 1 and failing["rows_logged"] == 0
+    assert counts.write_failures == 3 and counts.requests_dropped == 0 and counts.rows_logged == 2
+    assert read_inference_log(str(tmp_path / "log"))["request_id"].tolist() == ["first", "second"]
+    assert "could not be written to" in caplog.text and "(OSError: disk full)" in caplog.text
+    assert "1 row(s) wait in the spool" in caplog.text
+
+
+def _down(frame: pd.DataFrame, uri: str) -> None:
+    raise OSError("no route to host")
+
+
+def test_the_spool_bound_drops_and_counts(tmp_path: Path) -> None:
+    log = _log(tmp_path, _down, max_spool_mb=0.000_001)
+    log.record(_entry(2, "kept"))
+    _wait_for(lambda: log.stats["rows_spooled"] == 2)
+    log.record(_entry(3, "over"))
+    _wait_for(lambda: log.stats["rows_dropped"] == 3)
+    counts = log.close()
+
+    assert counts.rows_spooled == 2 and counts.requests_dropped == 1 and counts.rows_dropped == 3
+    assert len(list((tmp_path / "spool").rglob("*.arrow"))) == 1  # kept for the next server
+
+
+def test_what_a_dead_server_spooled_is_shipped_by_the_next(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    dead = _log(tmp_path, _down, batch_rows=1)  # its destination is down
+    dead.record(_entry(2, "answered-before-the-kill"))
+    _wait_for(lambda: dead.stats["rows_spooled"] == 2)
+    alive = _log(tmp_path)  # another server, meanwhile: it takes nothing from a live one
+    assert alive.counts.rows_recovered == 0
+    alive.close()
+    assert dead._folder is not None
+    dead._folder.release()  # what the kernel does when the process is killed: its lock is free
+
+    after = _log(tmp_path)
+    counts = after.close()
+
+    assert counts.rows_recovered == 2 and counts.rows_logged == 2
+    assert read_inference_log(str(tmp_path / "log"))["request_id"].tolist() == ["answered-before-the-kill"] * 2
+    assert "found 2 row(s) a stopped server had not shipped" in caplog.text
+    assert list((tmp_path / "spool").rglob("server-*")) == []
 
 
 def test_reading_an_empty_log_gives_an_empty_table(tmp_path: Path) -> None:

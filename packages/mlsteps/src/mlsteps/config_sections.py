@@ -134,8 +134,16 @@ class InferenceLogParams(Strict):
     # A Parquet file is written once this many rows wait, or flush_seconds after the oldest arrived.
     batch_rows: int = Field(10_000, gt=0)
     flush_seconds: float = Field(10.0, gt=0)
-    # Rows waiting to be written at most: a request beyond it is not logged (counted as dropped), never delayed.
+    # Rows waiting in memory to be spooled at most: a request beyond it is not logged (counted as dropped), never
+    # delayed.
     max_pending_rows: int = Field(100_000, gt=0)
+    # Every spool_seconds what waits in memory is appended to the local spool (what a SIGKILL may lose); the spool is
+    # shipped as Parquet, and what a killed server left is shipped by the next one on the same spool_dir.
+    spool_seconds: float = Field(0.2, gt=0)
+    # Local folder of the spool; null: .pipeline/inference-log-spool (PIPELINE_STATE_DIR), else the temp dir.
+    spool_dir: str | None = None
+    # Spool size at most, in MB (the destination failing): beyond it, entries are dropped and counted.
+    max_spool_mb: float = Field(1000.0, gt=0)
 
 
 class ServingParams(Strict):

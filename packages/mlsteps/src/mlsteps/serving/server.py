@@ -22,8 +22,10 @@ from typing import Any
 from mlsteps.config import Settings
 from mlsteps.errors import ConfigError, PipelineError
 from mlsteps.refs import ModelRef
+from mlsteps.serving.owned import owned_folder
 
-SPEC_ENV = "PIPELINE_SERVE_SPEC"  # what each worker process of a multi-worker server builds its app from
+SPEC_ENV = "PIPELINE_SERVE_SPEC"
+MODEL_COPY = "mlsteps-serve-model-"  # the model's files while a server runs: <temp dir>/mlsteps-serve-model-<pid>-<id>  # what each worker process of a multi-worker server builds its app from
 
 
 def serve_model(
@@ -49,20 +51,23 @@ def serve_model(
             "(the template's docs/serving.md)"
         )
     workers = workers or settings.serving.workers
-    with tempfile.TemporaryDirectory(prefix="serve-model-") as scratch:
-        path, ref = resolve_model(settings, model_uri, model_dir, Path(scratch))
-        log = settings.resolve(settings.serving.log.path) if settings.serving.log.path else None
+    log = settings.resolve(settings.serving.log.path) if settings.serving.log.path else None
+    spool = _check_inference_log(settings, log) if log else None
+    with owned_folder(Path(tempfile.gettempdir()), MODEL_COPY) as scratch:
+        path, ref = resolve_model(settings, model_uri, model_dir, scratch)
         spec = {
             "path": path,
             "ref": asdict(ref),
             "log": log,
+            "spool": spool,
             "timeout": timeout or settings.serving.timeout_seconds,
             "settings": settings.serving.model_dump(),
             "aws": settings.aws.model_dump(),
         }
         err.print(
             f"serving {ref.uri} (version {ref.version or '-'}) on http://{host}:{port} with {workers} "
-            f"worker(s); API keys {'on' if keys.enabled else 'off'}; inference log {log or 'off'}  "
+            f"worker(s); API keys {'on' if keys.enabled else 'off'}; inference log "
+            f"{f'{log} (spool {spool})' if log else 'off'}  "
             "(GET /ping, POST /invocations; Ctrl-C stops)",
             soft_wrap=True,
             highlight=False,
@@ -73,6 +78,32 @@ def serve_model(
         else:
             os.environ[SPEC_ENV] = json.dumps(spec)
             uvicorn.run("mlsteps.serving.server:app_from_environment", factory=True, workers=workers, **options)
+
+
+def _check_inference_log(settings: Settings, location: str) -> str:
+    """Refuse to serve when the inference log's destination or spool cannot be written; the spool's folder."""
+    from mlsteps.serving.inference_log import default_spool_dir
+    from mlsteps.storage import Storage
+
+    try:
+        Storage(**settings.aws.model_dump()).ensure_writable(location)  # writes a probe and deletes it
+    except PipelineError as exc:
+        raise PipelineError(
+            f"the inference log cannot be written to {location} (serving.log.path): {exc}. Make it writable, "
+            "or set serving.log.path (PIPELINE__SERVING__LOG__PATH) to a folder or s3:// prefix that is, or to "
+            "null to serve without an inference log"
+        ) from exc
+    spool = Path(settings.serving.log.spool_dir) if settings.serving.log.spool_dir else default_spool_dir()
+    try:
+        spool.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=spool):
+            pass
+    except OSError as exc:
+        raise PipelineError(
+            f"the inference log's spool {spool} (serving.log.spool_dir) cannot be written ({exc.strerror or exc}): "
+            "make it writable, or set serving.log.spool_dir to a local folder that is"
+        ) from exc
+    return str(spool)
 
 
 def app_from_environment() -> Any:
@@ -97,7 +128,7 @@ def app_from_spec(spec: dict[str, Any]) -> Any:
     storage = Storage(**spec["aws"])
     log = None
     if spec["log"]:
-        log = InferenceLog(spec["log"], ref, params.log, storage.write_table)
+        log = InferenceLog(spec["log"], ref, params.log, storage.write_table, spool_dir=spec["spool"])
     return build_app(
         Scoring(
             model=model,
@@ -141,8 +172,8 @@ def export_model(settings: Settings, model_uri: str | None, out: str) -> tuple[M
     s3:// URI; the model's identity and where it went."""
     from mlsteps.storage import Storage
 
-    with tempfile.TemporaryDirectory(prefix="export-model-") as scratch:
-        path, ref = resolve_model(settings, model_uri, None, Path(scratch))
+    with owned_folder(Path(tempfile.gettempdir()), "mlsteps-export-model-") as scratch:
+        path, ref = resolve_model(settings, model_uri, None, scratch)
         buffer = io.BytesIO()
         with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
             for file in sorted(Path(path).rglob("*")):
