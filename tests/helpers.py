@@ -60,10 +60,16 @@ def run_main(
 
 @contextlib.contextmanager
 def serving(
-    env: Mapping[str, str], log: Path, *args: str, cwd: Path = REPO_ROOT, entry: list[str] | None = None
+    env: Mapping[str, str],
+    log: Path,
+    *args: str,
+    cwd: Path = REPO_ROOT,
+    entry: list[str] | None = None,
+    stop: signal.Signals = signal.SIGTERM,
 ) -> Iterator[str]:
     """``python src/main.py serve`` (or ``entry``, told its port by SAGEMAKER_BIND_TO_PORT) on a free loopback
-    port until the block ends; yields its URL. The server is stopped with SIGTERM, as ``docker stop`` does."""
+    port until the block ends, its output in ``log``; yields its URL. The server is stopped with ``stop``: SIGTERM, as ``docker stop``
+    does, or SIGKILL, as the OOM killer does."""
     import requests
 
     from tests.servers import free_port, wait_until
@@ -74,8 +80,8 @@ def serving(
         [*command, *args],
         cwd=cwd,
         env=scrubbed_env({**env, "SAGEMAKER_BIND_TO_PORT": str(port)}),
-        stdout=subprocess.DEVNULL,
-        stderr=log.open("w"),
+        stdout=log.open("w"),  # the log's warnings print to stdout (Rich), the server's messages to stderr
+        stderr=subprocess.STDOUT,
         start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
@@ -85,5 +91,5 @@ def serving(
         )
         yield url
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
+        os.killpg(server.pid, stop)
         server.wait(timeout=60)

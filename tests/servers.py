@@ -197,6 +197,9 @@ class FailingProxy:
     ``failures`` GET requests whose path holds ``marker`` with S3's "503 Slow Down", and forwards everything else:
     a storage failing for now, at the network level (the code under test talks to it over HTTP as to S3).
 
+    ``fail_writes(marker)`` answers every PUT or POST whose path holds ``marker`` with "503 Slow Down" until
+    ``heal``: a destination that cannot be written for a while.
+
     ``lose_at_next_write(skip)`` makes it a storage lost for good instead: the next PUT or POST whose path holds
     none of ``skip``, and every request after it, gets its connection closed with no answer (an endpoint gone
     mid-run)."""
@@ -208,7 +211,7 @@ class FailingProxy:
         from urllib.parse import quote, urlsplit
 
         target = urlsplit(upstream)
-        state: dict = {"left": failures, "failed": 0, "lost": 0, "armed": False, "skip": ()}
+        state: dict = {"left": failures, "failed": 0, "lost": 0, "armed": False, "skip": (), "writes": None}
         lock = threading.Lock()
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -227,6 +230,8 @@ class FailingProxy:
                     fail = self.command == "GET" and quote(marker) in self.path and state["left"] > 0
                     if fail:
                         state["left"] -= 1
+                    fail = fail or (write and state["writes"] is not None and quote(state["writes"]) in self.path)
+                    if fail:
                         state["failed"] += 1
                 if fail:
                     payload = b"<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>"
@@ -276,9 +281,13 @@ class FailingProxy:
         self.state["skip"] = skip
         self.state["armed"] = True
 
+    def fail_writes(self, marker: str) -> None:
+        self.state["writes"] = marker
+
     def heal(self) -> None:
         """From now on, forward every request."""
         self.state["left"] = 0
+        self.state["writes"] = None
 
     def close(self) -> None:
         self._server.shutdown()

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import signal
 import sys
 import tarfile
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -16,7 +18,7 @@ from mlsteps.serving.inference_log import read_inference_log
 from mlsteps.storage import Storage
 
 from tests.helpers import run_main, serving
-from tests.servers import AWS_TEST_ENV, free_port
+from tests.servers import AWS_TEST_ENV, FailingProxy, free_port, wait_until
 from tests.template_fixtures import Champion
 
 KEY = "team-a-secret-key"
@@ -121,52 +123,161 @@ def test_every_request_shape_is_checked_scored_like_predict_and_logged(champion:
     assert set(table["model_version"]) == {"1"} and set(table["model_run_id"]) == {version.run_id}
 
 
-@pytest.mark.slow
-def test_inference_log_on_s3_counts_what_overload_drops_and_is_flushed_on_stop(
-    champion: Champion, s3_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _s3(url: str, bucket: str):
     import boto3
 
     s3 = boto3.client(
-        "s3",
-        endpoint_url=s3_server,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        region_name="us-east-1",
+        "s3", endpoint_url=url, aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"
     )
-    s3.create_bucket(Bucket="inference-log-test")
+    s3.create_bucket(Bucket=bucket)
+    return s3
+
+
+def _output(path: Path) -> str:
+    """What the server printed, its lines unwrapped (Rich wraps the log's warnings at the terminal's width)."""
+    return " ".join(path.read_text().split())
+
+
+def _stats(url: str) -> dict[str, int]:
+    return requests.get(url + "/stats", timeout=10).json()["inference_log"]
+
+
+@pytest.mark.slow
+def test_inference_log_on_s3_counts_what_a_full_spool_drops_and_is_flushed_on_stop(
+    champion: Champion, s3_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _s3(s3_server, "inference-log-test")
     location = "s3://inference-log-test/serving/log"
     env = {
         **champion.env,
         **AWS_TEST_ENV,
         "AWS_ENDPOINT_URL": s3_server,
         "PIPELINE__SERVING__LOG__PATH": location,
-        # Nothing is written before the server stops, and a third request of two rows overflows the queue.
+        # Nothing is shipped before the server stops, and the spool is full once it holds one file.
         "PIPELINE__SERVING__LOG__BATCH_ROWS": "1000",
         "PIPELINE__SERVING__LOG__FLUSH_SECONDS": "600",
-        "PIPELINE__SERVING__LOG__MAX_PENDING_ROWS": "5",
+        "PIPELINE__SERVING__LOG__MAX_SPOOL_MB": "0.000001",
+        "PIPELINE__SERVING__LOG__SPOOL_DIR": str(tmp_path / "spool"),
     }
     body = {"dataframe_split": {"columns": champion.features, "data": _rows(champion).head(2).values.tolist()}}
 
     with serving(env, tmp_path / "serve.log") as url:
-        answers = [_post(url, body) for _ in range(3)]
-        stats = requests.get(url + "/stats", timeout=10).json()
+        answers = [_post(url, body)]
+        wait_until(lambda: _stats(url)["rows_spooled"] == 2, "the first request spooled")
+        answers += [_post(url, body) for _ in range(2)]
+        wait_until(lambda: _stats(url)["requests_dropped"] == 2, "two requests dropped")
+        stats = _stats(url)
 
     assert [a.status_code for a in answers] == [200, 200, 200]
-    assert stats["inference_log"]["requests_dropped"] == 1 and stats["inference_log"]["rows_dropped"] == 2
-    assert stats["inference_log"]["files_written"] == 0
-    assert (
-        f"inference log {location}: 2 request(s), 4 row(s) in 1 file(s); dropped: 1 request(s), 2 row(s)"
-        in (tmp_path / "serve.log").read_text()
-    )
+    assert stats["rows_dropped"] == 4 and stats["files_written"] == 0 and stats["rows_in_spool"] == 2
+    stderr = _output(tmp_path / "serve.log")
+    assert "the inference log's spool is full (serving.log.max_spool_mb = 1e-06)" in stderr
+    assert f"inference log {location}: 1 request(s), 2 row(s) in 1 file(s); dropped: 2 request(s), 4 row(s)" in stderr
     for name, value in {**AWS_TEST_ENV, "AWS_ENDPOINT_URL": s3_server}.items():
         monkeypatch.setenv(name, value)
     table = read_inference_log(location, Storage())
-    assert (
-        table["request_id"].tolist()
-        == [answers[0].headers["x-request-id"]] * 2 + [answers[1].headers["x-request-id"]] * 2
-    )
+    assert table["request_id"].tolist() == [answers[0].headers["x-request-id"]] * 2
     assert set(table["model_name"]) == {"breast-cancer-local"} and set(table["model_version"]) == {"1"}
+    assert list((tmp_path / "spool").rglob("*.arrow")) == []
+
+
+@pytest.mark.slow
+def test_a_killed_server_loses_no_answered_request_and_leaves_no_model_copy(champion: Champion, tmp_path: Path) -> None:
+    temp = tmp_path / "tmp"  # the servers' temp dir, where the model copy goes
+    temp.mkdir()
+    env = {
+        **champion.env,
+        "TMPDIR": str(temp),
+        "PIPELINE__SERVING__LOG__PATH": str(tmp_path / "log"),
+        # Nothing would be written before the kill without the spool (the default one, in PIPELINE_STATE_DIR).
+        "PIPELINE__SERVING__LOG__FLUSH_SECONDS": "600",
+    }
+    body = {"dataframe_split": {"columns": champion.features, "data": _rows(champion).head(2).values.tolist()}}
+
+    with serving(env, tmp_path / "killed.log", stop=signal.SIGKILL) as url:
+        answers = [_post(url, body) for _ in range(50)]
+        time.sleep(1.0)  # the bound: what was accepted in the last spool_seconds (0.2 s) may be lost
+        shipped_before_the_kill = _stats(url)["rows_logged"]
+    left_by_the_killed = sorted(p.name for p in temp.glob("*serve-model-*"))
+    with serving(env, tmp_path / "next.log") as url:
+        wait_until(lambda: _stats(url)["rows_logged"] == 100, "the killed server's rows shipped", timeout=60)
+        recovered = _stats(url)["rows_recovered"]
+        copies_while_the_next_serves = sorted(p.name for p in temp.glob("*serve-model-*"))
+
+    assert all(a.status_code == 200 for a in answers)
+    assert shipped_before_the_kill == 0
+    table = read_inference_log(str(tmp_path / "log"))
+    assert sorted(set(table["request_id"])) == sorted(a.headers["x-request-id"] for a in answers)
+    assert len(table) == 100 and recovered == 100
+    assert "found 100 row(s) a stopped server had not shipped" in _output(tmp_path / "next.log")
+    assert len(left_by_the_killed) == 1  # what SIGKILL leaves...
+    assert len(copies_while_the_next_serves) == 1 and copies_while_the_next_serves != left_by_the_killed  # ...goes
+    assert list(temp.glob("*serve-model-*")) == []
+
+
+@pytest.mark.slow
+def test_an_s3_destination_failing_for_a_while_loses_nothing_once_it_heals(
+    champion: Champion, s3_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _s3(s3_server, "flaky-log")
+    proxy = FailingProxy(s3_server)
+    proxy.fail_writes("/date")  # the log's files, not the probe serve writes at start
+    location = "s3://flaky-log/serving/log"
+    env = {
+        **champion.env,
+        **AWS_TEST_ENV,
+        "AWS_ENDPOINT_URL": proxy.url,
+        "PIPELINE__SERVING__LOG__PATH": location,
+        "PIPELINE__SERVING__LOG__FLUSH_SECONDS": "0.2",
+    }
+    body = {"dataframe_split": {"columns": champion.features, "data": _rows(champion).head(2).values.tolist()}}
+
+    try:
+        with serving(env, tmp_path / "serve.log") as url:
+            answers = [_post(url, body) for _ in range(10)]
+            wait_until(lambda: _stats(url)["write_failures"] >= 2, "two failed writes", timeout=60)
+            failing = _stats(url)
+            proxy.heal()
+            wait_until(lambda: _stats(url)["rows_logged"] == 20, "the spool shipped", timeout=90)
+            healed = _stats(url)
+    finally:
+        proxy.close()
+
+    assert all(a.status_code == 200 for a in answers)
+    assert failing["rows_logged"] == 0 and failing["rows_in_spool"] == 20 and failing["rows_dropped"] == 0
+    assert healed["rows_in_spool"] == 0 and healed["rows_dropped"] == 0 and proxy.failed >= 2
+    stderr = _output(tmp_path / "serve.log")
+    assert "an inference log file could not be written to s3://flaky-log/" in stderr
+    assert "row(s) wait in the spool" in stderr
+    for name, value in {**AWS_TEST_ENV, "AWS_ENDPOINT_URL": s3_server}.items():
+        monkeypatch.setenv(name, value)
+    table = read_inference_log(location, Storage())
+    assert sorted(set(table["request_id"])) == sorted(a.headers["x-request-id"] for a in answers)
+    assert len(table) == 20
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("where", ["local folder under a file", "S3 bucket that does not exist"])
+def test_serve_refuses_to_start_when_its_inference_log_cannot_be_written(
+    s3_server: str, tmp_path: Path, where: str
+) -> None:
+    (tmp_path / "a-file").write_text("")
+    location = str(tmp_path / "a-file" / "log") if where.startswith("local") else "s3://no-such-bucket/log"
+    env = {
+        **AWS_TEST_ENV,
+        "AWS_ENDPOINT_URL": s3_server,
+        "PIPELINE_DATA_ROOT": str(tmp_path),
+        "PIPELINE_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",  # never reached: serve stops before
+        "PIPELINE__SERVING__LOG__PATH": location,
+    }
+
+    done = run_main("serve", "--port", str(free_port()), env=env, timeout=120)
+
+    assert done.returncode == 1, done.stderr
+    message = done.stderr.replace("\n", " ")
+    assert f"the inference log cannot be written to {location} (serving.log.path)" in message
+    assert "PIPELINE__SERVING__LOG__PATH" in message
+    assert not (tmp_path / "mlflow.db").exists()  # refused before the model is even looked for
 
 
 @pytest.mark.slow
