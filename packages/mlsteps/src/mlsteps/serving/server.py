@@ -5,7 +5,12 @@ The model is the one in ``--model-dir`` when that folder holds one (an ``MLmodel
 or an extracted ``export-model`` archive), else ``--model-uri`` (``PIPELINE_MODEL_URI``), else the catalog's
 ``model.uri``, else the version holding the gate's alias (the champion). A URI is resolved to its registered
 version once, at start, and its files downloaded once: every worker loads the same version, even if the alias
-moves while it serves, and needs no tracking server after that.
+moves while it serves, and needs no tracking server after that. The files are downloaded into a folder of the
+temp dir that the server holds a lock on (``mlsteps.serving.owned``): removed when it stops, and, when it was
+killed, by the next ``serve`` (or ``export-model``) on the machine.
+
+An inference log that cannot be written stops ``serve`` before the model is even looked for: a probe file is
+written to its destination and deleted, and its local spool must be writable (``mlsteps.serving.inference_log``).
 """
 
 from __future__ import annotations
