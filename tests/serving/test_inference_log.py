@@ -195,11 +195,27 @@ def test_what_a_dead_server_spooled_is_shipped_by_the_next(tmp_path: Path, caplo
 
     after = _log(tmp_path)
     counts = after.close()
+    dead.close(timeout=5)  # its threads, which a kill would have ended
 
     assert counts.rows_recovered == 2 and counts.rows_logged == 2
     assert read_inference_log(str(tmp_path / "log"))["request_id"].tolist() == ["answered-before-the-kill"] * 2
     assert "found 2 row(s) a stopped server had not shipped" in caplog.text
     assert list((tmp_path / "spool").rglob("server-*")) == []
+
+
+def test_an_unreadable_spool_file_is_set_aside_and_counted(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    log = _log(tmp_path, _down, batch_rows=1)
+    log.record(_entry(2, "damaged"))
+    _wait_for(lambda: log.stats["rows_spooled"] == 2)
+    [spooled] = (tmp_path / "spool").rglob("*.arrow")
+    spooled.write_bytes(b"not arrow")
+    log.write = Storage().write_table  # the destination heals
+    log.record(_entry(1, "fine"))
+    counts = log.close()
+
+    assert counts.rows_dropped == 2 and counts.rows_logged == 1
+    assert read_inference_log(str(tmp_path / "log"))["request_id"].tolist() == ["fine"]
+    assert "cannot be read (ArrowInvalid" in caplog.text
 
 
 def test_reading_an_empty_log_gives_an_empty_table(tmp_path: Path) -> None:

@@ -329,10 +329,12 @@ class InferenceLog:
     def _ship(self, group: list[_Spooled]) -> None:
         now = datetime.now(UTC)
         uri = f"{self.location.rstrip('/')}/date={now:%Y-%m-%d}/{now:%Y%m%dT%H%M%S%fZ}-{uuid.uuid4().hex[:8]}.parquet"
+        frames = self._read(group)
+        if not frames:
+            return
         requests, rows = sum(s.requests for s in group), sum(s.rows for s in group)
         try:
-            frame = _ordered(pd.concat([_read_spool_file(s.path) for s in group], ignore_index=True))
-            self.write(frame, uri)
+            self.write(_ordered(pd.concat(frames, ignore_index=True)), uri)
         except Exception as exc:  # noqa: BLE001 - serving goes on; the rows stay in the spool, retried
             with self._lock:
                 self.counts.write_failures += 1
@@ -356,6 +358,28 @@ class InferenceLog:
             self.counts.files_written += 1
             self.counts.requests_logged += requests
             self.counts.rows_logged += rows
+
+    def _read(self, group: list[_Spooled]) -> list[pd.DataFrame]:
+        """The frames of ``group``; a spool file that cannot be read is set aside (``.unreadable``), its rows
+        counted as dropped, and the others shipped later: one bad file never holds the log back. []: one was."""
+        frames = []
+        for spooled in group:
+            try:
+                frames.append(_read_spool_file(spooled.path))
+            except Exception as exc:  # noqa: BLE001 - the loss is counted and said
+                with contextlib.suppress(OSError):
+                    spooled.path.rename(spooled.path.with_name(spooled.path.name + ".unreadable"))
+                with self._lock:
+                    self._spooled.remove(spooled)
+                    self._spool_bytes -= spooled.size
+                    self.counts.requests_dropped += spooled.requests
+                    self.counts.rows_dropped += spooled.rows
+                    self._warned_at = 0.0  # said at once
+                    self._warn(
+                        f"the inference log's spool file {spooled.path} cannot be read ({type(exc).__name__}: {exc})"
+                    )
+                return []
+        return frames
 
     def _warn(self, why: str) -> None:
         if time.monotonic() - self._warned_at >= _WARN_EVERY:

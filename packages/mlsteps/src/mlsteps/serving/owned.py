@@ -31,8 +31,10 @@ class Owned:
     def release(self, remove: bool = False) -> None:
         if remove:
             shutil.rmtree(self.path, ignore_errors=True)
-        with contextlib.suppress(OSError):
-            os.close(self.fd)
+        if self.fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(self.fd)
+            self.fd = -1  # never close a number another file took since
 
 
 def claim(root: Path, prefix: str) -> Owned:
