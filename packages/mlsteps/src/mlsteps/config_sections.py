@@ -140,7 +140,8 @@ class InferenceLogParams(Strict):
     # Every spool_seconds what waits in memory is appended to the local spool (what a SIGKILL may lose); the spool is
     # shipped as Parquet, and what a killed server left is shipped by the next one on the same spool_dir.
     spool_seconds: float = Field(0.2, gt=0)
-    # Local folder of the spool; null: .pipeline/inference-log-spool (PIPELINE_STATE_DIR), else the temp dir.
+    # Local folder of the spool (relative: to the project); null: .pipeline/inference-log-spool (PIPELINE_STATE_DIR),
+    # else the temp dir.
     spool_dir: str | None = None
     # Spool size at most, in MB (the destination failing): beyond it, entries are dropped and counted.
     max_spool_mb: float = Field(1000.0, gt=0)

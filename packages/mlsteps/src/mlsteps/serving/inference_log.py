@@ -136,6 +136,7 @@ class InferenceLog:
     _oldest: float = 0.0
     _spooled: collections.deque[_Spooled] = field(default_factory=collections.deque)
     _spool_bytes: int = 0
+    _spool_rows: int = 0
     _seq: int = 0
     _folder: Owned | None = None
     _closing: bool = False
@@ -188,7 +189,7 @@ class InferenceLog:
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
         with self._lock:
-            left = sum(s.rows for s in self._spooled)
+            left = self._spool_rows
         if self._folder is not None and not any(t.is_alive() for t in self._threads):
             if left:
                 logger.warning(
@@ -204,7 +205,7 @@ class InferenceLog:
     @property
     def stats(self) -> dict[str, int]:
         with self._lock:
-            in_spool = sum(s.rows for s in self._spooled)
+            in_spool = self._spool_rows
             return {
                 **vars(self.counts),
                 "rows_queued": self._pending_rows,
@@ -226,6 +227,7 @@ class InferenceLog:
                     size = target.stat().st_size
                     self._spooled.append(_Spooled(target, requests, rows, size, oldest=0.0))
                     self._spool_bytes += size
+                    self._spool_rows += rows
                     self.counts.rows_recovered += rows
             finally:
                 orphan.release(remove=True)
@@ -282,6 +284,7 @@ class InferenceLog:
         with self._lock:
             self._spooled.append(_Spooled(path, len(batch), rows, size, oldest))
             self._spool_bytes += size
+            self._spool_rows += rows
             self.counts.rows_spooled += rows
             self._lock.notify_all()
 
@@ -304,14 +307,14 @@ class InferenceLog:
         now = time.monotonic()
         if now < self._retry_at:
             return False
-        rows = sum(s.rows for s in self._spooled)
+        rows = self._spool_rows
         return rows >= self.params.batch_rows or now - self._spooled[0].oldest >= self.params.flush_seconds
 
     def _wait(self) -> float | None:
         now = time.monotonic()
         if not self._spooled:
             return None
-        full = sum(s.rows for s in self._spooled) >= self.params.batch_rows
+        full = self._spool_rows >= self.params.batch_rows
         due = max(self._retry_at, now if full else self._spooled[0].oldest + self.params.flush_seconds)
         return max(0.01, due - now)
 
@@ -343,7 +346,7 @@ class InferenceLog:
                 self._gave_up = self._spooler_done
                 self._warn(
                     f"an inference log file could not be written to {self.location} ({type(exc).__name__}: {exc}); "
-                    f"{sum(s.rows for s in self._spooled)} row(s) wait in the spool {group[0].path.parent}, "
+                    f"{self._spool_rows} row(s) wait in the spool {group[0].path.parent}, "
                     f"tried again in {self._retry_wait:g} s"
                 )
             return
@@ -354,6 +357,7 @@ class InferenceLog:
             for _ in group:
                 self._spooled.popleft()
             self._spool_bytes -= sum(s.size for s in group)
+            self._spool_rows -= rows
             self._retry_at, self._retry_wait = 0.0, 0.0
             self.counts.files_written += 1
             self.counts.requests_logged += requests
@@ -372,6 +376,7 @@ class InferenceLog:
                 with self._lock:
                     self._spooled.remove(spooled)
                     self._spool_bytes -= spooled.size
+                    self._spool_rows -= spooled.rows
                     self.counts.requests_dropped += spooled.requests
                     self.counts.rows_dropped += spooled.rows
                     self._warned_at = 0.0  # said at once
@@ -390,7 +395,7 @@ class InferenceLog:
                 why,
                 c.requests_dropped,
                 c.rows_dropped,
-                self._pending_rows + sum(s.rows for s in self._spooled),
+                self._pending_rows + self._spool_rows,
             )
 
 

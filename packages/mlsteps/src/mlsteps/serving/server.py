@@ -24,13 +24,13 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from mlsteps.config import Settings
+from mlsteps.config import REPO_ROOT, Settings
 from mlsteps.errors import ConfigError, PipelineError
 from mlsteps.refs import ModelRef
 from mlsteps.serving.owned import owned_folder
 
-SPEC_ENV = "PIPELINE_SERVE_SPEC"
-MODEL_COPY = "mlsteps-serve-model-"  # the model's files while a server runs: <temp dir>/mlsteps-serve-model-<pid>-<id>  # what each worker process of a multi-worker server builds its app from
+SPEC_ENV = "PIPELINE_SERVE_SPEC"  # what each worker process of a multi-worker server builds its app from
+MODEL_COPY = "mlsteps-serve-model-"  # the model's files while a server runs: <temp dir>/mlsteps-serve-model-<pid>-<id>
 
 
 def serve_model(
@@ -98,7 +98,10 @@ def _check_inference_log(settings: Settings, location: str) -> str:
             "or set serving.log.path (PIPELINE__SERVING__LOG__PATH) to a folder or s3:// prefix that is, or to "
             "null to serve without an inference log"
         ) from exc
-    spool = Path(settings.serving.log.spool_dir) if settings.serving.log.spool_dir else default_spool_dir()
+    given = settings.serving.log.spool_dir
+    if given and "://" in given:
+        raise ConfigError(f"serving.log.spool_dir is '{given}': the spool is a local folder (the log's path may be S3)")
+    spool = (REPO_ROOT / given if given else default_spool_dir()).absolute()  # relative: to the project
     try:
         spool.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=spool):
