@@ -118,6 +118,10 @@ def test_unknown_environment_lists_the_choices() -> None:
             ["schema.labels", "False was read by YAML as a bool, not a label: quote it ('No' or 'false')"],
         ),
         ("third_label_for_binary", ["task binary needs exactly 2 labels", "set task: multiclass"]),
+        (
+            "inflight_below_body_limit",
+            ["max_inflight_mb (4) is below max_body_mb (6)", "raise serving.max_inflight_mb"],
+        ),
     ],
 )
 def test_each_bad_config_names_file_and_key(tmp_path: Path, case: str, expected: list[str]) -> None:

@@ -36,8 +36,12 @@ class Threshold:
 
     delay = 0.0
 
+    def __init__(self) -> None:
+        self.calls = 0
+
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
         assert list(frame.columns) == list(SCHEMA) and frame["a"].dtype == "float64"
+        self.calls += 1
         time.sleep(self.delay)
         if (frame["n"] == 99).any():
             raise ValueError("the stub cannot score n=99")
@@ -46,14 +50,19 @@ class Threshold:
 
 @contextlib.contextmanager
 def running(
-    tmp_path: Path, keys: dict[str, str] | None = None, model: Threshold | None = None, timeout: float = 30.0
+    tmp_path: Path,
+    keys: dict[str, str] | None = None,
+    model: Threshold | None = None,
+    timeout: float = 30.0,
+    **limits: int,
 ) -> Iterator[str]:
-    """The app on a free loopback port until the block ends (the inference log flushed when it does)."""
+    """The app on a free loopback port until the block ends (the inference log flushed when it does); ``limits``
+    are Scoring's (max_inflight_requests, max_inflight_bytes, scoring_threads)."""
     import uvicorn
 
     params = InferenceLogParams(flush_seconds=60)
     log = InferenceLog(str(tmp_path / "log"), REF, params, Storage().write_table, spool_dir=tmp_path / "spool")
-    scoring = Scoring(model or Threshold(), SCHEMA, REF, ApiKeys(keys or {}), log, 1_000_000, timeout)
+    scoring = Scoring(model or Threshold(), SCHEMA, REF, ApiKeys(keys or {}), log, 1_000_000, timeout, **limits)
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(build_app(scoring), host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -285,3 +294,102 @@ def test_every_request_refused_ones_too_gets_an_access_log_line_without_the_key(
     assert any(" 401 " in line and "request=refused-1 client=-" in line for line in lines), lines
     assert any(" 200 " in line and "request=scored-1 client=team-a" in line for line in lines), lines
     assert not [line for line in lines if KEY in line or "not-the-key" in line]
+
+
+def _later(seconds: float, call, *args, **kwargs) -> threading.Thread:
+    """``call`` in a thread of its own after ``seconds``; its answer lands in the thread's ``answer``."""
+
+    def run() -> None:
+        time.sleep(seconds)
+        thread.answer = call(*args, **kwargs)  # type: ignore[attr-defined]
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
+
+
+def test_requests_beyond_max_inflight_requests_get_503_and_ping_says_saturated(tmp_path: Path) -> None:
+    slow = Threshold()
+    slow.delay = 0.6
+    with running(tmp_path, model=slow, max_inflight_requests=1) as address:
+        first = _later(0, _post, address, {"instances": ROWS})
+        time.sleep(0.2)
+        ping = requests.get(address + "/ping", timeout=10)
+        refused = _post(address, {"instances": ROWS}, **{"x-request-id": "refused-1"})
+        first.join()
+        ping_after = requests.get(address + "/ping", timeout=10)
+        stats = requests.get(address + "/stats", timeout=10).json()["load"]
+    table = read_inference_log(str(tmp_path / "log"))
+
+    assert first.answer.status_code == 200  # type: ignore[attr-defined]
+    assert refused.status_code == 503 and refused.headers["retry-after"] == "1"
+    assert refused.json()["error_code"] == "TEMPORARILY_UNAVAILABLE"
+    assert (
+        "1 requests are in flight in this worker, its limit (serving.max_inflight_requests)"
+        in (refused.json()["message"])
+    )
+    # /ping stays 200 (SageMaker would replace an instance failing it) and says so in its body.
+    assert ping.status_code == 200 and ping.json()["saturated"] is True and ping.json()["inflight_requests"] == 1
+    assert ping_after.status_code == 200 and ping_after.json()["saturated"] is False
+    assert stats["refused_503"]["max_inflight_requests"] == 1 and stats["inflight_requests"] == 0
+    logged = table[table["request_id"] == "refused-1"].iloc[0]
+    assert logged["status"] == 503 and "serving.max_inflight_requests" in logged["error"]
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+def test_bodies_beyond_max_inflight_bytes_get_503_before_they_are_read(tmp_path: Path, chunked: bool) -> None:
+    body = _csv(ROWS * 200).encode()  # 3.2 kB
+    with running(tmp_path, max_inflight_bytes=2_000) as address:
+        small = _post(address, _csv(ROWS), "text/csv")
+        big = _post(address, iter([body[:1000], body[1000:]]) if chunked else body, "text/csv")  # type: ignore[arg-type]
+        stats = requests.get(address + "/stats", timeout=10).json()["load"]
+
+    assert small.status_code == 200
+    assert big.status_code == 503 and big.headers["retry-after"] == "1", big.text
+    assert "over its limit of 0.002 MB (serving.max_inflight_mb)" in big.json()["message"]
+    assert stats["refused_503"]["max_inflight_mb"] == 1 and stats["inflight_mb"] == 0
+
+
+def test_timed_out_scoring_starts_no_further_stage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mlsteps.serving import app
+
+    parse = app.frame_from_json
+
+    def slow_parse(*args, **kwargs):
+        time.sleep(0.5)
+        return parse(*args, **kwargs)
+
+    monkeypatch.setattr(app, "frame_from_json", slow_parse)
+    model = Threshold()
+    with running(tmp_path, model=model, timeout=0.2) as address:
+        answer = _post(address, {"instances": ROWS})
+        busy = requests.get(address + "/stats", timeout=10).json()["load"]
+        time.sleep(0.6)
+        stats = requests.get(address + "/stats", timeout=10).json()["load"]
+
+    assert answer.status_code == 504
+    assert "its rows were still being parsed and checked" in answer.json()["message"]
+    # The thread was still parsing when the 504 went out, and held its place until then; it never called the model.
+    assert busy["scoring_abandoned"] == 1 and busy["inflight_requests"] == 1
+    assert model.calls == 0
+    assert stats["scoring_stopped_after_504"] == 1 and stats["scoring_threads_busy"] == 0
+    assert stats["inflight_requests"] == 0
+
+
+def test_a_request_that_waited_for_a_busy_thread_gets_503_and_is_never_scored(tmp_path: Path) -> None:
+    slow = Threshold()
+    slow.delay = 1.0
+    with running(tmp_path, model=slow, timeout=0.3, scoring_threads=1) as address:
+        first = _later(0, _post, address, {"instances": ROWS})
+        time.sleep(0.1)
+        waited = _post(address, {"instances": ROWS})
+        first.join()
+        time.sleep(1.0)
+        after = _post(address, {"instances": ROWS})
+
+    assert first.answer.status_code == 504  # type: ignore[attr-defined]
+    assert waited.status_code == 503 and waited.headers["retry-after"] == "1"
+    assert "all 1 scoring threads of this worker stayed busy" in waited.json()["message"]
+    assert "nothing of it was scored" in waited.json()["message"]
+    assert after.status_code == 504  # the model is slower than the timeout, but its thread was free again
+    assert slow.calls == 2  # the first and the last request: never the one that waited

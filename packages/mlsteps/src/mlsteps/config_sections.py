@@ -156,9 +156,22 @@ class ServingParams(Strict):
     timeout_seconds: float = Field(60.0, gt=0)
     # Largest request body accepted, in MB (SageMaker's real-time limit is 6 MB); a larger one gets 413.
     max_body_mb: float = Field(6.0, gt=0)
+    # Per worker: requests being read or scored at once, and MB of request bodies held at once (counted from
+    # Content-Length before a body is read); beyond either, 503 with Retry-After.
+    max_inflight_requests: int = Field(64, ge=1)
+    max_inflight_mb: float = Field(96.0, gt=0)
     # Refuse to start without API keys (they come from the environment, never from here).
     require_api_keys: bool = False
     log: InferenceLogParams = InferenceLogParams()
+
+    @model_validator(mode="after")
+    def _a_largest_body_fits(self) -> ServingParams:
+        if self.max_inflight_mb < self.max_body_mb:
+            raise ValueError(
+                f"max_inflight_mb ({self.max_inflight_mb:g}) is below max_body_mb ({self.max_body_mb:g}): a body "
+                "the server accepts could never be taken in; raise serving.max_inflight_mb or lower serving.max_body_mb"
+            )
+        return self
 
 
 class TrackingConfig(Strict):

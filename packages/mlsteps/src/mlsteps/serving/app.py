@@ -8,7 +8,14 @@
   ``Accept: text/csv`` SageMaker's CSV (one prediction a line), with the request's id in the ``x-request-id``
   header (the client's, when it is 1 to 128 letters, digits and ``._:-``; else a new one). A body over ``serving.max_body_mb`` gets 413, a request slower
   than ``serving.timeout_seconds`` 504, and, when API keys are configured, one without a valid key 401.
-- ``/stats``: the inference log's counts, dropped rows included (behind the API key, when there are keys).
+- Work in flight is bounded per worker (``Load``): beyond ``serving.max_inflight_requests`` requests, or
+  ``serving.max_inflight_mb`` of bodies (counted from Content-Length before the body is read), a request gets 503
+  with ``Retry-After``; so does one that waited for a scoring thread for its whole timeout (nothing of it was
+  scored). Scoring that outlives its 504 starts no further stage (the model is not called on rows parsed too
+  late) and keeps its thread and budget until it ends, so what is counted is what is really held.
+- ``/ping`` answers 200 while the model is loaded, saturated or not (a failing health check gets a SageMaker
+  instance replaced), with the load in its body; ``/stats``: the same load and the inference log's counts,
+  dropped rows included (behind the API key, when there are keys).
 
 Every ``/invocations`` request that passes the key check goes to the inference log, off the request path; every
 request, refused ones included, gets a line in the access log (logger ``mlsteps.serving.access``: status,
@@ -21,6 +28,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import re
 import time
 import uuid
@@ -61,6 +69,88 @@ class Scoring:
     log: InferenceLog | None
     max_body_bytes: int
     timeout_seconds: float
+    max_inflight_requests: int = 64
+    max_inflight_bytes: int = 96_000_000
+    scoring_threads: int = min(32, (os.cpu_count() or 1) + 4)  # the size of asyncio's default thread pool
+
+
+RETRY_AFTER_SECONDS = 1
+
+
+class Expired(Exception):
+    """Scoring stopped between two stages: its request's deadline had passed."""
+
+
+@dataclass
+class Progress:
+    """How far one request's scoring got (written by its thread): a request whose deadline passes before its
+    thread started the work is refused as saturated (503), one whose rows were being scored gets 504."""
+
+    deadline: float  # time.perf_counter()
+    stage: str = "waiting"  # then "parsing", "predicting", "done"
+
+    def next(self, stage: str) -> None:
+        if time.perf_counter() > self.deadline:
+            raise Expired(self.stage)
+        self.stage = stage
+
+
+@dataclass
+class Load:
+    """What one worker holds right now, and what it refused; /ping and /stats report it."""
+
+    requests: int = 0  # being read, waiting for a scoring thread, or scored
+    body_bytes: int = 0  # request bodies held (declared by Content-Length, or read so far)
+    scoring: int = 0  # scoring threads in use, abandoned ones (their request already answered 504) included
+    abandoned: int = 0  # of those, scoring whose request already got its 504
+    refused_requests: int = 0  # 503: serving.max_inflight_requests reached
+    refused_bytes: int = 0  # 503: serving.max_inflight_mb reached
+    refused_busy: int = 0  # 503: no scoring thread was free within the timeout
+    refused_late: int = 0  # 503: the timeout passed before scoring could start (body still coming, loop busy)
+    stopped: int = 0  # scoring that outlived its 504 and stopped before its next stage
+
+    def report(self, scoring: Scoring) -> dict[str, Any]:
+        saturated = (
+            self.requests >= scoring.max_inflight_requests
+            or self.body_bytes >= scoring.max_inflight_bytes
+            or self.scoring >= scoring.scoring_threads
+        )
+        return {
+            "saturated": saturated,
+            "inflight_requests": self.requests,
+            "max_inflight_requests": scoring.max_inflight_requests,
+            "inflight_mb": round(self.body_bytes / 1e6, 3),
+            "max_inflight_mb": scoring.max_inflight_bytes / 1e6,
+            "scoring_threads_busy": self.scoring,
+            "scoring_threads": scoring.scoring_threads,
+            "scoring_abandoned": self.abandoned,
+            "refused_503": {
+                "max_inflight_requests": self.refused_requests,
+                "max_inflight_mb": self.refused_bytes,
+                "no_scoring_thread": self.refused_busy,
+                "timeout_before_scoring": self.refused_late,
+            },
+            "scoring_stopped_after_504": self.stopped,
+        }
+
+
+class Held:
+    """One request's share of the worker's load, given back once (when its scoring thread, if any, is done)."""
+
+    def __init__(self, load: Load) -> None:
+        self.load, self.bytes, self.open = load, 0, True
+        self.handed = False  # to a scoring thread that outlives the request: it releases the share when done
+        load.requests += 1
+
+    def take_bytes(self, n: int) -> None:
+        self.bytes += n
+        self.load.body_bytes += n
+
+    def release(self) -> None:
+        if self.open:
+            self.open = False
+            self.load.requests -= 1
+            self.load.body_bytes -= self.bytes
 
 
 class Refused(Exception):
@@ -73,22 +163,72 @@ class Refused(Exception):
 
 def build_app(scoring: Scoring) -> Starlette:
     """The ASGI app serving ``scoring``; its inference log is started and flushed with the app's lifespan."""
+    load = Load()
+    threads = asyncio.Semaphore(scoring.scoring_threads)
 
     async def ping(_: Request) -> Response:
-        return Response("\n", media_type="application/json")
+        # 200 even when saturated: SageMaker takes a failing /ping for a broken instance (docs/serving.md).
+        return Response(json.dumps({"status": "healthy", **load.report(scoring)}), media_type="application/json")
+
+    async def scored(held: Held, body: bytes, content_type: str, deadline: float) -> tuple[pd.DataFrame, Any]:
+        """Score in a thread of its own, within the request's deadline; TimeoutError when it is passed."""
+        if threads.locked():
+            try:
+                await asyncio.wait_for(threads.acquire(), max(deadline - time.perf_counter(), 0))
+            except TimeoutError:
+                load.refused_busy += 1
+                raise _saturated(
+                    f"all {scoring.scoring_threads} scoring threads of this worker stayed busy for the request's "
+                    f"whole {scoring.timeout_seconds:g} s (serving.timeout_seconds), so nothing of it was scored"
+                ) from None
+        else:
+            await threads.acquire()
+        if time.perf_counter() > deadline:  # its body came too slowly (or the loop was busy): nothing is started
+            threads.release()
+            load.refused_late += 1
+            raise _too_late(scoring, "it was waiting to be scored")
+        load.scoring += 1
+        abandoned = False
+        progress = Progress(deadline)
+        task = asyncio.ensure_future(asyncio.to_thread(score, scoring, body, content_type, progress))
+
+        def done(finished: asyncio.Future) -> None:
+            threads.release()
+            load.scoring -= 1
+            failure = None if finished.cancelled() else finished.exception()  # always retrieved
+            if abandoned:
+                load.abandoned -= 1
+                load.stopped += isinstance(failure, Expired)
+                held.release()
+
+        task.add_done_callback(done)
+        try:
+            return await asyncio.wait_for(asyncio.shield(task), max(deadline - time.perf_counter(), 0))
+        except TimeoutError:
+            if progress.stage == "done" or task.done():  # ended in time, noticed late (the loop was busy)
+                return await task  # its answer, or its own error (400, 500)
+            if not task.done():  # the thread goes on to the end of its stage; its budget is held until then
+                abandoned, held.handed = True, True
+                load.abandoned += 1
+            raise Expired(progress.stage) from None
+        except asyncio.CancelledError:
+            if not task.done():  # the thread goes on to the end of its stage; its budget is held until then
+                abandoned, held.handed = True, True
+                load.abandoned += 1
+            raise
 
     async def invocations(request: Request) -> Response:
         received_at, started = datetime.now(UTC), time.perf_counter()
+        deadline = started + scoring.timeout_seconds
         given = request.headers.get("x-request-id", "")
         request_id = given if REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
         entry = Entry(request_id, received_at, 0.0, 200)
+        held: Held | None = None
         try:
             entry.client = _client(scoring.keys, request)
-            body = await _body(request, scoring.max_body_bytes)
-            entry.inputs, entry.outputs = await asyncio.wait_for(
-                asyncio.to_thread(score, scoring, body, request.headers.get("content-type", "")),
-                scoring.timeout_seconds,
-            )
+            held = _admit(scoring, load, request)
+            body = await _body(request, scoring, held, deadline)
+            entry.inputs, entry.outputs = await scored(held, body, request.headers.get("content-type", ""), deadline)
             response = _answer(entry.outputs, request.headers.get("accept", ""))
         except Refused as exc:
             entry.status, entry.error = exc.status, str(exc)
@@ -96,20 +236,30 @@ def build_app(scoring: Scoring) -> Starlette:
         except InputError as exc:
             entry.status, entry.error = 400, str(exc)
             response = _error(400, "BAD_REQUEST", str(exc))
-        except TimeoutError:
-            entry.status, entry.error = 504, f"not answered within {scoring.timeout_seconds:g} s"
-            response = _error(
-                504,
-                "TIMEOUT",
-                f"the request took longer than {scoring.timeout_seconds:g} s "
-                "(serving.timeout_seconds, MODEL_SERVER_TIMEOUT): send fewer rows",
-            )
+        except Expired as exc:
+            if exc.args[0] == "waiting":  # its thread had not begun: the process was too busy to start it
+                load.refused_late += 1
+                late = _too_late(scoring, "its scoring thread was starting")
+                entry.status, entry.error = late.status, str(late)
+                response = _error(late.status, late.code, str(late), late.headers)
+            else:
+                doing = "parsed and checked" if exc.args[0] == "parsing" else "scored by the model"
+                entry.status, entry.error = 504, f"not answered within {scoring.timeout_seconds:g} s"
+                response = _error(
+                    504,
+                    "TIMEOUT",
+                    f"the request took longer than {scoring.timeout_seconds:g} s (serving.timeout_seconds, "
+                    f"MODEL_SERVER_TIMEOUT): its rows were still being {doing}; send fewer rows",
+                )
         except Exception as exc:
             logger.exception("request %s: the model failed", request_id)
             entry.status, entry.error = 500, f"{type(exc).__name__}: {exc}"
             response = _error(
                 500, "INTERNAL_ERROR", f"the model failed on rows that passed the input checks: {entry.error}"
             )
+        finally:
+            if held is not None and not held.handed:
+                held.release()
         response.headers["x-request-id"] = request_id
         entry.latency_ms = (time.perf_counter() - started) * 1000
         access.info(
@@ -133,7 +283,8 @@ def build_app(scoring: Scoring) -> Starlette:
             return _error(exc.status, exc.code, str(exc), exc.headers)
         counts = scoring.log.stats if scoring.log else {}
         return Response(
-            json.dumps({"model": vars(scoring.ref), "inference_log": counts}), media_type="application/json"
+            json.dumps({"model": vars(scoring.ref), "load": load.report(scoring), "inference_log": counts}),
+            media_type="application/json",
         )
 
     @contextlib.asynccontextmanager
@@ -166,8 +317,13 @@ def build_app(scoring: Scoring) -> Starlette:
     )
 
 
-def score(scoring: Scoring, body: bytes, content_type: str) -> tuple[pd.DataFrame, Any]:
-    """Check the rows of a request body, then score them: (the checked rows, the model's outputs)."""
+def score(
+    scoring: Scoring, body: bytes, content_type: str, progress: Progress | None = None
+) -> tuple[pd.DataFrame, Any]:
+    """Check the rows of a request body, then score them: (the checked rows, the model's outputs). Past
+    ``progress.deadline``, no further stage starts (Expired)."""
+    if progress:
+        progress.next("parsing")
     mime, *parameters = [part.strip().lower() for part in content_type.split(";")]
     if mime not in CONTENT_TYPES or any(p.replace(" ", "") not in ("charset=utf-8", "") for p in parameters):
         raise Refused(
@@ -189,7 +345,62 @@ def score(scoring: Scoring, body: bytes, content_type: str) -> tuple[pd.DataFram
         frame = frame_from_json(payload, scoring.schema)
     names = list(scoring.schema)
     frame = frame if list(frame.columns) == names else frame[names]
-    return frame, scoring.model.predict(frame)
+    if progress:
+        progress.next("predicting")
+    outputs = scoring.model.predict(frame)
+    if progress:
+        progress.stage = "done"
+    return frame, outputs
+
+
+def _saturated(why: str) -> Refused:
+    return Refused(
+        503,
+        "TEMPORARILY_UNAVAILABLE",
+        f"the server is saturated: {why}; retry after {RETRY_AFTER_SECONDS} s",
+        {"retry-after": str(RETRY_AFTER_SECONDS)},
+    )
+
+
+def _too_late(scoring: Scoring, when: str) -> Refused:
+    return _saturated(
+        f"the request's {scoring.timeout_seconds:g} s (serving.timeout_seconds, MODEL_SERVER_TIMEOUT) had passed "
+        f"while {when}, so nothing of it was scored"
+    )
+
+
+def _too_big(limit: int) -> Refused:
+    return Refused(
+        413,
+        "PAYLOAD_TOO_LARGE",
+        f"the body is over the limit of {limit / 1e6:g} MB (serving.max_body_mb): split the rows into smaller requests",
+    )
+
+
+def _admit(scoring: Scoring, load: Load, request: Request) -> Held:
+    """The request's share of the worker's load, or Refused (413, 503) before any of its body is read."""
+    declared = request.headers.get("content-length", "")
+    size = int(declared) if declared.isdigit() else 0
+    if size > scoring.max_body_bytes:
+        raise _too_big(scoring.max_body_bytes)
+    if load.requests >= scoring.max_inflight_requests:
+        load.refused_requests += 1
+        raise _saturated(
+            f"{load.requests} requests are in flight in this worker, its limit (serving.max_inflight_requests)"
+        )
+    if size and load.body_bytes + size > scoring.max_inflight_bytes:
+        load.refused_bytes += 1
+        raise _saturated(_bytes_over(scoring, load, size))
+    held = Held(load)
+    held.take_bytes(size)
+    return held
+
+
+def _bytes_over(scoring: Scoring, load: Load, size: int) -> str:
+    return (
+        f"{load.body_bytes / 1e6:g} MB of request bodies are held in this worker, and this one ({size / 1e6:g} MB) "
+        f"would take it over its limit of {scoring.max_inflight_bytes / 1e6:g} MB (serving.max_inflight_mb)"
+    )
 
 
 def _client(keys: ApiKeys, request: Request) -> str | None:
@@ -207,21 +418,24 @@ def _client(keys: ApiKeys, request: Request) -> str | None:
     return holder
 
 
-async def _body(request: Request, limit: int) -> bytes:
-    """The request body, or Refused 413 as soon as it is known to be over ``limit`` bytes."""
-    too_big = Refused(
-        413,
-        "PAYLOAD_TOO_LARGE",
-        f"the body is over the limit of {limit / 1e6:g} MB (serving.max_body_mb): split the rows into smaller requests",
-    )
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise too_big
+async def _body(request: Request, scoring: Scoring, held: Held, deadline: float) -> bytes:
+    """The request body, or Refused 413 as soon as it is known to be over ``serving.max_body_mb``; 503 when a
+    body sent without Content-Length outgrows what the worker may still hold, or when the request's deadline
+    passes before the body is in (reading on could only end in a 504)."""
     chunks, size = [], 0
     async for chunk in request.stream():
+        if time.perf_counter() > deadline:
+            held.load.refused_late += 1
+            raise _too_late(scoring, "its body was still being read")
         size += len(chunk)
-        if size > limit:
-            raise too_big
+        if size > scoring.max_body_bytes:
+            raise _too_big(scoring.max_body_bytes)
+        if size > held.bytes:  # more than declared: counted as it comes
+            extra = size - held.bytes
+            if held.load.body_bytes + extra > scoring.max_inflight_bytes:
+                held.load.refused_bytes += 1
+                raise _saturated(_bytes_over(scoring, held.load, size))
+            held.take_bytes(extra)
         chunks.append(chunk)
     return b"".join(chunks)
 

@@ -146,6 +146,8 @@ def app_from_spec(spec: dict[str, Any]) -> Any:
             log=log,
             max_body_bytes=int(params.max_body_mb * 1_000_000),
             timeout_seconds=float(spec["timeout"]),
+            max_inflight_requests=params.max_inflight_requests,
+            max_inflight_bytes=int(params.max_inflight_mb * 1_000_000),
         )
     )
 
