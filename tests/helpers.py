@@ -66,10 +66,12 @@ def serving(
     cwd: Path = REPO_ROOT,
     entry: list[str] | None = None,
     stop: signal.Signals = signal.SIGTERM,
+    process: list[subprocess.Popen] | None = None,
 ) -> Iterator[str]:
     """``python src/main.py serve`` (or ``entry``, told its port by SAGEMAKER_BIND_TO_PORT) on a free loopback
-    port until the block ends, its output in ``log``; yields its URL. The server is stopped with ``stop``: SIGTERM, as ``docker stop``
-    does, or SIGKILL, as the OOM killer does."""
+    port until the block ends, its output in ``log``; yields its URL (and appends the server's process to
+    ``process``). The server is stopped with ``stop``: SIGTERM, as ``docker stop`` does, or SIGKILL, as the OOM
+    killer does."""
     import requests
 
     from tests.servers import free_port, wait_until
@@ -85,6 +87,8 @@ def serving(
         start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
+    if process is not None:
+        process.append(server)
     try:
         wait_until(
             lambda: requests.get(url + "/ping", timeout=2).status_code == 200, "scoring server", server, timeout=120

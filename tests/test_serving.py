@@ -377,3 +377,102 @@ def test_serve_refuses_to_start_with_missing_or_malformed_keys(
     assert done.returncode == 2
     assert message in done.stderr.replace("\n", " ")
     assert "plain-text-key" not in done.stderr
+
+
+def _large_csv(champion: Champion, megabytes: float) -> bytes:
+    """Rows of the champion's inputs repeated to about ``megabytes`` of CSV (no header)."""
+    block = champion.predictions[champion.features].to_csv(index=False, header=False)
+    return (block * max(1, int(megabytes * 1e6 // len(block)))).encode()
+
+
+def _rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError(f"no VmRSS for process {pid}")
+
+
+@pytest.mark.slow
+def test_one_row_requests_are_answered_while_large_ones_time_out(champion: Champion, tmp_path: Path) -> None:
+    """Timeout 0.1 s, 24 large requests in flight: one-row requests sent meanwhile get 200 (or 503 when the server
+    is saturated), never a 504 for work they never got to do (before: 24 x 504 over 1.68 s, and 6 of 24 one-row
+    requests got 504, queued behind scoring nobody waited for any more)."""
+    import collections
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    env = {**champion.env, "PIPELINE__SERVING__TIMEOUT_SECONDS": "0.1", "PIPELINE__SERVING__LOG__PATH": "null"}
+    large, one_row = _large_csv(champion, 5.7), _rows(champion).head(1).to_csv(index=False, header=False)
+
+    with serving(env, tmp_path / "serve.log") as url, ThreadPoolExecutor(28) as pool:
+        # Warmed up first: a process's first predictions, in each new thread, take longer than 0.1 s.
+        for _ in range(3):
+            list(pool.map(lambda _: _post(url, one_row, "text/csv"), range(8)))
+        warm = [_post(url, one_row, "text/csv").status_code for _ in range(3)]
+        started = time.perf_counter()
+        larges = [pool.submit(_post, url, large, "text/csv") for _ in range(24)]
+
+        def one_rows() -> list[requests.Response]:  # four clients, one request each 10 ms, while the large ones run
+            answers = [_post(url, one_row, "text/csv")]
+            while not all(f.done() for f in larges) or len(answers) < 5:
+                time.sleep(0.01)
+                answers.append(_post(url, one_row, "text/csv"))
+            return answers
+
+        clients = [pool.submit(one_rows) for _ in range(4)]
+        meanwhile = [answer for client in clients for answer in client.result()]
+        busy = time.perf_counter() - started
+        after = [_post(url, one_row, "text/csv").status_code for _ in range(5)]
+        stats = requests.get(url + "/stats", timeout=10).json().get("load")
+
+    large_statuses = collections.Counter(f.result().status_code for f in larges)
+    small_statuses = collections.Counter(a.status_code for a in meanwhile)
+    print(f"\n24 large requests: {dict(large_statuses)} over {busy:.2f} s; one-row meanwhile: {dict(small_statuses)}")
+    print(f"load after: {stats}")
+    assert set(small_statuses) <= {200, 503}, [a.text for a in meanwhile if a.status_code != 200]
+    assert all(a.headers["retry-after"] == "1" for a in meanwhile if a.status_code == 503)
+    assert set(large_statuses) <= {503, 504}
+    assert warm == [200] * 3 and after == [200] * 5
+    assert stats["inflight_requests"] == 0 and stats["inflight_mb"] == 0 and stats["scoring_threads_busy"] == 0
+
+
+@pytest.mark.slow
+def test_a_flood_of_large_bodies_is_refused_before_it_is_read(champion: Champion, tmp_path: Path) -> None:
+    """96 concurrent 5.7 MB bodies against serving.max_inflight_mb 24: the excess gets 503 with Retry-After and
+    the server's memory stays within a few times the limit (before: every body was read, 346 -> 982 MiB)."""
+    import collections
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    env = {**champion.env, "PIPELINE__SERVING__MAX_INFLIGHT_MB": "24", "PIPELINE__SERVING__LOG__PATH": "null"}
+    body = _large_csv(champion, 5.7)
+    process: list = []
+    with serving(env, tmp_path / "serve.log", process=process) as url:
+        pid = process[0].pid
+        _post(url, body, "text/csv")  # warmed up: the first large request's buffers are the baseline
+        baseline, peak, done = _rss_mib(pid), [0.0], threading.Event()
+
+        def watch() -> None:
+            while not done.is_set():
+                peak[0] = max(peak[0], _rss_mib(pid))
+                time.sleep(0.01)
+
+        watcher = threading.Thread(target=watch)
+        watcher.start()
+        with ThreadPoolExecutor(96) as pool:
+            answers = list(pool.map(lambda _: _post(url, body, "text/csv"), range(96)))
+        done.set()
+        watcher.join()
+        stats = requests.get(url + "/stats", timeout=10).json()["load"]
+
+    statuses = collections.Counter(a.status_code for a in answers)
+    growth = peak[0] - baseline
+    print(f"\n96 x {len(body) / 1e6:.1f} MB: {dict(statuses)}; RSS {baseline:.0f} MiB -> peak {peak[0]:.0f} MiB")
+    print(f"load after: {stats}")
+    assert set(statuses) == {200, 503} and statuses[503] >= 48
+    refused = [a for a in answers if a.status_code == 503]
+    assert all(a.headers["retry-after"] == "1" for a in refused)
+    assert "serving.max_inflight_mb" in refused[0].json()["message"]
+    # 24 MB of bodies held at most: with their parsed rows and answers, a few times that, never the 550 MB sent.
+    assert growth < 24 * 4 + 64, f"RSS grew by {growth:.0f} MiB"
