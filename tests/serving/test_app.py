@@ -372,7 +372,7 @@ def test_timed_out_scoring_starts_no_further_stage(tmp_path: Path, monkeypatch: 
     # The thread was still parsing when the 504 went out, and held its place until then; it never called the model.
     assert busy["scoring_abandoned"] == 1 and busy["inflight_requests"] == 1
     assert model.calls == 0
-    assert stats["scoring_stopped_after_504"] == 1 and stats["scoring_threads_busy"] == 0
+    assert stats["scoring_stopped_after_timeout"] == 1 and stats["scoring_threads_busy"] == 0
     assert stats["inflight_requests"] == 0
 
 

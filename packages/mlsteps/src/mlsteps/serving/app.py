@@ -101,13 +101,13 @@ class Load:
 
     requests: int = 0  # being read, waiting for a scoring thread, or scored
     body_bytes: int = 0  # request bodies held (declared by Content-Length, or read so far)
-    scoring: int = 0  # scoring threads in use, abandoned ones (their request already answered 504) included
-    abandoned: int = 0  # of those, scoring whose request already got its 504
+    scoring: int = 0  # scoring threads in use, abandoned ones (their request already answered) included
+    abandoned: int = 0  # of those, scoring whose request was answered when its deadline passed (504, or 503)
     refused_requests: int = 0  # 503: serving.max_inflight_requests reached
     refused_bytes: int = 0  # 503: serving.max_inflight_mb reached
     refused_busy: int = 0  # 503: no scoring thread was free within the timeout
     refused_late: int = 0  # 503: the timeout passed before scoring could start (body still coming, loop busy)
-    stopped: int = 0  # scoring that outlived its 504 and stopped before its next stage
+    stopped: int = 0  # abandoned scoring that stopped before its next stage
 
     def report(self, scoring: Scoring) -> dict[str, Any]:
         saturated = (
@@ -130,7 +130,7 @@ class Load:
                 "no_scoring_thread": self.refused_busy,
                 "timeout_before_scoring": self.refused_late,
             },
-            "scoring_stopped_after_504": self.stopped,
+            "scoring_stopped_after_timeout": self.stopped,
         }
 
 
