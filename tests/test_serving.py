@@ -394,18 +394,19 @@ def _rss_mib(pid: int) -> float:
 
 @pytest.mark.slow
 def test_one_row_requests_are_answered_while_large_ones_time_out(champion: Champion, tmp_path: Path) -> None:
-    """Timeout 0.1 s, 24 large requests in flight: one-row requests sent meanwhile get 200 (or 503 when the server
-    is saturated), never a 504 for work they never got to do (before: 24 x 504 over 1.68 s, and 6 of 24 one-row
-    requests got 504, queued behind scoring nobody waited for any more)."""
+    """Timeout 0.3 s, 24 large requests in flight: one-row requests sent meanwhile get 200 (or 503 when the server
+    is saturated), never a 504 for work they never got to do (before: 23 x 504 and one 200 over 1.91 s, and 4 of
+    20 one-row requests got 504, queued behind scoring nobody waited for any more). The issue's 0.1 s is too short
+    on two shared cores: with another test process busy, even an idle server's one-row answer took longer."""
     import collections
     import time
     from concurrent.futures import ThreadPoolExecutor
 
-    env = {**champion.env, "PIPELINE__SERVING__TIMEOUT_SECONDS": "0.1", "PIPELINE__SERVING__LOG__PATH": "null"}
+    env = {**champion.env, "PIPELINE__SERVING__TIMEOUT_SECONDS": "0.3", "PIPELINE__SERVING__LOG__PATH": "null"}
     large, one_row = _large_csv(champion, 5.7), _rows(champion).head(1).to_csv(index=False, header=False)
 
     with serving(env, tmp_path / "serve.log") as url, ThreadPoolExecutor(28) as pool:
-        # Warmed up first: a process's first predictions, in each new thread, take longer than 0.1 s.
+        # Warmed up first: a process's first predictions, in each new thread, can take longer than the timeout.
         for _ in range(3):
             list(pool.map(lambda _: _post(url, one_row, "text/csv"), range(8)))
         warm = [_post(url, one_row, "text/csv").status_code for _ in range(3)]
