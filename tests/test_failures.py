@@ -142,17 +142,22 @@ def test_rerun_after_kill_9_mid_step_completes(workspace, tmp_path: Path) -> Non
     assert not [s for s in statuses if s[1] == "RUNNING"]
 
 
+def _ended(proc: subprocess.Popen, log: Path, timeout: float = 60) -> int:
+    """The exit code of a process sent SIGTERM; the test fails, with the end of its log, if it is still running."""
+    try:
+        return proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        pytest.fail(f"still running {timeout:g} s after SIGTERM; its log ends:\n{log.read_text()[-3000:]}")
+
+
 def test_sigterm_ends_runs_as_killed(workspace, tmp_path: Path) -> None:
     log = tmp_path / "run.log"
     proc = _start(workspace, log=log)
     _wait_for_running_step(workspace, "train_model", proc)
     proc.send_signal(signal.SIGTERM)
 
-    try:
-        code = proc.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        pytest.fail(f"still running 60 s after SIGTERM; its log ends:\n{log.read_text()[-3000:]}")
+    code = _ended(proc, log)
     assert code == 143, log.read_text()[-3000:]
     assert "interrupted" in log.read_text()
     statuses = {(r.data.tags.get("pipeline.step", "pipeline"), r.info.status) for r in _runs(workspace)}
@@ -175,11 +180,7 @@ def test_sigterm_ends_within_its_grace_while_the_tracking_store_is_locked(worksp
         holder.execute("BEGIN EXCLUSIVE")  # another process holds the store, as a long write would
         started = time.monotonic()
         proc.send_signal(signal.SIGTERM)
-        try:
-            code = proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            pytest.fail(f"still running 60 s after SIGTERM; its log ends:\n{log.read_text()[-3000:]}")
+        code = _ended(proc, log)
         elapsed = time.monotonic() - started
     finally:
         holder.execute("ROLLBACK")
