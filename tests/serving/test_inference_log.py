@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from mlsteps.config import InferenceLogParams
 from mlsteps.refs import ModelRef
-from mlsteps.serving.inference_log import Entry, InferenceLog, read_inference_log
+from mlsteps.serving.inference_log import Entry, InferenceLog, log_frame, read_inference_log
 from mlsteps.storage import Storage
 
 MODEL = ModelRef("models:/m/3", "m", "3", "run-abc")
@@ -23,6 +23,37 @@ def _entry(rows: int, request_id: str = "r", status: int = 200) -> Entry:
     return Entry(
         request_id, datetime.now(UTC), 1.5, status, client="team-a", inputs=inputs, outputs=np.arange(rows) % 2
     )
+
+
+def test_a_batch_becomes_one_row_per_scored_row_and_one_per_refused_request_in_order() -> None:
+    refused = Entry("bad", datetime.now(UTC), 0.5, 400, client="team-b", error="row 1: plan is not a string")
+    labelled = Entry(
+        "lab",
+        datetime.now(UTC),
+        2.0,
+        200,
+        inputs=pd.DataFrame({"a": [7.0], "plan": ["y"]}),
+        outputs=pd.DataFrame({"prediction": ["yes"], "probability": [0.9]}),
+    )
+
+    frame = log_frame([_entry(2, "two"), refused, labelled, _entry(1, "one")], MODEL)
+
+    assert list(frame.columns[:11]) == [
+        "request_id", "row", "received_at", "latency_ms", "status", "error", "client",
+        "model_uri", "model_name", "model_version", "model_run_id",
+    ]  # fmt: skip
+    assert frame["request_id"].tolist() == ["two", "two", "bad", "lab", "one"]
+    assert frame["row"].tolist() == [1, 2, pd.NA, 1, 1]
+    assert frame["status"].tolist() == [200, 200, 400, 200, 200] and frame["status"].dtype == "int16"
+    assert [frame["client"][i] for i in (0, 1, 2, 4)] == ["team-a", "team-a", "team-b", "team-a"]
+    assert pd.isna(frame["client"][3])
+    assert frame["input.a"].tolist()[:2] == [0.0, 1.0] and pd.isna(frame["input.a"][2])
+    assert frame["input.plan"].tolist()[3] == "y" and frame["error"][2] == "row 1: plan is not a string"
+    # an entry's outputs, a frame or an array, land on its own rows; a refused request has none
+    assert frame["output.prediction"].tolist()[:2] == [0, 1] and frame["output.prediction"][3] == "yes"
+    assert pd.isna(frame["output.probability"][0]) and frame["output.probability"][3] == 0.9
+    assert frame["model_version"].unique().tolist() == ["3"]
+    assert frame["received_at"].dt.tz is not None
 
 
 class Gate:
