@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import requests
-from mlsteps.serving.inference_log import read_inference_log
+from mlsteps.serving.log_files import read_inference_log
 from mlsteps.storage import Storage
 
 from tests.helpers import run_main, serving

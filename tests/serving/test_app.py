@@ -19,7 +19,8 @@ from mlsteps.config import InferenceLogParams
 from mlsteps.refs import ModelRef
 from mlsteps.serving.app import Scoring, build_app
 from mlsteps.serving.auth import ApiKeys
-from mlsteps.serving.inference_log import InferenceLog, read_inference_log
+from mlsteps.serving.inference_log import InferenceLog
+from mlsteps.serving.log_files import read_inference_log
 from mlsteps.storage import Storage
 
 from tests.servers import free_port, wait_until

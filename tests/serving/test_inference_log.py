@@ -12,7 +12,8 @@ import pandas as pd
 import pytest
 from mlsteps.config import InferenceLogParams
 from mlsteps.refs import ModelRef
-from mlsteps.serving.inference_log import Entry, InferenceLog, log_frame, read_inference_log
+from mlsteps.serving.inference_log import InferenceLog
+from mlsteps.serving.log_files import Entry, log_frame, read_inference_log
 from mlsteps.storage import Storage
 
 MODEL = ModelRef("models:/m/3", "m", "3", "run-abc")

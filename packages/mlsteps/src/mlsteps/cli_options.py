@@ -144,6 +144,22 @@ _stopping = False
 _wakeup: list[Any] = []
 
 
+def stop_grace_seconds() -> float:
+    """``PIPELINE_STOP_GRACE_SECONDS``, else 8; a value that is not a positive number is a config error."""
+    from mlsteps.errors import ConfigError
+
+    text = os.environ.get("PIPELINE_STOP_GRACE_SECONDS") or str(STOP_GRACE_SECONDS)
+    try:
+        grace = float(text)
+    except ValueError:
+        grace = -1.0
+    if not 0 < grace < float("inf"):
+        raise ConfigError(
+            f"PIPELINE_STOP_GRACE_SECONDS={text!r} is not a positive number of seconds: set it to e.g. 8, or unset it"
+        )
+    return grace
+
+
 def _end_after_grace(code: int) -> None:
     """End the process ``PIPELINE_STOP_GRACE_SECONDS`` from now, whatever it is doing then (once per process).
 
@@ -157,7 +173,7 @@ def _end_after_grace(code: int) -> None:
     if _stopping:
         return
     _stopping = True
-    grace = float(os.environ.get("PIPELINE_STOP_GRACE_SECONDS") or STOP_GRACE_SECONDS)
+    grace = stop_grace_seconds()
 
     def expire() -> None:
         if not threading.Event().wait(grace):
@@ -229,6 +245,7 @@ def command(func: Callable[..., int | None]) -> Callable[..., None]:
         signal.signal(signal.SIGINT, _interrupt)
         _watch_stop_signals()
         try:
+            stop_grace_seconds()  # a bad value is said now, not when a signal comes
             code = func(*args, **kwargs) or 0
         except KeyboardInterrupt as exc:
             print_error("interrupted: the runs in progress are marked KILLED")

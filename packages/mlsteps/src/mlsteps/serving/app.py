@@ -48,7 +48,8 @@ from mlsteps.csv_input import frame_from_csv
 from mlsteps.input_checks import InputError, frame_from_json
 from mlsteps.refs import ModelRef
 from mlsteps.serving.auth import ApiKeys
-from mlsteps.serving.inference_log import Entry, InferenceLog
+from mlsteps.serving.inference_log import InferenceLog
+from mlsteps.serving.log_files import Entry
 
 logger = logging.getLogger(__name__)
 access = logging.getLogger("mlsteps.serving.access")
