@@ -142,6 +142,13 @@ def test_make_notebook_opens_jupyterlab_with_the_project_kernel(tmp_path: Path) 
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until(lambda: f"{url}/lab?token=" in log.read_text(), "JupyterLab's URL", server, timeout=120)
+        # On a loaded machine the URL was once printed a moment before a connection was accepted: wait for the API.
+        wait_until(
+            lambda: requests.get(f"{url}/api/status", params={"token": token}, timeout=5).status_code == 200,
+            "JupyterLab's API",
+            server,
+            timeout=60,
+        )
         contents = requests.get(f"{url}/api/contents", params={"token": token}, timeout=10).json()
         assert {LATEST, COMPARE} <= {item["name"] for item in contents["content"]}  # it serves notebooks/
         kernel = requests.post(f"{url}/api/kernels", params={"token": token}, json={"name": "python3"}, timeout=30)
