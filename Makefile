@@ -93,7 +93,7 @@ lint: install  ## Lint, format and types: ruff check, ruff format --check, mypy 
 # The tests run on every core (pytest-xdist); the slowest 15 are listed at the end, with the total time.
 # The Airflow virtualenv only where a test runs the DAG (the template's tests/test_containers.py).
 test: install $(if $(wildcard tests/test_containers.py),airflow-venv) lint  ## Lint and type checks, then the test suite (unit + integration, the Airflow DAG included)
-	$(PY) -m pytest -n auto --durations=15
+	$(PY) -m pytest -n auto --dist worksteal --durations=15
 
 test-fast: install  ## Run only the fast unit tests
 	$(PY) -m pytest -n auto -m "not slow"

@@ -211,7 +211,15 @@ class FailingProxy:
         from urllib.parse import quote, urlsplit
 
         target = urlsplit(upstream)
-        state: dict = {"left": failures, "failed": 0, "lost": 0, "armed": False, "skip": (), "writes": None}
+        state: dict = {
+            "left": failures,
+            "failed": 0,
+            "lost": 0,
+            "gone": False,
+            "armed": False,
+            "skip": (),
+            "writes": None,
+        }
         lock = threading.Lock()
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -223,7 +231,8 @@ class FailingProxy:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 with lock:
                     write = self.command in ("PUT", "POST") and not any(quote(s) in self.path for s in state["skip"])
-                    if state["lost"] or (state["armed"] and write):
+                    if state["gone"] or (state["armed"] and write):
+                        state["gone"] = True
                         state["lost"] += 1
                         self.close_connection = True
                         return
@@ -285,9 +294,10 @@ class FailingProxy:
         self.state["writes"] = marker
 
     def heal(self) -> None:
-        """From now on, forward every request."""
+        """From now on, forward every request (a lost storage is back; ``lost`` keeps its count)."""
         self.state["left"] = 0
         self.state["writes"] = None
+        self.state["armed"] = self.state["gone"] = False
 
     def close(self) -> None:
         self._server.shutdown()

@@ -52,6 +52,9 @@ class Workspace:
             "PIPELINE_TRACKING_URI": self.tracking_uri,
             # Up-to-date states and remembered digests (mlsteps.reuse.local) stay in the workspace too.
             "PIPELINE_STATE_DIR": str(self.root / "state"),
+            # Drawing MLflow's evaluation plots is most of a training on the example (about 2 s): tests that look
+            # at the plots turn them on; the champion fixture, the S3 and copier tests keep the default (on).
+            "PIPELINE__GATE__EVALUATION_PLOTS": "false",
         }
 
 
@@ -167,6 +170,7 @@ def memory_workspace(tracking_store: str, monkeypatch: pytest.MonkeyPatch) -> It
     monkeypatch.setenv("PIPELINE_EXPERIMENT", ws.experiment)
     # Each test registers its own model, so that champions of other tests never meet.
     monkeypatch.setenv("PIPELINE__CATALOG__MODEL__NAME", f"model-{tag}")
+    monkeypatch.setenv("PIPELINE__GATE__EVALUATION_PLOTS", "false")  # as in Workspace.env
     ws.write_raw(pd.read_csv(EXAMPLE_RAW))
     yield ws
     fs = fsspec.filesystem("memory")

@@ -28,17 +28,23 @@ def _bench(script: str, *args: str, timeout: float) -> str:
     return done.stdout
 
 
-def test_benchmark_prints_every_figure(tmp_path: Path) -> None:
+def _cells(row: str) -> list[str]:
+    return [c.strip() for c in row.strip("|").split("|")]
+
+
+# One synthetic size for each table (the example's row is the same code on other data): minutes, not ten. The two
+# tables are two tests, so that the suite's two workers can run them side by side.
+@pytest.mark.long
+def test_benchmark_prints_the_overhead_table_and_the_start_up(tmp_path: Path) -> None:
     out = tmp_path / "results.md"
 
-    # One synthetic size for every table (the example's row is the same code on other data): minutes, not ten.
     stdout = _bench(
         "run.py",
         "--no-example",
         "--sizes",
         "600",
         "--scaling-sizes",
-        "600",
+        "",
         "--repeats",
         "1",
         "--out",
@@ -52,7 +58,7 @@ def test_benchmark_prints_every_figure(tmp_path: Path) -> None:
     overhead_rows = [line for line in text.splitlines() if line.startswith(("| example", "| synthetic"))]
     assert [row.split("|")[1].strip() for row in overhead_rows] == ["synthetic 600 rows"]
     for row in overhead_rows:
-        cells = [c.strip() for c in row.strip("|").split("|")]
+        cells = _cells(row)
         assert len(cells) == 13
         # plain, MLflow script, first run, up-to-date re-run, --record re-run, chained: seconds
         assert all(float(cells[i]) > 0 for i in (1, 2, 3, 6, 9, 11))
@@ -60,10 +66,31 @@ def test_benchmark_prints_every_figure(tmp_path: Path) -> None:
         # the up-to-date re-run is a fraction of the first run; the ratios are those of the printed seconds
         assert float(cells[6]) < float(cells[3])
         assert float(cells[4].rstrip("x")) == pytest.approx(float(cells[3]) / float(cells[2]), abs=0.02)
+    assert re.search(r"`python src/main.py --help`: \d+\.\d\d s", text)
+
+
+@pytest.mark.long
+def test_benchmark_prints_the_scaling_table(tmp_path: Path) -> None:
+    out = tmp_path / "results.md"
+
+    stdout = _bench(
+        "run.py",
+        "--no-example",
+        "--no-overhead",
+        "--scaling-sizes",
+        "600",
+        "--repeats",
+        "1",
+        "--out",
+        str(out),
+        timeout=1200,
+    )
+    text = out.read_text()
+    assert text in stdout
     scaling_rows = [line for line in text.splitlines() if re.match(r"\| 600 \|", line)]
     assert len(scaling_rows) == 1
     for row in scaling_rows:
-        cells = [c.strip() for c in row.strip("|").split("|")]
+        cells = _cells(row)
         assert len(cells) == 12
         assert all(float(c) > 0 for c in cells[2:6])
         # each step's peak and, in brackets, the part of it above the process's memory at the step's start
@@ -71,9 +98,9 @@ def test_benchmark_prints_every_figure(tmp_path: Path) -> None:
         assert all(m and 0 < int(m[2]) < int(m[1]) for m in peaks), cells[6:10]
         assert cells[10].endswith("x") and cells[11].endswith("x")
         assert float(cells[11].rstrip("x")) < float(cells[10].rstrip("x"))  # above start: less than the whole peak
-    assert re.search(r"`python src/main.py --help`: \d+\.\d\d s", text)
 
 
+@pytest.mark.long
 def test_serving_benchmark_prints_every_figure_and_the_target(tmp_path: Path) -> None:
     out = tmp_path / "serving.md"
 
@@ -103,6 +130,7 @@ def test_serving_benchmark_prints_every_figure_and_the_target(tmp_path: Path) ->
     assert all(re.search(r"\| [+-]\d+\.\d% \| (yes|no) \|$", line) for line in verdicts)
 
 
+@pytest.mark.long
 def test_large_benchmark_runs_every_step_on_a_generated_csv_and_a_training_sample(tmp_path: Path) -> None:
     out = tmp_path / "large.md"
 

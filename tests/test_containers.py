@@ -375,6 +375,7 @@ def _airflow_env(tmp_path: Path, extra: dict[str, str]) -> dict[str, str]:
 
 @needs_airflow
 @pytest.mark.slow
+@pytest.mark.long
 def test_dag_runs_every_step_under_one_parent_run(workspace, tmp_path: Path) -> None:
     from mlflow import MlflowClient
 

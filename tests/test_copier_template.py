@@ -231,6 +231,7 @@ def _make_project(template: Path, folder: Path, task: str) -> tuple[Path, str]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("task", list(CASES))
+@pytest.mark.long
 def test_a_project_made_from_own_data_runs_to_a_champion_and_passes_its_fast_tests(
     template: Path, tmp_path: Path, task: str
 ) -> None:
@@ -257,6 +258,7 @@ def test_a_project_made_from_own_data_runs_to_a_champion_and_passes_its_fast_tes
 
 
 @pytest.mark.slow
+@pytest.mark.long
 def test_copier_update_brings_a_template_change_into_a_made_project_that_still_runs(
     template: Path, tmp_path: Path
 ) -> None:

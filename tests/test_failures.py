@@ -58,6 +58,7 @@ def _statuses(workspace) -> list[tuple[str, str]]:
 
 
 @pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM])
+@pytest.mark.long
 def test_the_gates_baseline_run_is_closed_however_the_process_ends(workspace, tmp_path: Path, signum) -> None:
     first = _start(workspace, log=tmp_path / "first.log")
     assert first.wait(timeout=300) == 0, (tmp_path / "first.log").read_text()
@@ -82,6 +83,7 @@ def test_the_gates_baseline_run_is_closed_however_the_process_ends(workspace, tm
     assert not [s for s in statuses if s[1] == "RUNNING"]
 
 
+@pytest.mark.long
 def test_a_live_pipeline_in_another_pid_namespace_is_not_taken_for_dead(workspace, tmp_path: Path) -> None:
     probe = subprocess.run(
         ["unshare", "--pid", "--fork", "--mount-proc", "true"], check=False, capture_output=True, timeout=30
@@ -121,6 +123,7 @@ def _runs(workspace):
     return client.search_runs([experiment.experiment_id], order_by=["attributes.start_time ASC"])
 
 
+@pytest.mark.long
 def test_rerun_after_kill_9_mid_step_completes(workspace, tmp_path: Path) -> None:
     log = tmp_path / "first.log"
     proc = _start(workspace, log=log)
@@ -166,6 +169,7 @@ def test_sigterm_ends_runs_as_killed(workspace, tmp_path: Path) -> None:
     assert ("make_data", "FINISHED") in statuses
 
 
+@pytest.mark.long
 def test_sigterm_ends_within_its_grace_while_the_tracking_store_is_locked(workspace, tmp_path: Path) -> None:
     """The store stays locked by another process after SIGTERM: the KILLED writes cannot finish (each would wait
     out SQLite's busy timeout, 20 s in MLflow), and the command still ends within its grace. The next pipeline
@@ -198,6 +202,7 @@ def test_sigterm_ends_within_its_grace_while_the_tracking_store_is_locked(worksp
     assert not [s for s in statuses if s[1] == "RUNNING"]
 
 
+@pytest.mark.long
 def test_two_pipelines_at_once_keep_their_own_outputs(workspace, tmp_path: Path) -> None:
     logs = [tmp_path / "a.log", tmp_path / "b.log"]
     procs = [_start(workspace, "--force", log=log) for log in logs]

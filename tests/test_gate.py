@@ -125,6 +125,7 @@ def _cli(workspace, *args: str) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.long
 def test_promote_and_rollback_by_hand(workspace) -> None:
     run_pipeline(load_config("local"), list(STEPS))
     _train(_merge(WEAK, LOW_BAR))  # version 2, rejected
@@ -149,6 +150,7 @@ def test_promote_and_rollback_by_hand(workspace) -> None:
     assert "exactly one of --version N or --rollback" in both.stderr
 
 
+@pytest.mark.long
 def test_after_a_manual_promotion_the_summary_names_the_model_that_scored(workspace) -> None:
     run_pipeline(load_config("local"), list(STEPS))  # version 1: champion
     _train(_merge(WEAK, LOW_BAR))  # version 2, rejected

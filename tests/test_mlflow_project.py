@@ -119,6 +119,7 @@ def _norm(name: str) -> str:
 
 
 @pytest.mark.slow
+@pytest.mark.long
 def test_mlflow_run_nests_steps_under_the_project_run(workspace) -> None:
     from mlflow import MlflowClient
 
@@ -198,6 +199,7 @@ def _git_env() -> dict[str, str]:
 
 
 @pytest.mark.slow
+@pytest.mark.long
 def test_mlflow_run_with_uv_builds_a_projects_runtime_environment_from_its_lock(workspace) -> None:
     """In a generated project (the library pinned from git): this repository's own lock names the library as a
     workspace folder, which MLflow's copy of the lock cannot reach (docs/running.md)."""

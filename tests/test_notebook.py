@@ -73,6 +73,7 @@ def _train_model_runs(tracking_uri: str) -> list:
 
 
 @pytest.mark.slow
+@pytest.mark.long
 def test_notebooks_read_reused_runs_and_a_retrain(workspace) -> None:
     run_pipeline(load_config("local"), list(STEPS))
     run_pipeline(load_config("local"), list(STEPS))  # nothing changed: every step is reused

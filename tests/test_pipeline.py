@@ -50,9 +50,13 @@ def test_full_pipeline_one_parent_four_children(workspace) -> None:
     assert parent.data.metrics["make_data/clean_rows"] == 569
     artifacts = [a.path for a in _client(workspace).list_artifacts(parent.info.run_id, "config")]
     assert artifacts == ["config/resolved.yaml"]
+    # gate.evaluation_plots is false in the tests' workspace: the metrics, no plot.
+    train = next(c for c in children if c.data.tags[TAG_STEP] == "train_model")
+    assert not [a.path for a in _client(workspace).list_artifacts(train.info.run_id) if a.path.endswith(".png")]
 
 
-def test_train_model_logs_evaluation_and_registers(workspace) -> None:
+def test_train_model_logs_evaluation_and_registers(workspace, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PIPELINE__GATE__EVALUATION_PLOTS", "true")  # the default; the workspace turns them off
     result = run_pipeline(load_config("local"), list(STEPS))
     train = next(s for s in result.steps if s.step == "train_model")
     client = _client(workspace)

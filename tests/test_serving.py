@@ -42,6 +42,7 @@ def _with_bad_value(champion: Champion) -> pd.DataFrame:
 
 
 @pytest.mark.slow
+@pytest.mark.long
 def test_every_request_shape_is_checked_scored_like_predict_and_logged(champion: Champion, tmp_path: Path) -> None:
     from mlflow import MlflowClient
 
@@ -216,6 +217,7 @@ def test_a_killed_server_loses_no_answered_request_and_leaves_no_model_copy(cham
 
 
 @pytest.mark.slow
+@pytest.mark.long
 def test_an_s3_destination_failing_for_a_while_loses_nothing_once_it_heals(
     champion: Champion, s3_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -281,6 +283,7 @@ def test_serve_refuses_to_start_when_its_inference_log_cannot_be_written(
 
 
 @pytest.mark.slow
+@pytest.mark.long
 def test_exported_model_is_served_by_the_entry_script_like_sagemaker(champion: Champion, tmp_path: Path) -> None:
     archive = tmp_path / "model.tar.gz"
     exported = run_main("export-model", "--out", str(archive), env=champion.env)
@@ -338,6 +341,7 @@ def test_export_to_s3(champion: Champion, s3_server: str) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.long
 def test_predict_input_with_a_bad_value_names_row_and_column(champion: Champion, tmp_path: Path) -> None:
     bad = tmp_path / "bad.csv"
     _with_bad_value(champion).to_csv(bad, index=False)

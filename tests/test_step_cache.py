@@ -164,6 +164,7 @@ def _line(step: str, log: str) -> str:
     return next(line for line in log.splitlines() if line.startswith(f"ok {step} in ")).split("  ")[0]
 
 
+@pytest.mark.long
 def test_code_change_reruns_the_changed_step_and_what_its_output_changes(workspace, tmp_path: Path) -> None:
     repo = _copy_of_the_code(tmp_path)
     first = _run_main(repo, workspace)
@@ -189,6 +190,7 @@ def test_code_change_reruns_the_changed_step_and_what_its_output_changes(workspa
     assert _line("train_model", real.stderr).endswith("(inputs changed since the last run)")
 
 
+@pytest.mark.long
 def test_an_unchanged_rerun_is_up_to_date_without_mlflow_and_record_still_records(workspace) -> None:
     from mlflow import MlflowClient
 

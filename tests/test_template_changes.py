@@ -73,6 +73,7 @@ def _copy_of_the_project(tmp_path: Path) -> Path:
     return copy
 
 
+@pytest.mark.long
 def test_adding_a_step_touches_its_module_its_config_and_the_mlproject(workspace, tmp_path: Path) -> None:
     from mlflow import MlflowClient
 

@@ -224,6 +224,7 @@ def test_a_training_sample_is_recorded_and_evaluation_uses_the_whole_test_split(
     assert "roc_auc" in run.data.metrics
 
 
+@pytest.mark.long
 def test_after_the_split_changes_the_champion_is_compared_on_rows_it_was_not_trained_on(memory_workspace) -> None:
     from mlflow import MlflowClient
 
@@ -238,6 +239,7 @@ def test_after_the_split_changes_the_champion_is_compared_on_rows_it_was_not_tra
     assert fair + left_out == holdout and left_out > 0 and fair >= 30
 
 
+@pytest.mark.long
 def test_a_champion_of_another_task_is_not_compared_and_training_goes_on(memory_workspace, tmp_path, monkeypatch):
     import yaml
     from mlflow import MlflowClient

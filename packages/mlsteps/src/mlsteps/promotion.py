@@ -180,7 +180,7 @@ def decide(
                     candidate_fair = evaluate(candidate_uri, data, schema, plots=False).metrics
             try:
                 with nested_run(f"{gate.alias}_baseline", "baseline", env, {"gate.baseline_version": champion}):
-                    baseline = evaluate(f"models:/{name}/{champion}", data, schema).metrics
+                    baseline = evaluate(f"models:/{name}/{champion}", data, schema, gate.evaluation_plots).metrics
             except Exception as exc:  # noqa: BLE001  (a champion that cannot score this holdout: an older task, untagged)
                 baseline, candidate_fair, note = None, None, ""
                 skipped = f"version {champion} could not be scored on this holdout ({type(exc).__name__}: {exc})"[:500]

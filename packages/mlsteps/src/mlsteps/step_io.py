@@ -114,7 +114,7 @@ def _save_model(
     )
     lineage.log_input(data, "evaluation")
     with phase(f"evaluating on {out.evaluation_dataset}"):
-        evaluation = evaluate(model_uri, data, settings.dataset_schema)
+        evaluation = evaluate(model_uri, data, settings.dataset_schema, settings.gate.evaluation_plots)
     saved.metrics.update(evaluation_metrics(evaluation))
     # The policy decides before the version exists, so that the version carries its decision from the start.
     policy = importlib.import_module(step.policy) if step.policy else None
