@@ -143,10 +143,10 @@ def test_promote_and_rollback_by_hand(workspace) -> None:
     assert _champion(workspace) == "1"
 
     missing = _cli(workspace, "promote", "--version", "42")
-    assert missing.returncode == 1
+    assert missing.returncode == 2
     assert "has no version 42" in missing.stderr
     both = _cli(workspace, "promote")
-    assert both.returncode == 1
+    assert both.returncode == 2
     assert "exactly one of --version N or --rollback" in both.stderr
 
 

@@ -97,9 +97,27 @@ def test_unknown_model_uri_fails_cleanly(workspace) -> None:
 
     result = _run(["src/main.py", "--step", "predict", "--model-uri", "models:/nope@champion"], workspace.env())
 
-    assert result.returncode == 1
+    assert result.returncode == 2  # a usage error, also when the step resolves the URI
     assert "model 'models:/nope@champion' does not exist" in result.stderr
     assert not list(workspace.data_root.glob("processed/predictions/**/*.parquet"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--from-run", "0" * 32], f"run '{'0' * 32}' does not exist"),
+        (["promote", "--version", "99"], "has no version 99"),
+        (["--step", "predict", "--input", "missing.csv"], "does not exist: check the path given to --input"),
+        (["check", "--environment", "staging"], "unknown environment 'staging'"),  # as the pipeline says it
+    ],
+)
+def test_what_the_command_names_and_does_not_exist_exits_2(workspace, args: list[str], expected: str) -> None:
+    result = _run(["src/main.py", *args], workspace.env())
+
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert expected in (result.stdout + result.stderr).replace("\n", " ")
+    assert "Traceback" not in result.stderr
 
 
 @pytest.mark.slow

@@ -14,6 +14,7 @@ class Check:
     ok: bool
     detail: str
     hint: str = ""
+    exit_code: int = 1  # of `check` when this one fails: 2 for an invalid config, as for every command
 
 
 def run_checks(environment: str, env: Any = None) -> list[Check]:
@@ -23,7 +24,7 @@ def run_checks(environment: str, env: Any = None) -> list[Check]:
     try:
         settings = load_config(environment, env=env)
     except PipelineError as exc:
-        return [Check("config", False, str(exc), "fix the file and key named above")]
+        return [Check("config", False, str(exc), "fix the file and key named above", exc.exit_code)]
     checks = [Check("config", True, f"config/{environment}.yaml over base.yaml is valid")]
     checks.append(_check_credentials(settings))
     checks.extend(_check_storage(settings))

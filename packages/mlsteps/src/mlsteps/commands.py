@@ -9,7 +9,7 @@ import click
 
 from mlsteps.cli_options import ENVIRONMENT, command, load_settings, unbounded_stop
 from mlsteps.discovery import step_names
-from mlsteps.errors import PipelineError
+from mlsteps.errors import UsageError
 
 
 @click.command()
@@ -23,7 +23,7 @@ def check(environment: str | None) -> int:
     environment = environment or click.get_current_context().find_root().params["environment"]
     results = run_checks(environment)
     print_checks(environment, results)
-    return 0 if all(c.ok for c in results) else 1
+    return max((c.exit_code for c in results if not c.ok), default=0)
 
 
 @click.command()
@@ -39,7 +39,7 @@ def promote(environment: str | None, version: str | None, rollback: bool, reason
     from mlsteps.store import connect
 
     if bool(version) == rollback:
-        raise PipelineError("give exactly one of --version N or --rollback")
+        raise UsageError("give exactly one of --version N or --rollback")
     settings = load_settings(environment)
     connect(settings)
     name, alias = settings.model_name, settings.gate.alias

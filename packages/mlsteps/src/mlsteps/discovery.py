@@ -73,6 +73,11 @@ def writers(src: Path = SRC) -> dict[str, str]:
     return {dataset: d.name for d in declarations(src) for dataset in d.writes}
 
 
+def option_for(key: str, src: Path = SRC) -> str | None:
+    """The command-line option a step declares for a config key (``catalog.predict_input.path`` -> ``--input``)."""
+    return next((flag for d in declarations(src) for flag, spec in d.options.items() if spec.get("key") == key), None)
+
+
 def _read_declaration(path: Path, src: Path) -> Declaration | None:
     text = path.read_text(encoding="utf-8")
     if "STEP" not in text:

@@ -4,15 +4,23 @@ from __future__ import annotations
 
 
 class PipelineError(Exception):
-    """Base class: the CLI turns any of these into one clear message and a non-zero exit."""
+    """Base class: the CLI turns any of these into one clear message and a non-zero exit.
+
+    Exit 1: the pipeline failed while running (data that fails its checks, a storage or tracking server that cannot
+    be reached or fails, a step's error). A mistake in what the user named or set is a ``UsageError``, exit 2."""
 
     exit_code = 1
 
 
-class ConfigError(PipelineError):
-    """A config file, key, value or environment variable is invalid."""
+class UsageError(PipelineError):
+    """Something named or set on the command line or in a config file is invalid or does not exist (a run, a model
+    version, a file typed on the command line): fix the command or the config and run it again."""
 
     exit_code = 2
+
+
+class ConfigError(UsageError):
+    """A config file, key, value or environment variable is invalid."""
 
 
 class DataValidationError(PipelineError):
@@ -41,11 +49,13 @@ class TrackingError(PipelineError):
 
 
 class StepError(PipelineError):
-    """A step failed; wraps the step name around the underlying error."""
+    """A step failed; wraps the step name around the underlying error, whose exit code it keeps (a model URI
+    that does not exist is a usage error, exit 2, also when the step resolves it)."""
 
     def __init__(self, step: str, cause: BaseException, run_started: bool = True) -> None:
         super().__init__(f"step '{step}' failed: {cause}")
         self.step = step
         self.cause = cause
+        self.exit_code = cause.exit_code if isinstance(cause, PipelineError) else PipelineError.exit_code
         # False when it failed before its run was opened (an input that cannot be found, say).
         self.run_started = run_started

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlsteps.config_text import check_edit
-from mlsteps.errors import ConfigError, DataValidationError
+from mlsteps.errors import ConfigError, DataValidationError, UsageError
 from mlsteps.hints import command
 from mlsteps.init_edits import edit_config, fit_gate_to_task
 
@@ -88,7 +88,7 @@ def init_project(
         id_column = id_column or schema.get("id_column")
         positive_class = positive_class or _text(schema.get("positive_class"))
     uri, raw_path = _data_location(data_file, config)
-    frame = _read_data(uri, config)
+    frame = _read_data(uri, config, given=data_file is not None)
     target_column, id_column = _check_columns(frame, target, id_column, uri)
     feature_names = [c for c in frame.columns if c not in (target_column, id_column)]
     if not feature_names:
@@ -231,13 +231,18 @@ def _data_location(data_file: str | None, config: dict[str, Any]) -> tuple[str, 
     return str(local), str(local)
 
 
-def _read_data(uri: str, config: dict[str, Any]) -> pd.DataFrame:
+def _read_data(uri: str, config: dict[str, Any], given: bool) -> pd.DataFrame:
+    """The data file's table; ``given``: typed on the command line (DATA_FILE), so a missing file is a usage error
+    (the config's raw file that is not there yet is reported as the pipeline reports it)."""
     from mlsteps.storage import Storage
     from mlsteps.tables import CsvOptions
 
     aws = config.get("aws") or {}
     csv = CsvOptions(**(config["catalog"]["raw"].get("csv") or {}))
-    return Storage(profile=aws.get("profile"), region=aws.get("region")).read_table(uri, csv=csv)
+    storage = Storage(profile=aws.get("profile"), region=aws.get("region"))
+    if given and not storage.exists(uri):
+        raise UsageError(f"dataset '{uri}' does not exist: check the DATA_FILE given to init")
+    return storage.read_table(uri, csv=csv)
 
 
 def _check_columns(frame: pd.DataFrame, target: str | None, id_column: str | None, uri: str) -> tuple[str, str | None]:

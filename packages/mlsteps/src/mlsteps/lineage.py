@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from mlsteps.errors import TrackingError
+from mlsteps.errors import TrackingError, UsageError
 
 SNAPSHOT_MANIFEST = "snapshot/manifest.json"
 SCHEMA_SAMPLE_ROWS = 10_000
@@ -68,17 +68,26 @@ def load_manifest(run_id: str) -> dict[str, Any]:
     import mlflow
     from mlflow.exceptions import MlflowException
 
+    from mlsteps.store import is_missing
+
     try:
-        mlflow.MlflowClient().get_run(run_id)
+        run = mlflow.MlflowClient().get_run(run_id)
     except MlflowException as exc:
-        raise TrackingError(
+        if not is_missing(exc):
+            raise TrackingError(
+                f"cannot look up run '{run_id}' in '{mlflow.get_tracking_uri()}': {exc.message.splitlines()[0]}"
+            ) from exc
+        raise UsageError(
             f"run '{run_id}' does not exist in '{mlflow.get_tracking_uri()}': check the run id "
             "(mlflow ui shows it on the train_model run)"
         ) from exc
     try:
         return dict(mlflow.artifacts.load_dict(f"runs:/{run_id}/{SNAPSHOT_MANIFEST}"))
     except Exception as exc:
-        raise TrackingError(
+        if any(k.startswith("pipeline.data.") and k.endswith(".sha256") for k in run.data.tags):
+            # The run recorded a snapshot (log_manifest tags it): its manifest is there, the store fails to read it.
+            raise TrackingError(f"the training-data manifest of run '{run_id}' cannot be read: {exc}") from exc
+        raise UsageError(
             f"run '{run_id}' has no training-data manifest ({SNAPSHOT_MANIFEST}): give the id of a train_model "
             "run (not the pipeline run or another step)"
         ) from exc

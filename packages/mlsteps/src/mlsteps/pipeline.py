@@ -19,7 +19,7 @@ from typing import Any, Protocol
 from mlsteps.catalog import Catalog, Input
 from mlsteps.config import Settings
 from mlsteps.discovery import load_steps, step_names
-from mlsteps.errors import ConfigError, DataValidationError, PipelineError, StepError, StorageUnreachable
+from mlsteps.errors import ConfigError, DataValidationError, PipelineError, StepError, StorageUnreachable, UsageError
 from mlsteps.lineage import load_manifest
 from mlsteps.planner import Decision, Planner, recorded_outputs
 from mlsteps.reuse.keys import CacheKey
@@ -116,7 +116,7 @@ def check_from_run(from_run: str | None, steps: list[str]) -> None:
     first = min((order.index(t) for t in trainers), default=len(order))
     replaced = [s for s in steps if order.index(s) < first]
     if replaced:
-        raise PipelineError(
+        raise UsageError(
             f"--from-run trains on a snapshot instead of {' and '.join(replaced)}'s output: use it with "
             f"--step {','.join(trainers)} (or add the steps after it, e.g. --step {','.join(trainers)},predict)"
         )

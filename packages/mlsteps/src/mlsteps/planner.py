@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING, Any, Literal
 from mlsteps import registry
 from mlsteps.catalog import Catalog, Input
 from mlsteps.config import Settings
-from mlsteps.discovery import writers
-from mlsteps.errors import ConfigError, PipelineError
+from mlsteps.config_sources import COMMAND_LINE
+from mlsteps.discovery import option_for, writers
+from mlsteps.errors import ConfigError, PipelineError, UsageError
 from mlsteps.hints import command
 from mlsteps.lineage import load_manifest
 from mlsteps.reuse.keys import CacheKey, code_digest, make_key
@@ -57,6 +58,8 @@ class Planner:
 
     # -- inputs --------------------------------------------------------------------------------------------
     def inputs(self, step: Step[Any]) -> dict[str, Input]:
+        for name in step.reads:  # a mistake in the command first, before the models and runs are looked up
+            self._check_typed_path(name)
         if self.from_run and step.snapshot:
             files = load_manifest(self.from_run)["files"]
             snapshots = {name: Input(files[name]["uri"], files[name]["sha256"]) for name in step.snapshot}
@@ -83,6 +86,18 @@ class Planner:
                 return self.dataset(step.fallbacks[name], step)
             raise ConfigError(f"catalog.{name}.path is not set, and step '{step.name}' needs it: set it in the config")
         return self.upstream(name)
+
+    def _check_typed_path(self, name: str) -> None:
+        """A file typed on the command line (``--input``) that does not exist is a usage error that names the
+        option. A file the config names may not be there yet: the step reports it as a failure (exit 1)."""
+        key = f"catalog.{name}.path"
+        if self.settings.dataset(name).kind != "input" or self.settings.overrides.get(key) != COMMAND_LINE:
+            return
+        uri = self.settings.location(name)
+        if uri is None or self.catalog.exists(uri):
+            return
+        given = option_for(key) or "the command line"
+        raise UsageError(f"dataset '{uri}' does not exist: check the path given to {given}")
 
     def upstream(self, name: str) -> Input:
         """What the step that writes ``name`` wrote: in this pipeline run, else its newest finished run."""

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from mlsteps.config import GATE_METRICS, GateParams
-from mlsteps.errors import PipelineError, TrackingError
+from mlsteps.errors import TrackingError, UsageError
 
 if TYPE_CHECKING:
     from mlsteps.config import Settings
@@ -283,14 +283,17 @@ def set_alias(name: str, version: str, alias: str, by: str, reason: str) -> str 
     from mlflow.exceptions import MlflowException
 
     from mlsteps.registry import alias_version
+    from mlsteps.store import is_missing
 
     client = MlflowClient()
     try:
         client.get_model_version(name, version)
     except MlflowException as exc:
-        raise TrackingError(
-            f"model '{name}' has no version {version}: see the registered versions in mlflow ui"
-        ) from exc
+        if not is_missing(exc):
+            raise TrackingError(
+                f"cannot look up version {version} of model '{name}': {exc.message.splitlines()[0]}"
+            ) from exc
+        raise UsageError(f"model '{name}' has no version {version}: see the registered versions in mlflow ui") from exc
     previous = alias_version(name, alias)
     now = datetime.now(UTC).isoformat(timespec="seconds")
     client.set_registered_model_alias(name, alias, version)
@@ -314,8 +317,8 @@ def previous_champion(name: str, alias: str) -> str:
 
     current = alias_version(name, alias)
     if current is None:
-        raise PipelineError(f"no version of '{name}' holds @{alias}: nothing to roll back")
+        raise UsageError(f"no version of '{name}' holds @{alias}: nothing to roll back")
     previous = MlflowClient().get_model_version(name, current).tags.get(f"{alias}.previous_version", "none")
     if previous == "none":
-        raise PipelineError(f"version {current} was the first @{alias} of '{name}': there is nothing to roll back to")
+        raise UsageError(f"version {current} was the first @{alias} of '{name}': there is nothing to roll back to")
     return str(previous)

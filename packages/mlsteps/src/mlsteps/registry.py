@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mlsteps.errors import PipelineError, TrackingError
+from mlsteps.errors import PipelineError, TrackingError, UsageError
 from mlsteps.hints import command
 from mlsteps.refs import ModelRef
 
@@ -108,21 +108,25 @@ def champion_uri(name: str, alias: str) -> str:
 
 
 def newest_registered_version(name: str) -> str:
-    """``models:/<name>/<newest version>``, or a TrackingError saying how to get one."""
+    """``models:/<name>/<newest version>``, or a usage error saying how to get one (``models:/<name>/latest``
+    names a model that has no version)."""
     from mlflow import MlflowClient
 
     versions = MlflowClient().search_model_versions(f"name = '{name}'")
     if not versions:
-        raise TrackingError(
+        raise UsageError(
             f"no registered model '{name}' in this tracking store: run train_model first, or pass --model-uri"
         )
     return f"models:/{name}/{max(int(v.version) for v in versions)}"
 
 
 def describe_model(model_uri: str) -> ModelRef:
-    """Resolve a model URI to its registered name, version and source run; a clear error if it does not exist."""
+    """Resolve a model URI to its registered name, version and source run; a usage error if it does not exist
+    (the URI was given with --model-uri or in the config)."""
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
+
+    from mlsteps.store import is_missing
 
     client = MlflowClient()
     try:
@@ -145,11 +149,15 @@ def describe_model(model_uri: str) -> ModelRef:
             client.get_run(run_id)
             return ModelRef(model_uri, None, None, run_id)
     except MlflowException as exc:
-        raise TrackingError(
+        if not is_missing(exc):
+            raise TrackingError(
+                f"cannot look up model '{model_uri}' in this tracking store: {exc.message.splitlines()[0]}"
+            ) from exc
+        raise UsageError(
             f"model '{model_uri}' does not exist in this tracking store ({exc.message.splitlines()[0]}); "
             "check the name, version or alias (mlflow ui lists registered models)"
         ) from exc
-    raise TrackingError(
+    raise UsageError(
         f"model URI '{model_uri}' is not understood: use runs:/<run_id>/model, models:/<name>/<version> "
         "or models:/<name>@<alias>"
     )

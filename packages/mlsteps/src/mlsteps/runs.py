@@ -15,9 +15,9 @@ from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from mlsteps.config import Settings
-from mlsteps.errors import StepError, StorageUnreachable, TrackingError
+from mlsteps.errors import StepError, StorageUnreachable, TrackingError, UsageError
 from mlsteps.hints import command
-from mlsteps.store import TAG_PID, TAG_PROCESS, connect, owner_is_gone, owner_tags
+from mlsteps.store import TAG_PID, TAG_PROCESS, connect, is_missing, owner_is_gone, owner_tags
 
 if TYPE_CHECKING:
     from mlflow.entities import Run
@@ -70,7 +70,8 @@ class Runs:
             try:
                 run = mlflow.start_run(run_id=existing)
             except Exception as exc:
-                raise TrackingError(
+                error = UsageError if is_missing(exc) else TrackingError
+                raise error(
                     f"MLFLOW_RUN_ID={existing} is not a run in '{self.settings.tracking.uri}': {exc}; "
                     "unset MLFLOW_RUN_ID or point the tracking URI at the store that holds it"
                 ) from exc
@@ -120,9 +121,14 @@ class Runs:
         try:
             run = MlflowClient().get_run(run_id)
         except MlflowException as exc:
-            raise TrackingError(f"parent run '{run_id}' does not exist in '{self.settings.tracking.uri}'") from exc
+            if not is_missing(exc):
+                raise TrackingError(
+                    f"cannot look up parent run '{run_id}' in '{self.settings.tracking.uri}': "
+                    f"{exc.message.splitlines()[0]}"
+                ) from exc
+            raise UsageError(f"parent run '{run_id}' does not exist in '{self.settings.tracking.uri}'") from exc
         if run.info.status != "RUNNING":
-            raise TrackingError(
+            raise UsageError(
                 f"parent run '{run_id}' is {run.info.status}, not RUNNING: start a new one ({command('parent-start')})"
             )
         return run

@@ -70,6 +70,14 @@ def _store_hint(uri: str, exc: BaseException) -> str:
     return "check tracking.uri (or PIPELINE_TRACKING_URI / MLFLOW_TRACKING_URI)"
 
 
+def is_missing(exc: BaseException) -> bool:
+    """Whether the tracking store answered that what was asked for does not exist (or is no valid name for one):
+    the reference given is wrong. A store that fails or does not answer raises other errors."""
+    from mlflow.exceptions import MlflowException
+
+    return isinstance(exc, MlflowException) and exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE")
+
+
 def apply_http_limits(settings: Settings) -> None:
     """Bounded timeouts and retries for an HTTP tracking server (MLflow's defaults wait minutes on a dead one).
     Variables already set by the user win."""

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from mlsteps.config import REPO_ROOT, Settings
-from mlsteps.errors import ConfigError, PipelineError
+from mlsteps.errors import ConfigError, PipelineError, UsageError
 from mlsteps.refs import ModelRef
 from mlsteps.serving.owned import owned_folder
 
@@ -161,7 +161,7 @@ def resolve_model(
         if (folder / "MLmodel").is_file():
             return str(folder), _folder_ref(folder)
         if folder.is_dir() and any(folder.iterdir()):
-            raise PipelineError(
+            raise UsageError(
                 f"'{folder}' holds files but no MLmodel file, so no model can be served from it: "
                 "make its model.tar.gz with `python src/main.py export-model --out model.tar.gz`"
             )
