@@ -106,28 +106,36 @@ def test_serving_benchmark_prints_every_figure_and_the_target(tmp_path: Path) ->
 
     stdout = _bench(
         "serving.py",
-        "--requests",
-        "10",
-        "--seconds",
-        "2",
-        "--rounds",
-        "1",
-        "--batch-sizes",
-        "100,500",
-        "--out",
-        str(out),
+        *("--requests", "40", "--seconds", "1", "--rounds", "1", "--batch-sizes", "100", "--clients", "1,2"),
+        *("--out", str(out)),
         timeout=900,
     )
     text = out.read_text()
     assert text in stdout
-    rows = {line.split("|")[1].strip(): line for line in text.splitlines() if line.startswith("| ")}
-    for label in ("mlflow models serve", "serve, checks only", "serve, checks + log + keys"):
-        cells = [c.strip() for c in rows[label].strip("|").split("|")]
-        assert len(cells) == 5
-        assert all(float(c.replace(",", "")) > 0 for c in cells[1:])
+    cells = [(1, 1), (1, 2), (100, 1), (100, 2)]
+    figures = [_cells(line) for line in text.splitlines() if re.match(r"\| [\d,]+ \| \d+ \| [\d.]+ \| ", line)]
+    ratios = [_cells(line) for line in text.splitlines() if re.match(r"\| [\d,]+ \| \d+ \| [\d.]+x \| ", line)]
+    assert [(int(c[0]), int(c[1])) for c in figures] == cells
+    assert [(int(c[0]), int(c[1])) for c in ratios] == cells
+    for row in figures:
+        # three servers: p50, p99, rows/s each; then the requests each server answered
+        values = [float(c.replace(",", "")) for c in row[2:]]
+        assert len(values) == 10 and all(v > 0 for v in values)
+        for server in range(3):
+            p50, p99 = values[3 * server], values[3 * server + 1]
+            assert p50 <= p99
+    for fig, row in zip(figures, ratios, strict=True):
+        # log on / off p99, met?, log on / off rows/s, met?, log on / MLflow p50, p99, met?, rows/s: from the figures
+        assert len(row) == 10
+        # (columns: MLflow's p50, p99, rows/s at 2-4, log off's at 5-7, log on's at 8-10)
+        assert float(row[2].rstrip("x")) == pytest.approx(float(fig[9]) / float(fig[6]), rel=0.03, abs=0.01)
+        assert float(row[4].rstrip("x")) == pytest.approx(
+            float(fig[10].replace(",", "")) / float(fig[7].replace(",", "")), rel=0.03, abs=0.01
+        )
+        assert all(row[i] in ("yes", "**no**") for i in (3, 5, 8))
     verdicts = [line for line in text.splitlines() if line.startswith(("| p50", "| throughput"))]
-    assert len(verdicts) == 3
-    assert all(re.search(r"\| [+-]\d+\.\d% \| (yes|no) \|$", line) for line in verdicts)
+    assert len(verdicts) == 2  # 1-row p50, and throughput at 100 rows with 1 client
+    assert all(re.search(r"\| [+-]\d+\.\d% \| (yes|\*\*no\*\*) \|$", line) for line in verdicts)
 
 
 @pytest.mark.long
