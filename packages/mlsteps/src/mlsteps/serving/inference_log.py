@@ -124,6 +124,9 @@ class InferenceLog:
         (root / "location.txt").write_text(self.location + "\n")
         self._folder = claim(root, _SERVER)
         self._recover(root)
+        # What the threads write with, imported now: not by the first spool or ship, under the first requests.
+        import pyarrow.ipc
+        import pyarrow.parquet  # noqa: F401
         for name, target in (("inference-log-spooler", self._spool_loop), ("inference-log-shipper", self._ship_loop)):
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
