@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import signal
 import sys
 import tarfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -313,6 +315,96 @@ def test_exported_model_is_served_by_the_entry_script_like_sagemaker(champion: C
     assert answers[0].json()["predictions"] == champion.predictions["prediction"].head(ROWS).tolist()
     stderr = (tmp_path / "serve.log").read_text()
     assert "serving models:/breast-cancer-local/1 (version 1)" in stderr and "2 worker(s)" in stderr
+
+
+@pytest.mark.slow
+def test_two_workers_share_the_requests_of_kept_alive_connections(champion: Champion, tmp_path: Path) -> None:
+    """A burst of 32 connections while one worker cannot run (stopped with SIGSTOP for a moment, as when a burst
+    comes while it is busy), then 8 requests on each kept-alive connection: both workers answer a fair share.
+    Before, the workers took connections from one shared socket and the one that woke first accepted every
+    connection of the burst: all 256 requests went to one worker, the other stayed idle."""
+    import collections
+    import http.client
+
+    rows = _rows(champion).head(1).values.tolist()
+    body = json.dumps({"dataframe_split": {"columns": champion.features, "data": rows}})
+    env = {**champion.env, "PIPELINE__SERVING__LOG__PATH": "null"}
+    seen: set[int] = set()
+
+    def both_workers_answered() -> bool:  # on fresh connections, each its own
+        seen.add(requests.get(url + "/ping", timeout=10).json()["worker"])
+        return len(seen) == 2
+
+    def ask(connection: http.client.HTTPConnection, method: str, path: str, data: str | None = None) -> bytes:
+        connection.request(method, path, body=data, headers={"Content-Type": "application/json"})
+        answer = connection.getresponse()
+        content = answer.read()
+        assert answer.status == 200, content
+        return content
+
+    with serving(env, tmp_path / "serve.log", "--workers", "2") as url:
+        wait_until(both_workers_answered, "both workers answering /ping", timeout=120)
+        connections = [
+            http.client.HTTPConnection("127.0.0.1", int(url.rsplit(":", 1)[1]), timeout=60) for _ in range(32)
+        ]
+        os.kill(min(seen), signal.SIGSTOP)
+        try:
+            for connection in connections:
+                connection.connect()  # the kernel completes the handshake: no worker needs to run for it
+            time.sleep(0.5)  # the worker that runs accepts what it is given meanwhile
+        finally:
+            os.kill(min(seen), signal.SIGCONT)
+        ports = [c.sock.getsockname()[1] for c in connections]
+        workers = [json.loads(ask(c, "GET", "/ping"))["worker"] for c in connections]
+        answered: collections.Counter[int] = collections.Counter()
+        for _ in range(8):
+            for connection, pid in zip(connections, workers, strict=True):
+                ask(connection, "POST", "/invocations", body)
+                answered[pid] += 1
+        still = [json.loads(ask(c, "GET", "/ping"))["worker"] for c in connections]
+        kept = [c.sock.getsockname()[1] for c in connections]
+        for connection in connections:
+            connection.close()
+
+    print(f"\nrequests per worker over 32 kept-alive connections: {dict(answered)}")
+    assert kept == ports and still == workers  # every request of a connection went over it, to one worker
+    assert set(answered) <= seen and sum(answered.values()) == 256
+    # The kernel spreads 32 connections like coin flips: below 20% for one worker has odds of about 1 in 2,000.
+    assert min(answered[pid] for pid in seen) >= 0.2 * 256, dict(answered)
+
+
+@pytest.mark.slow
+def test_a_multi_worker_server_keeps_its_port_to_itself_and_replaces_a_killed_worker(
+    champion: Champion, tmp_path: Path
+) -> None:
+    """Each worker has its own SO_REUSEPORT socket, which another server of the same user could join: a second
+    `serve --workers 2` on the port is refused (exit 2) instead. A worker killed while it serves is replaced, and
+    stopping the server stops every worker."""
+    env = {**champion.env, "PIPELINE__SERVING__LOG__PATH": "null"}
+    seen: set[int] = set()
+
+    def workers_answering(count: int) -> Callable[[], bool]:
+        def check() -> bool:
+            seen.add(requests.get(url + "/ping", timeout=10).json()["worker"])
+            return len(seen) == count
+
+        return check
+
+    with serving(env, tmp_path / "serve.log", "--workers", "2") as url:
+        wait_until(workers_answering(2), "both workers answering /ping", timeout=120)
+        first = set(seen)
+        second = run_main("serve", "--workers", "2", "--port", url.rsplit(":", 1)[1], env=env, timeout=120)
+        killed = min(first)
+        os.kill(killed, signal.SIGKILL)
+        wait_until(workers_answering(3), "a worker replacing the killed one", timeout=120)
+        replacement = seen - first
+
+    assert second.returncode == 2, second.stderr
+    port = url.rsplit(":", 1)[1]
+    assert f"port {port} of 127.0.0.1 is in use by another process" in " ".join(second.stderr.split())
+    said = _output(tmp_path / "serve.log")
+    assert f"(pid {killed}) was killed by SIGKILL (the OOM killer, or kill -9): starting another" in said
+    assert [pid for pid in first | replacement if Path(f"/proc/{pid}").exists()] == []  # the server waited for them
 
 
 @pytest.mark.slow

@@ -117,6 +117,7 @@ class Load:
             or self.scoring >= scoring.scoring_threads
         )
         return {
+            "worker": os.getpid(),  # which worker process answered: each has its own load and limits
             "saturated": saturated,
             "inflight_requests": self.requests,
             "max_inflight_requests": scoring.max_inflight_requests,

@@ -9,6 +9,9 @@ moves while it serves, and needs no tracking server after that. The files are do
 temp dir that the server holds a lock on (``mlsteps.serving.owned``): removed when it stops, and, when it was
 killed, by the next ``serve`` (or ``export-model``) on the machine.
 
+With several workers, each is a process of its own with its own listening socket on the port, so that the kernel
+spreads connections over them (``mlsteps.serving.workers``; uvicorn's own workers where it cannot).
+
 An inference log that cannot be written stops ``serve`` before the model is even looked for: a probe file is
 written to its destination and deleted, and its local spool must be writable (``mlsteps.serving.inference_log``).
 """
@@ -30,6 +33,9 @@ from mlsteps.refs import ModelRef
 from mlsteps.serving.owned import owned_folder
 
 SPEC_ENV = "PIPELINE_SERVE_SPEC"  # what each worker process of a multi-worker server builds its app from
+WORKER_APP = "mlsteps.serving.server:app_from_environment"  # the app factory each worker process calls
+# Each worker drains its requests for up to 30 s when stopped, then flushes its inference log.
+SERVER_OPTIONS: dict[str, Any] = {"log_level": "warning", "timeout_graceful_shutdown": 30}
 MODEL_COPY = "mlsteps-serve-model-"  # the model's files while a server runs: <temp dir>/mlsteps-serve-model-<pid>-<id>
 
 
@@ -47,6 +53,7 @@ def serve_model(
 
     from mlsteps.console import err
     from mlsteps.serving.auth import load_api_keys
+    from mlsteps.serving.workers import listen, run_workers, spreads_connections
 
     keys = load_api_keys(os.environ)  # a malformed key stops the server before the model is even loaded
     if settings.serving.require_api_keys and not keys.enabled:
@@ -69,6 +76,13 @@ def serve_model(
             "settings": settings.serving.model_dump(),
             "aws": settings.aws.model_dump(),
         }
+        if workers > 1:
+            os.environ[SPEC_ENV] = json.dumps(spec)
+        # One socket per worker, which the kernel spreads connections over (mlsteps.serving.workers), else uvicorn's
+        # workers, all accepting from one socket.
+        sockets = listen(host, port, workers) if workers > 1 and spreads_connections() else []
+        if sockets:
+            port = sockets[0].getsockname()[1]  # port 0: the one the kernel picked
         err.print(
             f"serving {ref.uri} (version {ref.version or '-'}) on http://{host}:{port} with {workers} "
             f"worker(s); API keys {'on' if keys.enabled else 'off'}; inference log "
@@ -77,12 +91,12 @@ def serve_model(
             soft_wrap=True,
             highlight=False,
         )
-        options: dict[str, Any] = {"host": host, "port": port, "log_level": "warning", "timeout_graceful_shutdown": 30}
         if workers == 1:
-            uvicorn.run(app_from_spec(spec), **options)
+            uvicorn.run(app_from_spec(spec), host=host, port=port, **SERVER_OPTIONS)
+        elif sockets:
+            run_workers(WORKER_APP, sockets, SERVER_OPTIONS)
         else:
-            os.environ[SPEC_ENV] = json.dumps(spec)
-            uvicorn.run("mlsteps.serving.server:app_from_environment", factory=True, workers=workers, **options)
+            uvicorn.run(WORKER_APP, factory=True, workers=workers, host=host, port=port, **SERVER_OPTIONS)
 
 
 def _check_inference_log(settings: Settings, location: str) -> str:
