@@ -127,6 +127,7 @@ class InferenceLog:
         # What the threads write with, imported now: not by the first spool or ship, under the first requests.
         import pyarrow.ipc
         import pyarrow.parquet  # noqa: F401
+
         for name, target in (("inference-log-spooler", self._spool_loop), ("inference-log-shipper", self._ship_loop)):
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
