@@ -74,7 +74,8 @@ def _train_model_runs(tracking_uri: str) -> list:
 
 @pytest.mark.slow
 @pytest.mark.long
-def test_notebooks_read_reused_runs_and_a_retrain(workspace) -> None:
+def test_notebooks_read_reused_runs_and_a_retrain(workspace, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PIPELINE__GATE__EVALUATION_PLOTS", "true")  # as a user's runs have them (the default)
     run_pipeline(load_config("local"), list(STEPS))
     run_pipeline(load_config("local"), list(STEPS))  # nothing changed: every step is reused
     trained, reused = _train_model_runs(workspace.tracking_uri)
