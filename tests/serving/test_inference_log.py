@@ -34,7 +34,7 @@ def test_a_batch_becomes_one_row_per_scored_row_and_one_per_refused_request_in_o
         2.0,
         200,
         inputs=pd.DataFrame({"a": [7.0], "plan": ["y"]}),
-        outputs=pd.DataFrame({"prediction": ["yes"], "probability": [0.9]}),
+        outputs=pd.DataFrame({"prediction": [1], "probability": [0.9]}),
     )
 
     frame = log_frame([_entry(2, "two"), refused, labelled, _entry(1, "one")], MODEL)
@@ -51,7 +51,7 @@ def test_a_batch_becomes_one_row_per_scored_row_and_one_per_refused_request_in_o
     assert frame["input.a"].tolist()[:2] == [0.0, 1.0] and pd.isna(frame["input.a"][2])
     assert frame["input.plan"].tolist()[3] == "y" and frame["error"][2] == "row 1: plan is not a string"
     # an entry's outputs, a frame or an array, land on its own rows; a refused request has none
-    assert frame["output.prediction"].tolist()[:2] == [0, 1] and frame["output.prediction"][3] == "yes"
+    assert frame["output.prediction"].tolist()[:2] == [0, 1] and frame["output.prediction"][3] == 1
     assert pd.isna(frame["output.probability"][0]) and frame["output.probability"][3] == 0.9
     assert frame["model_version"].unique().tolist() == ["3"]
     assert frame["received_at"].dt.tz is not None

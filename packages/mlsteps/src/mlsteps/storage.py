@@ -193,8 +193,22 @@ class Storage:
         return digest.hexdigest()
 
     # -- writing -----------------------------------------------------------------------------------------------
-    def write_table(self, df: pd.DataFrame, uri: str) -> WrittenFile:
-        """Write a DataFrame as Parquet or CSV (by extension), atomically."""
+    def write_table(self, df: pd.DataFrame | Any, uri: str) -> WrittenFile:
+        """Write a DataFrame as Parquet or CSV (by extension), atomically; an Arrow table too (the inference log's,
+        written as it is, without a pandas frame on the way)."""
+        import pyarrow as pa
+
+        if isinstance(df, pa.Table):
+            import pyarrow.parquet as pq
+
+            table = df
+            if _suffix(uri) != ".parquet":
+                return self.write_table(table.to_pandas(), uri)
+            written = self._write_via(uri, lambda tmp: pq.write_table(table, tmp))
+            logger.info(
+                "wrote %s (%d rows, %d columns, %s bytes)", uri, table.num_rows, table.num_columns, written.size
+            )
+            return written
         if _suffix(uri) == ".parquet":
             written = self._write_via(uri, lambda tmp: _write_parquet(df, tmp))
         else:

@@ -40,16 +40,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from mlsteps.config import InferenceLogParams
 from mlsteps.refs import ModelRef
 from mlsteps.serving.log_files import (
     Entry,
+    concat_tables,
     counts_of,
     default_spool_dir,
     log_frame,
-    ordered,
+    log_table,
     read_inference_log,
     read_spool_file,
     spool_root,
@@ -60,7 +59,7 @@ from mlsteps.serving.owned import Owned, claim, dead
 logger = logging.getLogger(__name__)
 
 # What callers import from here, defined with the files (mlsteps.serving.log_files).
-__all__ = ["Entry", "InferenceLog", "default_spool_dir", "log_frame", "read_inference_log", "spool_root"]
+__all__ = ["Entry", "InferenceLog", "default_spool_dir", "log_frame", "log_table", "read_inference_log", "spool_root"]
 
 _WARN_EVERY = 10.0  # seconds between two warnings about drops or failed writes
 _RETRY_FIRST, _RETRY_MAX = 1.0, 60.0  # seconds before shipping is tried again after a failure, doubling
@@ -97,7 +96,7 @@ class InferenceLog:
     location: str
     model: ModelRef
     params: InferenceLogParams
-    write: Callable[[pd.DataFrame, str], Any]
+    write: Callable[[Any, str], Any]  # an Arrow table to a Parquet URI (Storage.write_table)
     spool_dir: str | Path | None = None  # None: params.spool_dir, else default_spool_dir()
     counts: Counts = field(default_factory=Counts)
     _queue: list[Entry] = field(default_factory=list)
@@ -245,7 +244,7 @@ class InferenceLog:
                 return
             path = self._next_path(len(batch), rows)
         try:
-            size = write_spool_file(log_frame(batch, self.model), path)
+            size = write_spool_file(log_table(batch, self.model), path)
         except Exception as exc:  # noqa: BLE001 - serving goes on; the loss is counted and said
             with self._lock:
                 self.counts.requests_dropped += len(batch)
@@ -305,12 +304,12 @@ class InferenceLog:
     def _ship(self, group: list[_Spooled]) -> None:
         now = datetime.now(UTC)
         uri = f"{self.location.rstrip('/')}/date={now:%Y-%m-%d}/{now:%Y%m%dT%H%M%S%fZ}-{uuid.uuid4().hex[:8]}.parquet"
-        frames = self._read(group)
-        if not frames:
+        tables = self._read(group)
+        if not tables:
             return
         requests, rows = sum(s.requests for s in group), sum(s.rows for s in group)
         try:
-            self.write(ordered(pd.concat(frames, ignore_index=True)), uri)
+            self.write(concat_tables(tables), uri)
         except Exception as exc:  # noqa: BLE001 - serving goes on; the rows stay in the spool, retried
             with self._lock:
                 self.counts.write_failures += 1
@@ -336,13 +335,13 @@ class InferenceLog:
             self.counts.requests_logged += requests
             self.counts.rows_logged += rows
 
-    def _read(self, group: list[_Spooled]) -> list[pd.DataFrame]:
-        """The frames of ``group``; a spool file that cannot be read is set aside (``.unreadable``), its rows
+    def _read(self, group: list[_Spooled]) -> list[Any]:
+        """The Arrow tables of ``group``; a spool file that cannot be read is set aside (``.unreadable``), its rows
         counted as dropped, and the others shipped later: one bad file never holds the log back. []: one was."""
-        frames = []
+        tables = []
         for spooled in group:
             try:
-                frames.append(read_spool_file(spooled.path))
+                tables.append(read_spool_file(spooled.path))
             except Exception as exc:  # noqa: BLE001 - the loss is counted and said
                 with contextlib.suppress(OSError):
                     spooled.path.rename(spooled.path.with_name(spooled.path.name + ".unreadable"))
@@ -357,7 +356,7 @@ class InferenceLog:
                         f"the inference log's spool file {spooled.path} cannot be read ({type(exc).__name__}: {exc})"
                     )
                 return []
-        return frames
+        return tables
 
     def _warn(self, why: str) -> None:
         if time.monotonic() - self._warned_at >= _WARN_EVERY:
