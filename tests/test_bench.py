@@ -14,10 +14,11 @@ from mlsteps.discovery import step_names
 pytestmark = pytest.mark.slow
 
 
-def _bench(script: str, *args: str, timeout: float) -> str:
-    """Run ``bench/<script>`` with ``args`` from the repo root; its stdout (a failure shows the end of stderr)."""
+def _bench(script: str, out: Path, *args: str, timeout: float) -> str:
+    """Run ``bench/<script> ARGS --out OUT`` from the repo root; the tables it wrote into ``out``, which it must
+    also have printed (a failure shows the end of stderr)."""
     done = subprocess.run(
-        [sys.executable, f"bench/{script}", *args],
+        [sys.executable, f"bench/{script}", *args, "--out", str(out)],
         check=False,
         cwd=REPO_ROOT,
         capture_output=True,
@@ -25,7 +26,9 @@ def _bench(script: str, *args: str, timeout: float) -> str:
         timeout=timeout,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    return done.stdout
+    text = out.read_text()
+    assert text in done.stdout
+    return text
 
 
 def _cells(row: str) -> list[str]:
@@ -38,8 +41,9 @@ def _cells(row: str) -> list[str]:
 def test_benchmark_prints_the_overhead_table_and_the_start_up(tmp_path: Path) -> None:
     out = tmp_path / "results.md"
 
-    stdout = _bench(
+    text = _bench(
         "run.py",
+        out,
         "--no-example",
         "--sizes",
         "600",
@@ -47,12 +51,8 @@ def test_benchmark_prints_the_overhead_table_and_the_start_up(tmp_path: Path) ->
         "",
         "--repeats",
         "1",
-        "--out",
-        str(out),
         timeout=1200,
     )
-    text = out.read_text()
-    assert text in stdout
     assert re.search(r"machine: \S+, \d+ CPUs", text)
     assert "mlflow 3." in text
     overhead_rows = [line for line in text.splitlines() if line.startswith(("| example", "| synthetic"))]
@@ -73,20 +73,17 @@ def test_benchmark_prints_the_overhead_table_and_the_start_up(tmp_path: Path) ->
 def test_benchmark_prints_the_scaling_table(tmp_path: Path) -> None:
     out = tmp_path / "results.md"
 
-    stdout = _bench(
+    text = _bench(
         "run.py",
+        out,
         "--no-example",
         "--no-overhead",
         "--scaling-sizes",
         "600",
         "--repeats",
         "1",
-        "--out",
-        str(out),
         timeout=1200,
     )
-    text = out.read_text()
-    assert text in stdout
     scaling_rows = [line for line in text.splitlines() if re.match(r"\| 600 \|", line)]
     assert len(scaling_rows) == 1
     for row in scaling_rows:
@@ -104,14 +101,12 @@ def test_benchmark_prints_the_scaling_table(tmp_path: Path) -> None:
 def test_serving_benchmark_prints_every_figure_and_the_target(tmp_path: Path) -> None:
     out = tmp_path / "serving.md"
 
-    stdout = _bench(
+    text = _bench(
         "serving.py",
+        out,
         *("--requests", "40", "--seconds", "1", "--rounds", "1", "--batch-sizes", "100", "--clients", "1,2"),
-        *("--out", str(out)),
         timeout=900,
     )
-    text = out.read_text()
-    assert text in stdout
     cells = [(1, 1), (1, 2), (100, 1), (100, 2)]
     figures = [_cells(line) for line in text.splitlines() if re.match(r"\| [\d,]+ \| \d+ \| [\d.]+ \| ", line)]
     ratios = [_cells(line) for line in text.splitlines() if re.match(r"\| [\d,]+ \| \d+ \| [\d.]+x \| ", line)]
@@ -142,22 +137,19 @@ def test_serving_benchmark_prints_every_figure_and_the_target(tmp_path: Path) ->
 def test_large_benchmark_runs_every_step_on_a_generated_csv_and_a_training_sample(tmp_path: Path) -> None:
     out = tmp_path / "large.md"
 
-    stdout = _bench(
+    text = _bench(
         "large.py",
+        out,
         "--rows",
         "3000",
         "--chunk-rows",
         "1000",
         "--max-train-rows",
         "500",
-        "--out",
-        str(out),
         "--work",
         str(tmp_path),
         timeout=900,
     )
-    text = out.read_text()
-    assert text in stdout
     assert re.search(r"- 3,000 rows, a CSV of \d+ MiB .* the raw frame would take \d+\.\d MiB in pandas", text)
     # 3,000 rows, 20% held out: the model fits on the stratified sample, evaluation takes every test row.
     assert "fitted on 500 of 2,400 training rows (stratified; train_model.max_train_rows: 500)" in text
