@@ -323,8 +323,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(ROOT / "bench" / "serving_results.md"))
     parser.add_argument("--docs", "--readme", action="store_true", help=f"also write the tables into {DOCS}")
     args = parser.parse_args(argv)
-    sizes = [int(s) for s in args.batch_sizes.split(",") if s]
-    cells = [(size, clients) for size in [1, *sizes] for clients in (int(c) for c in args.clients.split(",") if c)]
+    try:
+        sizes = [int(s) for s in args.batch_sizes.split(",") if s]
+        clients = [int(c) for c in args.clients.split(",") if c]
+    except ValueError:
+        parser.error("--batch-sizes and --clients take whole numbers separated by commas (100,10000)")
+    if not clients or min(clients) < 1 or min(sizes, default=1) < 1 or args.rounds < 1 or args.requests < 1:
+        parser.error("--clients, --batch-sizes, --rounds and --requests take whole numbers of at least 1")
+    cells = [(size, n) for size in [1, *sizes] for n in clients]
     payloads, _ = bodies([1, *sizes])
 
     with tempfile.TemporaryDirectory(prefix="bench-serving-") as tmp:
