@@ -52,6 +52,9 @@ def test_help_does_not_import_heavy_libraries() -> None:
         (["--seed", "abc"], "'abc' is not a valid int", 2),
         (["--param", "C"], "is not KEY=VALUE", 2),
         (["--param", "Cee=1"], "['Cee'] not accepted by LogisticRegression", 2),
+        # 0 workers or a timeout of 0 s would otherwise fall back to the config's values without a word
+        (["serve", "--workers", "0"], "'--workers': 0 is not in the range x>=1", 2),
+        (["serve", "--timeout", "0"], "'--timeout': 0.0 is not in the range x>0", 2),
     ],
 )
 def test_bad_options_fail_with_one_clear_message(tmp_path: Path, args: list[str], expected: str, code: int) -> None:

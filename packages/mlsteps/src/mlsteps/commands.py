@@ -80,13 +80,13 @@ def promote(environment: str | None, version: str | None, rollback: bool, reason
 )
 @click.option(
     "--workers",
-    type=int,
+    type=click.IntRange(min=1),
     envvar="MODEL_SERVER_WORKERS",
     help="Worker processes (default: serving.workers). Env: MODEL_SERVER_WORKERS.",
 )
 @click.option(
     "--timeout",
-    type=float,
+    type=click.FloatRange(min=0, min_open=True),
     envvar="MODEL_SERVER_TIMEOUT",
     help="Seconds before a request gets 504 (default: serving.timeout_seconds). Env: MODEL_SERVER_TIMEOUT.",
 )
