@@ -254,3 +254,12 @@ def test_a_model_of_another_environment_needs_to_be_asked_for() -> None:
     assert "the model of environment 'dev', and this is 'local'" in str(caught.value)
     assert "--model-from-other-environment" in str(caught.value)
     assert allowed.dataset("model").uri == own.dataset("model").uri.replace("local/3", "dev@champion")
+
+
+def test_a_model_name_without_the_environment_in_it_is_this_environments_own() -> None:
+    # Every environment registers under the same name: a URI naming it is never another environment's.
+    shared = {"catalog": {"model": {"name": "churn", "uri": "models:/churn/2"}}}
+
+    settings = load_config("local", overrides=shared, env={})
+
+    assert settings.dataset("model").uri == "models:/churn/2"

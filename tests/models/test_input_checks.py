@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from mlsteps import csv_input
 from mlsteps.csv_input import csv_has_header, read_csv
-from mlsteps.input_checks import InputError, check_frame, frame_from_json
+from mlsteps.input_checks import InputError, ModelInputs, check_frame, frame_from_json
 
 SCHEMA = {"a": "double", "n": "long", "plan": "string"}
 FIX = "The model's inputs, in order: a (double), n (long), plan (string)."
@@ -218,3 +218,37 @@ def test_json_misfits_are_named(payload: object, message: str) -> None:
         frame_from_json(payload, SCHEMA)
 
     assert message in str(caught.value)
+
+
+# -- category values: what the model was trained for ---------------------------------------------------------------
+def test_a_category_value_the_model_was_not_trained_for_is_refused_with_the_values_it_knows() -> None:
+    inputs = ModelInputs(SCHEMA, {"plan": ["basic", "pro"], "not_an_input": ["x"]})
+    frame = pd.DataFrame({"a": [1.0, 2.0, 3.0], "n": [1, 2, 3], "plan": ["basic", "west", "east"]})
+
+    with pytest.raises(InputError) as caught:
+        check_frame(frame, inputs)
+
+    message = str(caught.value)
+    assert "column 'plan' holds 2 value(s) the model was not trained for: 'east', 'west' (row(s) 2, 3)" in message
+    assert "it knows basic, pro" in message
+    assert "schema.columns.<column>.allowed" in message
+    assert set(inputs.categories) == {"plan"}
+
+
+def test_known_and_missing_category_values_pass_and_a_plain_schema_checks_no_values() -> None:
+    frame = pd.DataFrame({"a": [1.0, 2.0], "n": [1, 2], "plan": ["pro", None]})
+
+    checked = check_frame(frame, ModelInputs(SCHEMA, {"plan": ["basic", "pro"]}))
+    unchecked = check_frame(frame.assign(plan=["west", None]), SCHEMA)
+
+    assert checked["plan"].tolist() == ["pro", None]
+    assert unchecked["plan"].tolist() == ["west", None]
+
+
+def test_a_request_with_an_unknown_category_is_refused_in_every_json_shape() -> None:
+    inputs = ModelInputs(SCHEMA, {"plan": ["basic"]})
+
+    with pytest.raises(InputError, match="column 'plan' holds 1 value"):
+        frame_from_json({"dataframe_records": [{"a": 1, "n": 2, "plan": "gold"}]}, inputs)
+    with pytest.raises(InputError, match="column 'plan' holds 1 value"):
+        csv_input.frame_from_csv(b"1,2,gold\n", inputs)

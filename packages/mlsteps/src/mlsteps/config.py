@@ -245,7 +245,9 @@ def _check_model_environment(settings: Settings, environments: list[str]) -> Non
         named = spec.uri.removeprefix("models:/").split("/")[0].split("@")[0]
         assert spec.name is not None  # a model entry has a name (DatasetSpec)
         for other in environments:
-            if other != settings.environment and named == spec.name.replace(settings.environment, other):
+            theirs = spec.name.replace(settings.environment, other)
+            # A name without the environment's in it is every environment's: nothing tells them apart.
+            if other != settings.environment and theirs != spec.name and named == theirs:
                 raise ConfigError(
                     f"catalog.{key}.uri is {spec.uri}, the model of environment '{other}', and this is "
                     f"'{settings.environment}': to score {settings.environment}'s data with it, say so with "

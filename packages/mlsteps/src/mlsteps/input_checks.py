@@ -7,6 +7,10 @@ typed as the model expects or an ``InputError`` out; no MLflow, no I/O. The mode
 column name -> type, in the model's order, the types named as in an MLflow signature (``double``, ``float``,
 ``long``, ``integer``, ``boolean``, ``string``, ``datetime``; others are passed on unchecked).
 
+A category column the model was trained under a contract's ``allowed`` values for (``ModelInputs.categories``,
+recorded with the model by train_model) refuses any other value: the model never saw it, and a one-hot encoder
+would score it as no value at all, a plausible answer that is wrong.
+
 Rows are counted from 1, a header line not included. An empty CSV value or a JSON ``null`` is a missing value,
 refused only for ``long``, ``integer`` and ``boolean``. A CSV is read by ``src/models/csv_input.py``, which first
 refuses a row with a value too many or too few, then checks the frame here.
@@ -24,6 +28,16 @@ from pandas.api.types import is_bool_dtype, is_numeric_dtype
 from mlsteps.errors import DataValidationError
 
 Schema = Mapping[str, str]  # the model's inputs: column name -> type, in the model's order
+
+
+class ModelInputs(dict[str, str]):
+    """A model's inputs (column name -> type, in the model's order) and, for its category columns, the values it
+    was trained for (``categories``): a Schema that also refuses a category value the model never saw."""
+
+    def __init__(self, columns: Mapping[str, str], categories: Mapping[str, Sequence[str]] | None = None) -> None:
+        super().__init__(columns)
+        self.categories = {name: frozenset(map(str, v)) for name, v in (categories or {}).items() if name in columns}
+
 
 JSON_FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 _LISTED = 10  # problems spelled out in one message; the rest are counted
@@ -113,7 +127,16 @@ def check_frame(frame: pd.DataFrame, schema: Schema, *, extra_columns: bool = Tr
         if converted is not None:
             typed[name] = converted
     problems.raise_if_any(describe_inputs(schema))
-    return frame.assign(**typed) if typed else frame
+    checked = frame.assign(**typed) if typed else frame
+    categories = getattr(schema, "categories", None)
+    if categories:
+        _check_categories(checked, categories, problems)
+        problems.raise_if_any(
+            "The model was trained for these values only (the contract's schema.columns.<column>.allowed) and has "
+            "never seen another (a one-hot encoder scores it as no value at all). Send one of them; or, if the new value is right, add it to allowed, "
+            "retrain with rows that have it and promote the new version."
+        )
+    return checked
 
 
 def frame_from_json(payload: Any, schema: Schema) -> pd.DataFrame:
@@ -248,6 +271,26 @@ def _convert(column: pd.Series, name: str, kind: str, problems: _Problems) -> pd
         lambda i: f"row {positions[i] + 1}, column '{name}': {expected}, got {_show(column.iloc[positions[i]])}",
     )
     return None if len(positions) else convert()
+
+
+def _check_categories(frame: pd.DataFrame, categories: Mapping[str, frozenset[str]], problems: _Problems) -> None:
+    for name, known in categories.items():
+        column = frame[name]
+        present = column.notna().to_numpy()
+        unknown = present & ~column.astype(str).isin(known).to_numpy()
+        if unknown.any():
+            positions = np.flatnonzero(unknown)
+            values = sorted(set(column.iloc[positions].astype(str)))
+            shown = _listed([_show(v) for v in values], 5)
+            rows = ", ".join(str(p + 1) for p in positions[:5]) + (" ..." if len(positions) > 5 else "")
+            problems.add(
+                f"column '{name}' holds {len(positions)} value(s) the model was not trained for: {shown} "
+                f"(row(s) {rows}); it knows {_listed(sorted(known))}"
+            )
+
+
+def _listed(values: list[str], first: int = 10) -> str:
+    return ", ".join(values[:first]) + (f" and {len(values) - first} more" if len(values) > first else "")
 
 
 def _holds_numbers(dtype: Any) -> bool:

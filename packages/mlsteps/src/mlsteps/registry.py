@@ -9,6 +9,7 @@ from typing import Any
 
 from mlsteps.errors import PipelineError, TrackingError, UsageError
 from mlsteps.hints import command
+from mlsteps.input_checks import ModelInputs
 from mlsteps.refs import ModelRef
 
 # What every logged model needs at serving time, whatever its estimator.
@@ -17,16 +18,21 @@ BASE_REQUIREMENTS = ("mlflow", "scikit-learn", "pandas", "numpy", "scipy", "skop
 # Models this process logged (by model URI) and registered (by name and version), with their signatures:
 # predict right after train_model scores with the fitted object instead of downloading and deserializing the
 # version it just registered.
-_LOGGED: dict[str, tuple[Any, Any]] = {}
-_REGISTERED: dict[tuple[str, str], tuple[Any, Any]] = {}
+_LOGGED: dict[str, tuple[Any, Any, dict[str, Any]]] = {}
+_REGISTERED: dict[tuple[str, str], tuple[Any, Any, dict[str, Any]]] = {}
+# The model's metadata (MLmodel's `metadata`) key for the values each category input was trained for.
+CATEGORIES = "mlsteps.categories"
 
 
-def log_model(model: Any, example: Any) -> str:
-    """Log a scikit-learn model with signature, input example and pinned requirements; its model URI."""
+def log_model(model: Any, example: Any, categories: dict[str, list[str]] | None = None) -> str:
+    """Log a scikit-learn model with signature, input example and pinned requirements; its model URI.
+    ``categories``: the values each category input may hold, kept in the model's metadata, which scoring checks
+    (``mlsteps.input_checks.ModelInputs``)."""
     import mlflow.sklearn
     from mlflow.models import infer_signature
 
     signature = infer_signature(example, model.predict(example))
+    metadata = {CATEGORIES: categories} if categories else {}
     info = mlflow.sklearn.log_model(
         model,
         name="model",
@@ -35,8 +41,9 @@ def log_model(model: Any, example: Any) -> str:
         pip_requirements=model_requirements(model),
         # skops (MLflow's safe default format) loads only the types listed here: the ones this model holds.
         skops_trusted_types=_skops_types(model),
+        metadata=metadata,
     )
-    _LOGGED[str(info.model_uri)] = (model, signature)
+    _LOGGED[str(info.model_uri)] = (model, signature, metadata)
     return str(info.model_uri)
 
 
@@ -163,7 +170,7 @@ def describe_model(model_uri: str) -> ModelRef:
     )
 
 
-def load_model(model_uri: str, ref: ModelRef | None = None) -> tuple[Any, dict[str, str]]:
+def load_model(model_uri: str, ref: ModelRef | None = None) -> tuple[Any, ModelInputs]:
     """The scikit-learn model behind a URI and its input schema (column name -> type, from its signature).
 
     With ``ref`` (the URI resolved by ``describe_model``) naming a version this process registered, the fitted
@@ -172,20 +179,22 @@ def load_model(model_uri: str, ref: ModelRef | None = None) -> tuple[Any, dict[s
     import mlflow.sklearn
 
     if ref is not None and ref.name and ref.version and (ref.name, ref.version) in _REGISTERED:
-        fitted, signature = _REGISTERED[(ref.name, ref.version)]
-        return fitted, input_schema(signature, model_uri)
+        fitted, signature, metadata = _REGISTERED[(ref.name, ref.version)]
+        return fitted, input_schema(signature, model_uri, metadata)
 
     try:
         model = mlflow.sklearn.load_model(model_uri)
-        signature = mlflow.models.get_model_info(model_uri).signature
+        info = mlflow.models.get_model_info(model_uri)
     except Exception as exc:
         raise TrackingError(f"cannot load model '{model_uri}': {exc}") from exc
-    return model, input_schema(signature, model_uri)
+    return model, input_schema(info.signature, model_uri, info.metadata)
 
 
-def input_schema(signature: Any, model_uri: str) -> dict[str, str]:
+def input_schema(signature: Any, model_uri: str, metadata: dict[str, Any] | None = None) -> ModelInputs:
     """A model signature's inputs as plain data: column name -> MLflow type name (``double``, ``string``, ...),
-    in the signature's order; what ``src/models/input_checks.py`` checks batches against."""
+    in the signature's order, with the values its category inputs were trained for (from the model's
+    ``metadata``; a model logged before they were kept has none); what ``mlsteps.input_checks`` checks batches
+    against."""
     from mlflow.types.schema import ColSpec
 
     inputs = getattr(signature, "inputs", None)
@@ -195,7 +204,8 @@ def input_schema(signature: Any, model_uri: str) -> dict[str, str]:
             f"model '{model_uri}' has no column-based input signature, so its inputs cannot be checked: log it "
             "with a signature inferred from a DataFrame (train_model does)"
         )
-    return {str(spec.name): str(getattr(spec.type, "name", spec.type)) for spec in specs}
+    columns = {str(spec.name): str(getattr(spec.type, "name", spec.type)) for spec in specs}
+    return ModelInputs(columns, (metadata or {}).get(CATEGORIES))
 
 
 def model_inputs(model_uri: str) -> dict[str, str]:

@@ -91,6 +91,23 @@ def save_outputs(
     return saved
 
 
+def trained_categories(settings: Settings, out: ModelOutput) -> dict[str, list[str]]:
+    """The values each category input of the model may hold: the contract's ``allowed``, for a model input that
+    is a category column of the raw data and holds only those values in its example and holdout (a feature step
+    that recodes a column leaves it unchecked)."""
+    columns = settings.dataset_schema.columns
+    frames = [f for f in (out.example, out.evaluation_data) if hasattr(f, "columns")]
+    known: dict[str, list[str]] = {}
+    for name in getattr(out.example, "columns", []):
+        spec = columns.get(str(name))
+        if spec is None or spec.type != "category" or not spec.allowed:
+            continue
+        allowed = set(spec.allowed)
+        if all(set(f[name].dropna().astype(str)) <= allowed for f in frames if name in f.columns):
+            known[str(name)] = list(spec.allowed)
+    return known
+
+
 def _save_model(
     settings: Settings,
     step: Step[Any],
@@ -103,7 +120,7 @@ def _save_model(
     """Log, evaluate on the holdout (recorded as the run's ``evaluation`` input), register; then the policy."""
     registered_name = settings.dataset(name).name or name
     with phase("logging the model"):
-        model_uri = registry.log_model(out.model, out.example)
+        model_uri = registry.log_model(out.model, out.example, trained_categories(settings, out))
     holdout = sources[out.evaluation_dataset]
     data = lineage.dataset(
         out.evaluation_data,

@@ -27,6 +27,7 @@ from urllib.parse import unquote_plus
 
 from mlsteps.config import Settings, join_uri, load_config
 from mlsteps.errors import DataValidationError, StorageError, StorageTransient, StorageUnreachable
+from mlsteps.input_checks import ModelInputs
 from mlsteps.registry import champion_uri, describe_model, load_model
 from mlsteps.storage import TABLE_FORMATS, Storage
 from mlsteps.store import connect
@@ -40,7 +41,7 @@ class BatchScorer:
 
     settings: Settings
     storage: Storage = field(init=False)
-    _model: tuple[str, Any, dict[str, str], Any] | None = field(default=None, init=False)
+    _model: tuple[str, Any, ModelInputs, Any] | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         self.storage = Storage.for_settings(self.settings)

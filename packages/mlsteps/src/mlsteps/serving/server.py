@@ -154,7 +154,7 @@ def app_from_spec(spec: dict[str, Any]) -> Any:
     return build_app(
         Scoring(
             model=model,
-            schema=input_schema(model.metadata.signature, ref.uri),
+            schema=input_schema(model.metadata.signature, ref.uri, model.metadata.metadata),
             ref=ref,
             keys=load_api_keys(os.environ),
             log=log,
