@@ -15,7 +15,7 @@ from mlsteps.config import REPO_ROOT, load_config
 from mlsteps.config_text import replace_section, set_entry_key
 from mlsteps.errors import ConfigError, DataValidationError
 from mlsteps.infer_schema import choose_positive_class, infer_column, infer_target
-from mlsteps.init_project import init_project
+from mlsteps.init_project import identifier_column, init_project
 from mlsteps.validation import validate_raw
 
 from tests.helpers import EXAMPLE_CONFIG, scrubbed_env
@@ -407,3 +407,45 @@ def test_completing_the_configs_contract_says_the_task_came_from_the_config(proj
 
     assert report.target is not None
     assert report.target.task_reason == "binary, from schema.task in the config"
+
+
+def test_a_column_named_like_an_id_with_a_value_per_row_is_taken_as_the_id_unless_told_otherwise(
+    project: Path,
+) -> None:
+    # As a loans file holds them: a text id per row, and no --id-column given (a project made by Copier).
+    loans = "loan_id,amount,region,defaulted\n" + "".join(
+        f"L-{i:04d},{1000 + 37 * i},{'north' if i % 3 else 'south'},{'yes' if i % 4 == 0 else 'no'}\n"
+        for i in range(40)
+    )
+    (project / "loans.csv").write_text(loans)
+
+    chosen = init_project(str(project / "loans.csv"), target="defaulted", force=True, config_dir=project / "config")
+    chosen_schema = yaml.safe_load((project / "config" / "base.yaml").read_text())["schema"]
+    none = init_project(
+        str(project / "loans.csv"), target="defaulted", id_column="", force=True, config_dir=project / "config"
+    )
+    none_schema = yaml.safe_load((project / "config" / "base.yaml").read_text())["schema"]
+
+    assert chosen_schema["id_column"] == "loan_id" and "loan_id" not in chosen_schema["columns"]
+    assert chosen.review[0].startswith("'loan_id' is the id column: it is named like one")
+    assert none_schema["id_column"] is None and "loan_id" in none_schema["columns"]
+    assert not any("is the id column" in note for note in none.review)
+
+
+@pytest.mark.parametrize(
+    ("columns", "expected"),
+    [
+        ({"loan_id": ["a", "b", "c"], "paid": [1, 2, 3]}, "loan_id"),
+        ({"customerId": [7, 3, 9], "valid": [1, 2, 3]}, "customerId"),
+        ({"ID": [1, 2, 3]}, "ID"),
+        ({"loan_id": ["a", "a", "c"]}, None),  # repeats: not an identifier of the row
+        ({"loan_id": ["a", None, "c"]}, None),
+        ({"score_id": [0.5, 1.5, 2.5]}, None),  # fractions
+        ({"loan_id": ["a", "b", "c"], "row_id": [1, 2, 3]}, None),  # two: the person chooses
+        ({"paid": [1, 2, 3], "grid": ["a", "b", "c"]}, None),
+    ],
+)
+def test_the_id_column_init_takes(columns: dict, expected: str | None) -> None:
+    frame = pd.DataFrame({**columns, "target": ["x", "y", "x"]})
+
+    assert identifier_column(frame, "target") == expected

@@ -135,7 +135,11 @@ def export_model(environment: str | None, model_uri: str | None, out: str) -> No
     default=None,
     help="auto (default): regression for a numeric target with many values, else binary or multiclass.",
 )
-@click.option("--id-column", help="The column that identifies a row (not a feature). Default: none.")
+@click.option(
+    "--id-column",
+    help="The column that identifies a row (not a feature). Default: the one column named like an id (loan_id, ID) "
+    "with a different value on every row, if there is exactly one; '' for none.",
+)
 @click.option(
     "--positive-class",
     help="binary: the label that counts as positive. Default: 1/true/yes, else the rarer label (printed).",

@@ -13,6 +13,7 @@ names (what ``copier copy`` writes and ``make setup`` completes).
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -85,10 +86,13 @@ def init_project(
         target = target or schema.get("target")
         if not task and schema.get("task"):
             task, task_source = schema["task"], "schema.task in the config"
-        id_column = id_column or schema.get("id_column")
+        id_column = _text(schema.get("id_column")) if id_column is None else id_column
         positive_class = positive_class or _text(schema.get("positive_class"))
     uri, raw_path = _data_location(data_file, config)
     frame = _read_data(uri, config, given=data_file is not None)
+    chosen = None
+    if id_column is None:  # not given ('' is: none)
+        id_column = chosen = identifier_column(frame, target)
     target_column, id_column = _check_columns(frame, target, id_column, uri)
     feature_names = [c for c in frame.columns if c not in (target_column, id_column)]
     if not feature_names:
@@ -109,6 +113,12 @@ def init_project(
         target=guessed_target,
     )
     report.review = review_notes(report, frame, config, given_positive=bool(positive_class))
+    if chosen:
+        report.review.insert(
+            0,
+            f"'{chosen}' is the id column: it is named like one and has a different value on every row, so it is "
+            "kept next to predictions and is not a feature (--id-column COLUMN chooses another, --id-column '' none)",
+        )
     new_text, owned = edit_config(text, config, report, name, raw_path)
     check_edit(text, new_text, owned, str(base_file))
     assert report.target is not None
@@ -243,6 +253,28 @@ def _read_data(uri: str, config: dict[str, Any], given: bool) -> pd.DataFrame:
     if given and not storage.exists(uri):
         raise UsageError(f"dataset '{uri}' does not exist: check the DATA_FILE given to init")
     return storage.read_table(uri, csv=csv)
+
+
+_ID_NAME = re.compile(r"(?:^|[ _.-])(?:id|key|uuid|guid)$|^(?:id|uuid|guid)(?:$|[ _.-])", re.IGNORECASE)
+_CAMEL_ID = re.compile(r"[a-z0-9](?:Id|ID)$")  # customerId, LoanID
+
+
+def identifier_column(frame: pd.DataFrame, target: str | None) -> str | None:
+    """The one column named like an identifier (``id``, ``loan_id``, ``customerId``, ``ID``) that holds a different
+    value on every row, whole numbers or text: an identifier taken for a feature lets the model learn row
+    numbers. None when there is no such column, or more than one."""
+    from pandas.api.types import is_float_dtype
+
+    found = [
+        str(name)
+        for name in frame.columns
+        if str(name) != target
+        and (_ID_NAME.search(str(name)) or _CAMEL_ID.search(str(name)))
+        and not is_float_dtype(frame[name])
+        and frame[name].notna().all()
+        and frame[name].is_unique
+    ]
+    return found[0] if len(found) == 1 else None
 
 
 def _check_columns(frame: pd.DataFrame, target: str | None, id_column: str | None, uri: str) -> tuple[str, str | None]:
