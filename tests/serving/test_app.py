@@ -21,7 +21,6 @@ from mlsteps.serving.app import Scoring, build_app
 from mlsteps.serving.auth import ApiKeys
 from mlsteps.serving.inference_log import InferenceLog
 from mlsteps.serving.log_files import read_inference_log
-from mlsteps.storage import Storage
 
 from tests.servers import free_port, wait_until
 
@@ -62,7 +61,7 @@ def running(
     import uvicorn
 
     params = InferenceLogParams(flush_seconds=60)
-    log = InferenceLog(str(tmp_path / "log"), REF, params, Storage().write_table, spool_dir=tmp_path / "spool")
+    log = InferenceLog(str(tmp_path / "log"), REF, params, SCHEMA, spool_dir=tmp_path / "spool")
     scoring = Scoring(model or Threshold(), SCHEMA, REF, ApiKeys(keys or {}), log, 1_000_000, timeout, **limits)
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(build_app(scoring), host="127.0.0.1", port=port, log_level="warning"))
@@ -354,13 +353,13 @@ def test_bodies_beyond_max_inflight_bytes_get_503_before_they_are_read(tmp_path:
 def test_timed_out_scoring_starts_no_further_stage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from mlsteps.serving import app
 
-    parse = app.frame_from_json
+    parse = app.rows_of
 
     def slow_parse(*args, **kwargs):
         time.sleep(0.5)
         return parse(*args, **kwargs)
 
-    monkeypatch.setattr(app, "frame_from_json", slow_parse)
+    monkeypatch.setattr(app, "rows_of", slow_parse)
     model = Threshold()
     with running(tmp_path, model=model, timeout=0.2) as address:
         answer = _post(address, {"instances": ROWS})

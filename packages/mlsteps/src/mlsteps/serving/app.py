@@ -46,10 +46,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from mlsteps.csv_input import frame_from_csv
-from mlsteps.input_checks import InputError, frame_from_json
+from mlsteps.input_checks import InputError
 from mlsteps.refs import ModelRef
 from mlsteps.serving.auth import ApiKeys
+from mlsteps.serving.bodies import rows_of
 from mlsteps.serving.inference_log import InferenceLog
 from mlsteps.serving.load import Expired, Held, Load, Progress
 from mlsteps.serving.log_files import Entry
@@ -157,7 +157,9 @@ def build_app(scoring: Scoring) -> Starlette:
             entry.client = _client(scoring.keys, request)
             held = _admit(scoring, load, request)
             body = await _body(request, scoring, held, deadline)
-            entry.inputs, entry.outputs = await scored(held, body, request.headers.get("content-type", ""), deadline)
+            entry.content_type = request.headers.get("content-type", "")
+            entry.inputs, entry.outputs = await scored(held, body, entry.content_type, deadline)
+            entry.body = body
             response = _answer(entry.outputs, request.headers.get("accept", ""))
         except Refused as exc:
             entry.status, entry.error = exc.status, str(exc)
@@ -201,7 +203,7 @@ def build_app(scoring: Scoring) -> Starlette:
         )
         if scoring.log is not None and entry.status != 401:
             if entry.status != 200:
-                entry.inputs = entry.outputs = None
+                entry.inputs = entry.outputs = entry.body = None
             scoring.log.record(entry)
         return response
 
@@ -268,20 +270,7 @@ def score(
             "UNSUPPORTED_MEDIA_TYPE",
             f"content type '{content_type}' is not served: send {' or '.join(CONTENT_TYPES)} (UTF-8)",
         )
-    if not body.strip():
-        raise InputError(["the body is empty: there are no rows to score"], "Send at least one row.")
-    if mime == "text/csv":
-        frame = frame_from_csv(body, scoring.schema)
-    else:
-        try:
-            payload = json.loads(body)
-        except ValueError as exc:
-            raise InputError([f"the body is not valid JSON ({exc})"], "Send a JSON object.") from exc
-        except RecursionError as exc:
-            raise InputError(["the body's JSON is nested too deeply"], "Send rows as a flat JSON object.") from exc
-        frame = frame_from_json(payload, scoring.schema)
-    names = list(scoring.schema)
-    frame = frame if list(frame.columns) == names else frame[names]
+    frame = rows_of(body, mime, scoring.schema)
     if progress:
         progress.next("predicting")
     outputs = scoring.model.predict(frame)

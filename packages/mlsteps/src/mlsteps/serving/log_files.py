@@ -15,7 +15,6 @@ is one row with its error): ``request_id``, ``row`` (from 1), ``received_at`` (U
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import tempfile
@@ -52,7 +51,8 @@ def spool_root(spool_dir: str | Path, location: str) -> Path:
 
 @dataclass
 class Entry:
-    """One request, as the server saw it."""
+    """One request, as the server saw it: a scored one with its rows (``inputs``, checked) and the body they were
+    read from, which is what the spool keeps (the log's process reads the rows from it again)."""
 
     request_id: str
     received_at: datetime
@@ -62,42 +62,12 @@ class Entry:
     inputs: pd.DataFrame | None = None
     outputs: Any = None
     error: str | None = None
+    body: bytes | None = None
+    content_type: str = ""
 
     @property
     def rows(self) -> int:
         return 1 if self.inputs is None else len(self.inputs)
-
-
-def write_spool_file(table: Any, path: Path) -> int:
-    """``table`` (Arrow) as an Arrow IPC file at ``path``, whole or not at all (fsynced, then renamed); its size."""
-    import pyarrow as pa
-
-    tmp = path.with_name(f".tmp-{path.name}")
-    try:
-        with open(tmp, "wb") as handle:
-            with pa.ipc.new_file(handle, table.schema) as writer:
-                writer.write_table(table)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.rename(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    folder = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(folder)  # the rename too survives a power loss
-    finally:
-        os.close(folder)
-    return path.stat().st_size
-
-
-def read_spool_file(path: Path) -> Any:
-    """A spool file's Arrow table (read into memory: the file may be deleted once shipped)."""
-    import pyarrow as pa
-
-    with pa.memory_map(str(path)) as source:
-        return pa.ipc.open_file(source).read_all()
 
 
 def concat_tables(tables: list[Any]) -> Any:
@@ -106,12 +76,6 @@ def concat_tables(tables: list[Any]) -> Any:
     import pyarrow as pa
 
     return pa.concat_tables(tables, promote_options="permissive")
-
-
-def counts_of(path: Path) -> tuple[int, int]:
-    """(requests, rows) of a spool file, from its name ``<seq>-<requests>q-<rows>r.arrow``."""
-    _, requests, rows = path.stem.split("-")
-    return int(requests.rstrip("q")), int(rows.rstrip("r"))
 
 
 def log_table(batch: list[Entry], model: ModelRef) -> Any:

@@ -142,19 +142,18 @@ def app_from_spec(spec: dict[str, Any]) -> Any:
     from mlsteps.serving.app import Scoring, build_app
     from mlsteps.serving.auth import load_api_keys
     from mlsteps.serving.inference_log import InferenceLog
-    from mlsteps.storage import Storage
 
     params = ServingParams.model_validate(spec["settings"])
     ref = ModelRef(**spec["ref"])
     model = mlflow.pyfunc.load_model(spec["path"])
-    storage = Storage(**spec["aws"])
+    schema = input_schema(model.metadata.signature, ref.uri, model.metadata.metadata)
     log = None
     if spec["log"]:
-        log = InferenceLog(spec["log"], ref, params.log, storage.write_table, spool_dir=spec["spool"])
+        log = InferenceLog(spec["log"], ref, params.log, schema, aws=spec["aws"], spool_dir=spec["spool"])
     return build_app(
         Scoring(
             model=model,
-            schema=input_schema(model.metadata.signature, ref.uri, model.metadata.metadata),
+            schema=schema,
             ref=ref,
             keys=load_api_keys(os.environ),
             log=log,
