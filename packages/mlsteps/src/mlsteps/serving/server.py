@@ -195,21 +195,34 @@ def export_model(settings: Settings, model_uri: str | None, out: str) -> tuple[M
     s3:// URI; the model's identity and where it went."""
     from mlsteps.storage import Storage
 
+    data, ref = model_archive(settings, model_uri)
+    written = Storage(profile=settings.aws.profile, region=settings.aws.region).write_bytes(data, out)
+    return ref, written.uri
+
+
+def model_archive(settings: Settings, model_uri: str | None) -> tuple[bytes, ModelRef]:
+    """The model's files as SageMaker's ``model.tar.gz``, and its identity. The same version gives the same bytes
+    (no times, owners or modes from this machine): ``deploy`` stores an archive once per content."""
+    import gzip
+
     with owned_folder(Path(tempfile.gettempdir()), "mlsteps-export-model-") as scratch:
         path, ref = resolve_model(settings, model_uri, None, scratch)
         buffer = io.BytesIO()
-        with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        with (
+            gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0) as compressed,
+            tarfile.open(fileobj=compressed, mode="w", format=tarfile.PAX_FORMAT) as archive,
+        ):
             for file in sorted(Path(path).rglob("*")):
                 if file.is_file():
                     archive.add(file, arcname=str(file.relative_to(path)), filter=_plain_owner)
-    written = Storage(profile=settings.aws.profile, region=settings.aws.region).write_bytes(buffer.getvalue(), out)
-    return ref, written.uri
+    return buffer.getvalue(), ref
 
 
 def _plain_owner(info: tarfile.TarInfo) -> tarfile.TarInfo:
     info.uid = info.gid = 0
     info.uname = info.gname = ""
     info.mode = 0o644
+    info.mtime = 0
     return info
 
 
