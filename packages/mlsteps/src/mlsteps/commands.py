@@ -1,5 +1,6 @@
 """The subcommands besides running the steps: check, promote, serve, export-model, init, parent-start and
-parent-end (``src/main.py`` adds them to its command group). Each parses its options and calls one function."""
+parent-end, and deploy, deployments, rollback and invoke (``mlsteps.deploy.commands``); ``mlsteps.cli`` adds them
+to its command group. Each parses its options and calls one function."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 import click
 
 from mlsteps.cli_options import ENVIRONMENT, command, load_settings, unbounded_stop
+from mlsteps.deploy.commands import DEPLOY_COMMANDS
 from mlsteps.discovery import step_names
 from mlsteps.errors import UsageError
 
@@ -190,4 +192,4 @@ def parent_end(environment: str | None, run_id: str) -> int:
     return 0 if status == "FINISHED" else 1
 
 
-COMMANDS = [check, promote, serve, export_model, init, parent_start, parent_end]
+COMMANDS = [check, promote, serve, export_model, init, parent_start, parent_end, *DEPLOY_COMMANDS]

@@ -26,6 +26,7 @@ from mlsteps.config_sections import (
     BatchParams,
     DataConfig,
     DatasetSpec,
+    DeployParams,
     GateParams,
     InferenceLogParams,
     ServingParams,
@@ -74,6 +75,7 @@ class Settings(Strict):
     gate: GateParams = GateParams()
     batch: BatchParams = BatchParams()
     serving: ServingParams = ServingParams()
+    deploy: DeployParams = Field(default_factory=DeployParams)
     tracking: TrackingConfig
     aws: AwsConfig = AwsConfig()
     # Which keys an environment variable or a command-line option set: {"tracking.uri": "PIPELINE_TRACKING_URI"}.
@@ -195,6 +197,9 @@ def _fill_names(config: dict[str, Any]) -> None:
     tracking = config.get("tracking")
     if isinstance(tracking, dict):
         tracking["experiment"] = fill(tracking.get("experiment") or "{project}-{environment}")
+    deploy = config.setdefault("deploy", {})
+    if isinstance(deploy, dict):
+        deploy["endpoint_name"] = fill(deploy.get("endpoint_name") or "{project}-{environment}")
     for entry in (config.get("catalog") or {}).values():
         if isinstance(entry, dict) and "name" in entry:
             entry["name"] = fill(entry["name"])

@@ -6,6 +6,7 @@ Every model rejects unknown keys, so a misspelt key is named instead of silently
 from __future__ import annotations
 
 import os
+import re
 from typing import Literal
 
 from pydantic import Field, model_validator
@@ -175,6 +176,47 @@ class ServingParams(Strict):
                 f"max_inflight_mb ({self.max_inflight_mb:g}) is below max_body_mb ({self.max_body_mb:g}): a body "
                 "the server accepts could never be taken in; raise serving.max_inflight_mb or lower serving.max_body_mb"
             )
+        return self
+
+
+# SageMaker's rule for endpoint, model and endpoint config names.
+SAGEMAKER_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+# A serverless endpoint's memory sizes (MB).
+SERVERLESS_MEMORY_MB = (1024, 2048, 3072, 4096, 5120, 6144)
+
+
+class DeployParams(Strict):
+    """A SageMaker endpoint serving the champion (python src/main.py deploy; mlsteps.deploy)."""
+
+    # The endpoint; {project} and {environment} are filled in (checked as a SageMaker name when deploying).
+    endpoint_name: str = "{project}-{environment}"
+    # The image that serves (this project's, pushed by ./run_docker_cloud.sh or build_docker.sh --push).
+    image_uri: str | None = None
+    # The IAM role SageMaker runs the model with (reads the model archive; writes the inference log).
+    execution_role_arn: str | None = None
+    # s3:// prefix the model archives go under, one per content: <prefix>/<sha256>/model.tar.gz.
+    model_data_prefix: str | None = None
+    # Instances (ignored when memory_mb is set: a serverless endpoint).
+    instance_type: str = "ml.m5.large"
+    instance_count: int = Field(1, ge=1)
+    # Serverless: memory (1024 to 6144 MB, by 1024) and requests at once; null: instances.
+    memory_mb: int | None = None
+    max_concurrency: int = Field(5, ge=1, le=200)
+    # Seconds to wait for the endpoint to be InService (creating or updating one takes minutes on AWS).
+    timeout_seconds: float = Field(1800.0, gt=0)
+    # Holdout rows sent through the endpoint and compared with the model's own predictions; 0: no smoke test.
+    smoke_rows: int = Field(20, ge=0)
+    # Deploy right after the gate promotes a new champion (train_model).
+    on_promotion: bool = False
+    # AWS region of the endpoint; null: aws.region, else the AWS chain's.
+    region: str | None = None
+
+    @model_validator(mode="after")
+    def _valid(self) -> DeployParams:
+        if self.model_data_prefix is not None and not self.model_data_prefix.startswith("s3://"):
+            raise ValueError(f"model_data_prefix {self.model_data_prefix!r} is not an s3:// prefix")
+        if self.memory_mb is not None and self.memory_mb not in SERVERLESS_MEMORY_MB:
+            raise ValueError(f"memory_mb {self.memory_mb} is not one of {', '.join(map(str, SERVERLESS_MEMORY_MB))}")
         return self
 
 

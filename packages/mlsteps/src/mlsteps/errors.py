@@ -59,3 +59,8 @@ class StepError(PipelineError):
         self.exit_code = cause.exit_code if isinstance(cause, PipelineError) else PipelineError.exit_code
         # False when it failed before its run was opened (an input that cannot be found, say).
         self.run_started = run_started
+
+
+class DeployError(PipelineError):
+    """A deployment to SageMaker failed: a call SageMaker refused, an endpoint that did not reach InService in
+    time, or an endpoint whose answers disagree with the model's own (the smoke test)."""

@@ -213,3 +213,72 @@ def model_inputs(model_uri: str) -> dict[str, str]:
     import mlflow
 
     return input_schema(mlflow.models.get_model_info(model_uri).signature, model_uri)
+
+
+# -- deployments (mlsteps.deploy): a run each in "<experiment>-deployments", tags on the version served -----------
+DEPLOY_TAG = "deploy.endpoint"  # on a deployment run: the endpoint it deployed to
+
+
+def deployments_experiment(experiment: str, artifact_location: str | None) -> str:
+    """The id of ``<experiment>-deployments`` (created when missing, its artifacts beside the experiment's)."""
+    from mlflow import MlflowClient
+
+    name = f"{experiment}-deployments"
+    client = MlflowClient()
+    found = client.get_experiment_by_name(name)
+    if found is not None:
+        return str(found.experiment_id)
+    location = f"{artifact_location.rstrip('/')}-deployments" if artifact_location else None
+    return str(client.create_experiment(name, artifact_location=location))
+
+
+def record_deployment(
+    experiment_id: str,
+    run_name: str,
+    params: dict[str, Any],
+    metrics: dict[str, float],
+    tags: dict[str, str],
+    ok: bool,
+) -> str:
+    """A finished (or, not ``ok``, failed) run holding one deployment; its id."""
+    from mlflow import MlflowClient
+    from mlflow.entities import Metric, Param, RunTag
+
+    client = MlflowClient()
+    run = client.create_run(experiment_id, run_name=run_name, tags=tags)
+    now = int(run.info.start_time)
+    client.log_batch(
+        run.info.run_id,
+        metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()],
+        params=[Param(k, str(v)[:6000]) for k, v in params.items()],
+        tags=[RunTag("mlflow.runName", run_name)],
+    )
+    client.set_terminated(run.info.run_id, "FINISHED" if ok else "FAILED")
+    return str(run.info.run_id)
+
+
+def deployment_history(experiment: str, endpoint: str) -> list[Any]:
+    """The deployment runs of ``endpoint``, newest first (none when nothing was ever deployed)."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient()
+    found = client.get_experiment_by_name(f"{experiment}-deployments")
+    if found is None:
+        return []
+    return list(
+        client.search_runs(
+            [found.experiment_id],
+            filter_string=f"tags.`{DEPLOY_TAG}` = '{endpoint}'",
+            order_by=["attributes.start_time DESC"],
+            max_results=1000,
+        )
+    )
+
+
+def tag_version(name: str, version: str, tags: dict[str, str]) -> None:
+    """Set ``tags`` on a registered version (what it was deployed to, when)."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient()
+    for key, value in tags.items():
+        client.set_model_version_tag(name, version, key, value)

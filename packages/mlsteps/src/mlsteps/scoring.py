@@ -45,11 +45,19 @@ def predict_frame(
         extra |= {f"{PROBABILITY}_{c}": probabilities[:, i] for i, c in enumerate(classes)}
         if positive_class in classes:
             extra[PROBABILITY] = probabilities[:, classes.index(positive_class)]
-    extra.update(
+    return with_predictions(batch, extra, model_ref, scored_at)
+
+
+def with_predictions(
+    batch: pd.DataFrame, outputs: dict[str, Any], model_ref: ModelRef, scored_at: datetime
+) -> pd.DataFrame:
+    """``batch`` (checked) with its ``outputs`` (the prediction, probabilities) and the model's identity appended:
+    the one layout of scored rows, from ``predict`` and from ``invoke`` (an endpoint's answers)."""
+    return batch.assign(
+        **outputs,
         model_uri=model_ref.uri,
         model_name=model_ref.name,
         model_version=model_ref.version,
         model_run_id=model_ref.run_id,
         scored_at=pd.Timestamp(scored_at),
     )
-    return batch.assign(**extra)
