@@ -329,7 +329,8 @@ def test_dev_and_prd_on_one_server_keep_their_own_experiments_and_models(dev: De
             dev,
             "--environment",
             environment,
-            extra={"PIPELINE__PROJECT": project},
+            # prd deploys a champion the gate promotes (deploy.on_promotion): not what this test is about.
+            extra={"PIPELINE__PROJECT": project, "PIPELINE__DEPLOY__ON_PROMOTION": "false"},
             unset=("PIPELINE_EXPERIMENT", "PIPELINE__CATALOG__MODEL__NAME"),
         )
         for environment in ("dev", "prd")

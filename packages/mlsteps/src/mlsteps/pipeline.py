@@ -155,11 +155,16 @@ def pipeline_params(settings: Settings, steps: list[str]) -> dict[str, Any]:
 
 
 def preflight(settings: Settings, steps: Iterable[str], catalog: Catalog) -> None:
-    """Checks made before any run starts: the folders the steps will write into are writable."""
+    """Checks made before any run starts: the folders the steps will write into are writable; with
+    ``deploy.on_promotion``, what a deployment needs is set."""
     all_steps = load_steps()
     written = [d for s in steps for d in (*all_steps[s].writes, *(("snapshots",) if all_steps[s].snapshot else ()))]
     for folder in catalog.folders(written):
         catalog.storage.ensure_writable(folder)
+    if settings.deploy.on_promotion and any(all_steps[s].policy for s in steps):
+        from mlsteps.deploy.settings import deploy_target
+
+        deploy_target(settings)  # a champion the gate promotes is deployed: what that needs is set
 
 
 def run_pipeline(

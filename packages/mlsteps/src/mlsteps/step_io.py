@@ -145,3 +145,8 @@ def _save_model(
         saved.written[key] = Input(uri, uri)
     if policy:
         saved.notes.append(policy.apply(decision, version_uri.rsplit("/", 1)[1]))
+        if getattr(decision, "promoted", False) and settings.deploy.on_promotion:
+            from mlsteps.deploy.run import deploy_after_promotion
+
+            with phase(f"deploying {version_uri} to SageMaker"):
+                saved.notes.append(deploy_after_promotion(settings, version_uri))
