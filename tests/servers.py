@@ -302,3 +302,16 @@ class FailingProxy:
     def close(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+def start_sagemaker_server(workdir: Path) -> Server:
+    """moto_server with UpdateEndpoint, endpoints that never become InService, and one invoke answer per queued
+    result (tests/sagemaker_server.py); S3 and every other service of moto too."""
+    port = free_port()
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))}
+    args = [sys.executable, "-m", "tests.sagemaker_server", "-H", "127.0.0.1", "-p", str(port)]
+    proc = _popen(args, env, workdir / f"sagemaker-moto-{port}.log", cwd=root)
+    url = f"http://127.0.0.1:{port}"
+    wait_until(lambda: requests.get(url, timeout=2).status_code < 500, "moto_server (SageMaker)", proc)
+    return Server(url, proc)
