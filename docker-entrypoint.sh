@@ -5,6 +5,10 @@
 #       into /opt/ml/model when there is one (PIPELINE_MODEL_DIR moves it), else the model PIPELINE_MODEL_URI
 #       names, else the champion on PIPELINE_ENVIRONMENT's tracking server (default: local).
 #       MODEL_SERVER_WORKERS and MODEL_SERVER_TIMEOUT set the workers and the request timeout.
+#   docker run IMAGE train [options]         SageMaker's training contract (`sagemaker-train`): hyperparameters from
+#       /opt/ml/input/config/hyperparameters.json, the raw data from /opt/ml/input/data/training/, the training
+#       steps on PIPELINE_ENVIRONMENT (default: local, runs kept in /opt/ml/output/data/mlflow.db), the model
+#       into /opt/ml/model, the reason of a failure in /opt/ml/output/failure (PIPELINE_SAGEMAKER_ROOT moves /opt/ml).
 #   docker run IMAGE [pipeline options]      the pipeline: docker run IMAGE --step train_model --environment dev
 set -eu
 cd "$(dirname "$0")"
@@ -15,9 +19,8 @@ case "${1:-}" in
             --host "${PIPELINE_SERVE_HOST:-0.0.0.0}" --model-dir "${PIPELINE_MODEL_DIR:-/opt/ml/model}" "$@"
         ;;
     train)
-        echo "this image does not run SageMaker training jobs ('train'): run the pipeline instead," \
-             "e.g. docker run IMAGE --step train_model --environment dev" >&2
-        exit 2
+        shift
+        exec python src/main.py sagemaker-train --environment "${PIPELINE_ENVIRONMENT:-local}" "$@"
         ;;
 esac
 exec python src/main.py "$@"

@@ -131,21 +131,28 @@ def test_entry_script_dispatches_serve_and_the_pipeline(
     assert record.read_text().splitlines() == expected
 
 
-def test_entry_script_is_executable_and_refuses_sagemaker_training(fake_python) -> None:
+def test_entry_script_is_executable_and_runs_sagemaker_training(fake_python) -> None:
     path_env, record = fake_python
 
     done = subprocess.run(
-        [str(REPO_ROOT / "docker-entrypoint.sh"), "train"],
+        [str(REPO_ROOT / "docker-entrypoint.sh"), "train", "--channel", "train"],
         check=False,
-        env=path_env,
+        env={**path_env, "PIPELINE_ENVIRONMENT": "dev"},
         capture_output=True,
         text=True,
         timeout=30,
     )
 
-    assert done.returncode == 2
-    assert "does not run SageMaker training jobs" in done.stderr
-    assert not record.exists()
+    assert done.returncode == 0, done.stderr
+    # tests/test_sagemaker_train.py runs the training job itself.
+    assert record.read_text().splitlines() == [
+        "src/main.py",
+        "sagemaker-train",
+        "--environment",
+        "dev",
+        "--channel",
+        "train",
+    ]
 
 
 def _docker_engine() -> bool:

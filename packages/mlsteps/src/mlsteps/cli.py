@@ -20,6 +20,7 @@ import click
 from mlsteps.cli_options import blank_to_none, command, load_settings, overrides_from, step_options
 from mlsteps.commands import COMMANDS
 from mlsteps.discovery import declarations, step_names
+from mlsteps.sagemaker_train import sagemaker_train
 
 logger = logging.getLogger(__name__)
 # The steps that snapshot their inputs, and so retrain from a run's snapshot with --from-run.
@@ -150,6 +151,7 @@ def _run(
 
 for _command in COMMANDS:
     cli.add_command(_command)
+cli.add_command(sagemaker_train)  # the image's `train`: a SageMaker training job
 
 
 def main() -> None:
