@@ -30,13 +30,15 @@ copier = pytest.importorskip(
 # Files of the template that are not files of a project: the template's machinery (the library mlsteps, installed by
 # a project), its own tests, benchmarks, docs and lock.
 TEMPLATE_ONLY = ("copier.yml", ".copier/", "packages/", "bench/", "docs/", "conftest.py")
-# The template's tests a project keeps: its steps', its contract, the smoke run (and their package files).
+# The template's tests a project keeps: its steps', its contract, the smoke run, the check of its workflows (and
+# their package files).
 PROJECT_TESTS = {
     "tests/__init__.py",
     "tests/conftest.py",
     "tests/test_project_contract.py",
     "tests/test_smoke.py",
     "tests/test_lib.py",
+    "tests/test_workflows.py",
     "tests/data/__init__.py",
     "tests/data/test_make_dataset.py",
     "tests/features/__init__.py",
