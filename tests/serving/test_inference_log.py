@@ -255,7 +255,7 @@ def test_an_unreadable_spool_file_is_set_aside_and_counted(tmp_path: Path, caplo
 def test_a_log_process_that_dies_is_replaced_and_nothing_is_lost(
     tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("mlsteps.serving.inference_log._RESTART_EVERY", 0.1)
+    monkeypatch.setattr("mlsteps.serving.log_process.RESTART_EVERY", 0.1)
     log = _log(tmp_path, batch_rows=3)
     first = log.shipper_pid
     assert first is not None

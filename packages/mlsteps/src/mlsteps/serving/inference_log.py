@@ -29,12 +29,8 @@ What the log's files hold, and reading the log back (``read_inference_log``): ``
 
 from __future__ import annotations
 
-import contextlib
-import json
 import logging
 import os
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Mapping
@@ -46,6 +42,7 @@ from mlsteps.config import InferenceLogParams
 from mlsteps.refs import ModelRef
 from mlsteps.serving import log_shipper
 from mlsteps.serving.log_files import Entry, default_spool_dir, log_frame, log_table, read_inference_log, spool_root
+from mlsteps.serving.log_process import LogProcess
 from mlsteps.serving.owned import Owned, claim, dead
 from mlsteps.serving.spool_files import SPOOL_SUFFIX, spool_counts, spool_name, write_spool_records
 
@@ -55,7 +52,6 @@ logger = logging.getLogger(__name__)
 __all__ = ["Entry", "InferenceLog", "default_spool_dir", "log_frame", "log_table", "read_inference_log", "spool_root"]
 
 _WARN_EVERY = 10.0  # seconds between two warnings about drops or failed writes
-_RESTART_EVERY = 10.0  # seconds between two starts of the log's process
 _SERVER = "server-"  # the spool folder of one server: server-<pid>-<id>
 
 
@@ -104,9 +100,7 @@ class InferenceLog:
     _warned_at: float = 0.0
     _lock: threading.Condition = field(default_factory=threading.Condition)
     _spooler: threading.Thread | None = None
-    _shipper: subprocess.Popen | None = None
-    _listener: threading.Thread | None = None
-    _started_at: float = 0.0
+    _shipper: LogProcess | None = None
 
     def start(self) -> InferenceLog:
         """Claim a spool folder, take over what dead servers left in theirs, start the spooler and the shipper."""
@@ -152,19 +146,8 @@ class InferenceLog:
             self._lock.notify_all()
         if self._spooler is not None:
             self._spooler.join(timeout)
-        shipper = self._shipper
-        if shipper is not None:
-            with contextlib.suppress(OSError, ValueError):
-                self._send({"stop": True})
-                assert shipper.stdin is not None
-                shipper.stdin.close()
-            try:
-                shipper.wait(max(0.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                shipper.kill()
-                shipper.wait()
-        if self._listener is not None:
-            self._listener.join(5)
+        if self._shipper is not None:
+            self._shipper.stop(max(0.0, deadline - time.monotonic()))
         with self._lock:
             left = self._spool_rows
         if self._folder is not None and (self._spooler is None or not self._spooler.is_alive()):
@@ -258,22 +241,12 @@ class InferenceLog:
             self._spool_bytes += size
             self._spool_rows += rows
             self.counts.rows_spooled += rows
-        self._tell_shipper(name)
+        assert self._shipper is not None
+        self._shipper.tell(name)
 
     # -- the log's process ------------------------------------------------------------------------------------
     def _start_shipper(self) -> None:
-        """Start the log's process and tell it the files that wait (recovered ones, or those of a dead shipper)."""
         assert self._folder is not None
-        self._started_at = time.monotonic()
-        self._shipper = subprocess.Popen(
-            [sys.executable, "-m", "mlsteps.serving.log_shipper"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            close_fds=True,  # the spool folder's lock stays this process's alone
-            # A Ctrl-C or SIGTERM sent to the server's process group must not end it before the server's last
-            # spool is shipped: the server ends it (a stop, or the end of its stdin when the server is gone).
-            start_new_session=True,
-        )
         spec = {
             "folder": str(self._folder.path),
             "location": self.location,
@@ -281,49 +254,13 @@ class InferenceLog:
             "aws": self.aws,
             "retry_first": log_shipper.RETRY_FIRST,
         }
-        self._send(spec)
-        with self._lock:
-            waiting = list(self._spooled)
-        for name in waiting:
-            self._send({"file": name})
-        self._listener = threading.Thread(
-            target=self._listen, args=(self._shipper,), name="inference-log-listener", daemon=True
-        )
-        self._listener.start()
 
-    def _send(self, message: dict[str, Any]) -> None:
-        assert self._shipper is not None and self._shipper.stdin is not None
-        self._shipper.stdin.write(json.dumps(message).encode() + b"\n")
-        self._shipper.stdin.flush()
+        def waiting() -> list[str]:
+            with self._lock:
+                return list(self._spooled)
 
-    def _tell_shipper(self, name: str) -> None:
-        try:
-            self._send({"file": name})
-        except (OSError, ValueError):  # its process is gone: the listener starts another, told of every file
-            pass
-
-    def _listen(self, shipper: subprocess.Popen) -> None:
-        """The shipper's events, into the counts; when it ends unasked, another is started."""
-        assert shipper.stdout is not None
-        for line in shipper.stdout:
-            self._event(json.loads(line))
-        code = shipper.wait()
-        with self._lock:
-            closing = self._closing
-        if closing:
-            return
-        wait = max(0.0, self._started_at + _RESTART_EVERY - time.monotonic())
-        logger.warning(
-            "the inference log's process ended (exit code %s): another is started in %.0f s; the spool keeps the "
-            "rows meanwhile",
-            code,
-            wait,
-        )
-        time.sleep(wait)
-        with self._lock:
-            if self._closing:
-                return
-        self._start_shipper()
+        self._shipper = LogProcess(spec, waiting, self._event)
+        self._shipper.start()
 
     def _event(self, event: dict[str, Any]) -> None:
         with self._lock:
