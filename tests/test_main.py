@@ -28,6 +28,24 @@ def test_help_lists_steps_and_environment() -> None:
     assert all(step in result.stdout for step in ("make_data", "feat_data", "train_model", "predict"))
 
 
+def test_another_python_runs_the_projects_own_or_says_to_make_setup(tmp_path: Path) -> None:
+    # The Python the project's virtualenv was made from has no mlsteps: `python src/main.py` outside the virtualenv.
+    base = Path(sys.base_prefix) / "bin" / "python3"
+    env = scrubbed_env(drop=("PIPELINE_REEXEC", "PYTHONPATH"))
+    lacks = subprocess.run([base, "-c", "import mlsteps"], check=False, capture_output=True, env=env)
+    assert lacks.returncode != 0, f"{base} has mlsteps installed: this test needs a Python without it"
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "main.py").write_text((REPO_ROOT / "src" / "main.py").read_text())
+
+    run = [base, "src/main.py", "--help"]
+    helped = subprocess.run(run, check=False, capture_output=True, text=True, env=env, cwd=REPO_ROOT, timeout=120)
+    refused = subprocess.run(run, check=False, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60)
+
+    assert helped.returncode == 0 and "Usage: main.py" in helped.stdout, helped.stderr[-2000:]
+    assert refused.returncode == 2 and "run `make setup`" in refused.stderr
+    assert f"{tmp_path / '.venv' / 'bin' / 'python'} does not exist" in refused.stderr
+
+
 def test_help_does_not_import_heavy_libraries() -> None:
     code = (
         "import sys, runpy; sys.argv = ['main.py', '--help']\n"
