@@ -71,6 +71,12 @@ def test_help_does_not_import_heavy_libraries() -> None:
         (["--param", "C"], "is not KEY=VALUE", 2),
         (["--param", "Cee=1"], "['Cee'] not accepted by LogisticRegression", 2),
         # 0 workers or a timeout of 0 s would otherwise fall back to the config's values without a word
+        # a step named as if it were a command
+        (
+            ["predict", "--input", "new.csv"],
+            "'predict' is a step: python src/main.py --step predict --input new.csv",
+            2,
+        ),
         (["serve", "--workers", "0"], "'--workers': 0 is not in the range x>=1", 2),
         (["serve", "--timeout", "0"], "'--timeout': 0.0 is not in the range x>0", 2),
     ],

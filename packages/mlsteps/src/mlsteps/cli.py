@@ -27,7 +27,17 @@ logger = logging.getLogger(__name__)
 _TRAINERS = ",".join(d.name for d in declarations() if d.snapshot) or "(no step snapshots its inputs)"
 
 
-@click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+class _Pipeline(click.Group):
+    """The command line: a step named where a command goes (``main.py predict``) is answered with how to run it."""
+
+    def resolve_command(self, ctx: click.Context, args: list[str]) -> Any:
+        if args and args[0] not in self.commands and args[0] in step_names():
+            shown = " ".join(args[1:])
+            raise click.UsageError(f"'{args[0]}' is a step: python src/main.py --step {args[0]} {shown}".rstrip(), ctx)
+        return super().resolve_command(ctx, args)
+
+
+@click.group(cls=_Pipeline, invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--step",
     "-s",
