@@ -58,7 +58,9 @@ $(TOOLS)/bin/uv: | python-check
 # A uv.lock that no longer fits pyproject.toml (a project just made, or a library pin moved by `copier update`) is
 # locked again first, keeping every version it can (`make lock`).
 install: python-check $(UV_DEP)  ## Create .venv with exactly the packages of uv.lock (uv sync), tests and notebooks included
-	@$(if $(wildcard uv.lock),$(UV) lock --check --quiet 2>/dev/null ||) $(MAKE) --no-print-directory lock
+	@$(if $(wildcard uv.lock),$(UV) lock --check --quiet 2>/dev/null ||) { echo "uv.lock does not fit pyproject.toml \
+	(a project just made, or a library pin moved): locking it again, keeping every version it can"; \
+	$(MAKE) --no-print-directory lock LOCK_ARGS=--quiet; }
 ifeq ($(INDEX),)
 	UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --locked $(if $(wildcard $(PY)),,--python $(PYTHON))
 else
