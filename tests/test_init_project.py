@@ -14,8 +14,8 @@ import yaml
 from mlsteps.config import REPO_ROOT, load_config
 from mlsteps.config_text import replace_section, set_entry_key
 from mlsteps.errors import ConfigError, DataValidationError
-from mlsteps.infer_schema import choose_positive_class, infer_column, infer_target
-from mlsteps.init_project import identifier_column, init_project
+from mlsteps.infer_schema import choose_positive_class, identifier_column, infer_column, infer_target
+from mlsteps.init_project import init_project
 from mlsteps.validation import validate_raw
 
 from tests.helpers import EXAMPLE_CONFIG, scrubbed_env

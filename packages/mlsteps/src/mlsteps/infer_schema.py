@@ -13,6 +13,7 @@ The rules, chosen so that new data from the same source passes the contract:
 - task (auto): a numeric target with fractional values or more than 20 distinct values is regression; otherwise
   two labels is binary and three or more multiclass.
 - positive class (binary, when not given): 1, true or yes where the labels are such a pair, else the rarer label.
+- id column (when not given): the one column named like an identifier with a different value on every row.
 """
 
 from __future__ import annotations
@@ -199,3 +200,25 @@ def choose_positive_class(counts: dict[str, int], requested: str | None = None) 
 
 def _number(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+_ID_NAME = re.compile(r"(?:^|[ _.-])(?:id|key|uuid|guid)$|^(?:id|uuid|guid)(?:$|[ _.-])", re.IGNORECASE)
+_CAMEL_ID = re.compile(r"[a-z0-9](?:Id|ID)$")  # customerId, LoanID
+
+
+def identifier_column(frame: pd.DataFrame, target: str | None) -> str | None:
+    """The one column named like an identifier (``id``, ``loan_id``, ``customerId``, ``ID``) that holds a different
+    value on every row, whole numbers or text: an identifier taken for a feature lets the model learn row
+    numbers. None when there is no such column, or more than one."""
+    from pandas.api.types import is_float_dtype
+
+    found = [
+        str(name)
+        for name in frame.columns
+        if str(name) != target
+        and (_ID_NAME.search(str(name)) or _CAMEL_ID.search(str(name)))
+        and not is_float_dtype(frame[name])
+        and frame[name].notna().all()
+        and frame[name].is_unique
+    ]
+    return found[0] if len(found) == 1 else None

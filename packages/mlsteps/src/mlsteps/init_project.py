@@ -13,7 +13,6 @@ names (what ``copier copy`` writes and ``make setup`` completes).
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -60,7 +59,7 @@ def init_project(
     config_dir: Path | str | None = None,
 ) -> InitReport:
     """Infer the contract of ``data_file`` (default: the config's raw file) and write it into base.yaml."""
-    from mlsteps.infer_schema import infer_column, infer_target
+    from mlsteps.infer_schema import identifier_column, infer_column, infer_target
 
     base_file = _config_folder(config_dir) / "base.yaml"
     text, config = _read_config(base_file)
@@ -253,28 +252,6 @@ def _read_data(uri: str, config: dict[str, Any], given: bool) -> pd.DataFrame:
     if given and not storage.exists(uri):
         raise UsageError(f"dataset '{uri}' does not exist: check the DATA_FILE given to init")
     return storage.read_table(uri, csv=csv)
-
-
-_ID_NAME = re.compile(r"(?:^|[ _.-])(?:id|key|uuid|guid)$|^(?:id|uuid|guid)(?:$|[ _.-])", re.IGNORECASE)
-_CAMEL_ID = re.compile(r"[a-z0-9](?:Id|ID)$")  # customerId, LoanID
-
-
-def identifier_column(frame: pd.DataFrame, target: str | None) -> str | None:
-    """The one column named like an identifier (``id``, ``loan_id``, ``customerId``, ``ID``) that holds a different
-    value on every row, whole numbers or text: an identifier taken for a feature lets the model learn row
-    numbers. None when there is no such column, or more than one."""
-    from pandas.api.types import is_float_dtype
-
-    found = [
-        str(name)
-        for name in frame.columns
-        if str(name) != target
-        and (_ID_NAME.search(str(name)) or _CAMEL_ID.search(str(name)))
-        and not is_float_dtype(frame[name])
-        and frame[name].notna().all()
-        and frame[name].is_unique
-    ]
-    return found[0] if len(found) == 1 else None
 
 
 def _check_columns(frame: pd.DataFrame, target: str | None, id_column: str | None, uri: str) -> tuple[str, str | None]:
