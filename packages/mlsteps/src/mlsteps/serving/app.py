@@ -38,7 +38,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import numpy as np
 import pandas as pd
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -47,6 +46,7 @@ from starlette.routing import Route
 
 from mlsteps.input_checks import InputError
 from mlsteps.refs import ModelRef
+from mlsteps.serving.answers import Refused, answer, error_response, saturated, too_big
 from mlsteps.serving.auth import ApiKeys
 from mlsteps.serving.bodies import rows_of
 from mlsteps.serving.inference_log import InferenceLog
@@ -77,17 +77,6 @@ class Scoring:
     scoring_threads: int = min(32, (os.cpu_count() or 1) + 4)  # the size of asyncio's default thread pool
 
 
-RETRY_AFTER_SECONDS = 1
-
-
-class Refused(Exception):
-    """A request answered with an error status, before or instead of scoring."""
-
-    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status, self.code, self.headers = status, code, headers or {}
-
-
 def build_app(scoring: Scoring) -> Starlette:
     """The ASGI app serving ``scoring``; its inference log is started and flushed with the app's lifespan."""
     load = Load()
@@ -104,7 +93,7 @@ def build_app(scoring: Scoring) -> Starlette:
                 await asyncio.wait_for(threads.acquire(), max(deadline - time.perf_counter(), 0))
             except TimeoutError:
                 load.refused_busy += 1
-                raise _saturated(
+                raise saturated(
                     f"all {scoring.scoring_threads} scoring threads of this worker stayed busy for the request's "
                     f"whole {scoring.timeout_seconds:g} s (serving.timeout_seconds), so nothing of it was scored"
                 ) from None
@@ -158,23 +147,23 @@ def build_app(scoring: Scoring) -> Starlette:
             entry.content_type = request.headers.get("content-type", "")
             entry.inputs, entry.outputs = await scored(held, body, entry.content_type, deadline)
             entry.body = body
-            response = _answer(entry.outputs, request.headers.get("accept", ""))
+            response = answer(entry.outputs, request.headers.get("accept", ""))
         except Refused as exc:
             entry.status, entry.error = exc.status, str(exc)
-            response = _error(exc.status, exc.code, str(exc), exc.headers)
+            response = error_response(exc.status, exc.code, str(exc), exc.headers)
         except InputError as exc:
             entry.status, entry.error = 400, str(exc)
-            response = _error(400, "BAD_REQUEST", str(exc))
+            response = error_response(400, "BAD_REQUEST", str(exc))
         except Expired as exc:
             if exc.args[0] == "waiting":  # its thread had not begun: the process was too busy to start it
                 load.refused_late += 1
                 late = _too_late(scoring, "its scoring thread was starting")
                 entry.status, entry.error = late.status, str(late)
-                response = _error(late.status, late.code, str(late), late.headers)
+                response = error_response(late.status, late.code, str(late), late.headers)
             else:
                 doing = "parsed and checked" if exc.args[0] == "parsing" else "scored by the model"
                 entry.status, entry.error = 504, f"not answered within {scoring.timeout_seconds:g} s"
-                response = _error(
+                response = error_response(
                     504,
                     "TIMEOUT",
                     f"the request took longer than {scoring.timeout_seconds:g} s (serving.timeout_seconds, "
@@ -183,7 +172,7 @@ def build_app(scoring: Scoring) -> Starlette:
         except Exception as exc:
             logger.exception("request %s: the model failed", request_id)
             entry.status, entry.error = 500, f"{type(exc).__name__}: {exc}"
-            response = _error(
+            response = error_response(
                 500, "INTERNAL_ERROR", f"the model failed on rows that passed the input checks: {entry.error}"
             )
         finally:
@@ -209,7 +198,7 @@ def build_app(scoring: Scoring) -> Starlette:
         try:
             _client(scoring.keys, request)
         except Refused as exc:
-            return _error(exc.status, exc.code, str(exc), exc.headers)
+            return error_response(exc.status, exc.code, str(exc), exc.headers)
         counts = scoring.log.stats if scoring.log else {}
         return Response(
             json.dumps({"model": vars(scoring.ref), "load": load.report(scoring), "inference_log": counts}),
@@ -274,27 +263,10 @@ def score(
     return frame, outputs
 
 
-def _saturated(why: str) -> Refused:
-    return Refused(
-        503,
-        "TEMPORARILY_UNAVAILABLE",
-        f"the server is saturated: {why}; retry after {RETRY_AFTER_SECONDS} s",
-        {"retry-after": str(RETRY_AFTER_SECONDS)},
-    )
-
-
 def _too_late(scoring: Scoring, when: str) -> Refused:
-    return _saturated(
+    return saturated(
         f"the request's {scoring.timeout_seconds:g} s (serving.timeout_seconds, MODEL_SERVER_TIMEOUT) had passed "
         f"while {when}, so nothing of it was scored"
-    )
-
-
-def _too_big(limit: int) -> Refused:
-    return Refused(
-        413,
-        "PAYLOAD_TOO_LARGE",
-        f"the body is over the limit of {limit / 1e6:g} MB (serving.max_body_mb): split the rows into smaller requests",
     )
 
 
@@ -303,15 +275,15 @@ def _admit(scoring: Scoring, load: Load, request: Request) -> Held:
     declared = request.headers.get("content-length", "")
     size = int(declared) if declared.isdigit() else 0
     if size > scoring.max_body_bytes:
-        raise _too_big(scoring.max_body_bytes)
+        raise too_big(scoring.max_body_bytes)
     if load.requests >= scoring.max_inflight_requests:
         load.refused_requests += 1
-        raise _saturated(
+        raise saturated(
             f"{load.requests} requests are in flight in this worker, its limit (serving.max_inflight_requests)"
         )
     if size and load.body_bytes + size > scoring.max_inflight_bytes:
         load.refused_bytes += 1
-        raise _saturated(_bytes_over(scoring, load, size))
+        raise saturated(_bytes_over(scoring, load, size))
     held = Held(load)
     held.take_bytes(size)
     return held
@@ -350,39 +322,12 @@ async def _body(request: Request, scoring: Scoring, held: Held, deadline: float)
             raise _too_late(scoring, "its body was still being read")
         size += len(chunk)
         if size > scoring.max_body_bytes:
-            raise _too_big(scoring.max_body_bytes)
+            raise too_big(scoring.max_body_bytes)
         if size > held.bytes:  # more than declared: counted as it comes
             extra = size - held.bytes
             if held.load.body_bytes + extra > scoring.max_inflight_bytes:
                 held.load.refused_bytes += 1
-                raise _saturated(_bytes_over(scoring, held.load, size))
+                raise saturated(_bytes_over(scoring, held.load, size))
             held.take_bytes(extra)
         chunks.append(chunk)
     return b"".join(chunks)
-
-
-def _answer(outputs: Any, accept: str) -> Response:
-    """The predictions as JSON, or as CSV (one a line) when the client accepts text/csv and not JSON first."""
-    wanted = [part.split(";")[0].strip().lower() for part in accept.split(",") if part.strip()]
-    if wanted and wanted[0] == "text/csv":
-        if isinstance(outputs, pd.DataFrame):
-            text = outputs.to_csv(index=False, header=False)
-        else:
-            text = "".join(f"{value}\n" for value in np.asarray(outputs).tolist())
-        return Response(text, media_type="text/csv")
-    return Response(json.dumps({"predictions": _jsonable(outputs)}), media_type="application/json")
-
-
-def _jsonable(outputs: Any) -> Any:
-    if isinstance(outputs, pd.DataFrame):
-        return json.loads(outputs.to_json(orient="records"))
-    return np.asarray(outputs).tolist()
-
-
-def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
-    return Response(
-        json.dumps({"error_code": code, "message": message}),
-        status_code=status,
-        media_type="application/json",
-        headers=headers,
-    )
