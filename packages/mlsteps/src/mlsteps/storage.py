@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlsteps.errors import StorageError
+from mlsteps.local_files import hash_file, missing_folders, remove_empty, write_parquet
 from mlsteps.reuse.local import DigestCache
 from mlsteps.storage_errors import is_auth_error, is_transient, storage_error
 from mlsteps.tables import CsvOptions, read_chunks, read_frame
@@ -210,7 +211,7 @@ class Storage:
             )
             return written
         if _suffix(uri) == ".parquet":
-            written = self._write_via(uri, lambda tmp: _write_parquet(df, tmp))
+            written = self._write_via(uri, lambda tmp: write_parquet(df, tmp, PARQUET_SLICE_ROWS))
         else:
             written = self._write_via(uri, lambda tmp: df.to_csv(tmp, index=False))
         logger.info("wrote %s (%d rows, %d columns, %s bytes)", uri, len(df), df.shape[1], f"{written.size:,}")
@@ -261,18 +262,18 @@ class Storage:
         local = not _is_remote(uri)
         tmp_dir = os.path.dirname(path) if local else None
         # The folders this write makes (a run's <run id>/, say): removed again when the write fails.
-        made = _missing_folders(tmp_dir) if tmp_dir else []
+        made = missing_folders(tmp_dir) if tmp_dir else []
         try:
             if tmp_dir:
                 os.makedirs(tmp_dir, exist_ok=True)
             fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=_suffix_or_empty(uri), dir=tmp_dir)
             os.close(fd)
         except OSError as exc:
-            _remove_empty(made)
+            remove_empty(made)
             raise storage_error(uri, "write", exc) from exc
         try:
             writer(tmp)
-            sha, size = _hash_file(tmp)
+            sha, size = hash_file(tmp)
             if local:
                 os.replace(tmp, path)
             else:
@@ -280,7 +281,7 @@ class Storage:
         except BaseException as exc:
             with contextlib.suppress(FileNotFoundError):
                 os.remove(tmp)
-            _remove_empty(made)
+            remove_empty(made)
             if isinstance(exc, OSError):
                 raise storage_error(uri, "write", exc) from exc
             raise
@@ -313,27 +314,6 @@ class Storage:
             raise storage_error(uri, verb, exc) from exc
 
 
-def _missing_folders(folder: str) -> list[str]:
-    """``folder`` and those of its parents that do not exist yet, deepest first."""
-    missing = []
-    while folder and not os.path.exists(folder):
-        missing.append(folder)
-        parent = os.path.dirname(folder)
-        if parent == folder:
-            break
-        folder = parent
-    return missing
-
-
-def _remove_empty(folders: list[str]) -> None:
-    """Remove the folders a failed write made, deepest first, while they are empty."""
-    for folder in folders:
-        try:
-            os.rmdir(folder)
-        except OSError:
-            return
-
-
 def _is_remote(uri: str) -> bool:
     return "://" in uri and not uri.startswith("file://")
 
@@ -351,29 +331,3 @@ def _suffix(uri: str) -> str:
 
 def _suffix_or_empty(uri: str) -> str:
     return os.path.splitext(uri.rstrip("/"))[1].lower()
-
-
-def _hash_file(path: str) -> tuple[str, int]:
-    digest = hashlib.sha256()
-    size = 0
-    with open(path, "rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-            size += len(chunk)
-    return digest.hexdigest(), size
-
-
-def _write_parquet(df: pd.DataFrame, path: str, rows: int | None = None) -> None:
-    """``df`` as a Parquet file, converted to Arrow a slice of rows at a time (one row group each)."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    rows = rows or PARQUET_SLICE_ROWS
-    if len(df) <= rows:
-        df.to_parquet(path, index=False)
-        return
-    schema = pa.Schema.from_pandas(df, preserve_index=False)
-    with pq.ParquetWriter(path, schema) as writer:
-        for start in range(0, len(df), rows):
-            part = df.iloc[start : start + rows]
-            writer.write_table(pa.Table.from_pandas(part, schema=schema, preserve_index=False))
