@@ -133,8 +133,8 @@ def check_frame(frame: pd.DataFrame, schema: Schema, *, extra_columns: bool = Tr
         _check_categories(checked, categories, problems)
         problems.raise_if_any(
             "The model was trained for these values only (the contract's schema.columns.<column>.allowed) and has "
-            "never seen another (a one-hot encoder scores it as no value at all). Send one of them; or, if the new value is right, add it to allowed, "
-            "retrain with rows that have it and promote the new version."
+            "never seen another (a one-hot encoder scores it as no value at all). Send one of them; or, if the new "
+            "value is right, add it to allowed, retrain with rows that have it and promote the new version."
         )
     return checked
 

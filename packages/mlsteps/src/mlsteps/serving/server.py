@@ -196,7 +196,7 @@ def export_model(settings: Settings, model_uri: str | None, out: str) -> tuple[M
     from mlsteps.storage import Storage
 
     data, ref = model_archive(settings, model_uri)
-    written = Storage(profile=settings.aws.profile, region=settings.aws.region).write_bytes(data, out)
+    written = Storage.for_settings(settings).write_bytes(data, out)
     return ref, written.uri
 
 
