@@ -71,6 +71,8 @@ def test_help_does_not_import_heavy_libraries() -> None:
         (["--param", "C"], "is not KEY=VALUE", 2),
         (["--param", "Cee=1"], "['Cee'] not accepted by LogisticRegression", 2),
         # 0 workers or a timeout of 0 s would otherwise fall back to the config's values without a word
+        # another environment's model on this environment's endpoint, not asked for
+        (["deploy", "-e", "prd", "--model-uri", "models:/breast-cancer-dev/1"], "the model of environment 'dev'", 2),
         # a step named as if it were a command
         (
             ["predict", "--input", "new.csv"],

@@ -10,13 +10,20 @@ from mlsteps.cli_options import ENVIRONMENT, command, load_settings
 @click.command()
 @ENVIRONMENT
 @click.option("--model-uri", default=None, help="Model to deploy (default: models:/<name>@champion).")
+@click.option(
+    "--model-from-other-environment",
+    is_flag=True,
+    help="let --model-uri name another environment's model (dev's model on prd's endpoint).",
+)
 @command
-def deploy(environment: str | None, model_uri: str | None) -> None:
+def deploy(environment: str | None, model_uri: str | None, model_from_other_environment: bool) -> None:
     """Deploy the champion (or --model-uri) to the environment's SageMaker endpoint, smoke-tested (docs/deploy.md)."""
     from mlsteps.console import err
     from mlsteps.deploy.run import deploy_model
 
-    done = deploy_model(load_settings(environment), model_uri)
+    # As predict's --model-uri: through the catalog, whose check refuses another environment's model unless asked.
+    model = {"uri": model_uri, "other_environment": True} if model_from_other_environment else {"uri": model_uri}
+    done = deploy_model(load_settings(environment, {"catalog": {"model": model}} if model_uri else None))
     err.print(done.summary(), soft_wrap=True, markup=False)
     if done.action != "unchanged":
         uploaded = "uploaded" if done.uploaded else "already there, not uploaded"
