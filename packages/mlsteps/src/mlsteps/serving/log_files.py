@@ -1,11 +1,9 @@
-"""The inference log's files: the table of a batch of requests (``log_table``), the spool's Arrow IPC files (written
-whole or not at all), and the Parquet log read back (``read_inference_log``). ``mlsteps.serving.inference_log``
-decides when they are written; this module only says what they hold.
+"""The inference log's files: the table of a batch of requests (``log_table``) and the Parquet log read back
+(``read_inference_log``). The log's own process (``mlsteps.serving.log_shipper``) builds the table from the spool
+(``mlsteps.serving.spool_files``) and decides when files are written; this module only says what they hold.
 
-A batch stays in Arrow from the requests' columns to the Parquet file: no pandas frame is built on the way. The
-log's threads share the server's process, and pandas holds the GIL through each operation (tens of ms for a
-batch's table, its Arrow conversion and a Parquet file from pandas, measured), while Arrow's kernels and writers
-release it: a request waits less behind the log.
+A batch stays in Arrow from the requests' columns to the Parquet file: no pandas frame is built on the way
+(cheaper than pandas, measured when this work still ran in the server's process).
 
 Files go to ``<location>/date=<YYYY-MM-DD>/<UTC time>-<id>.parquet``, one row per scored row (a refused request
 is one row with its error): ``request_id``, ``row`` (from 1), ``received_at`` (UTC), ``latency_ms``,
