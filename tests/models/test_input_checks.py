@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 
 import numpy as np
 import pandas as pd
@@ -252,3 +253,46 @@ def test_a_request_with_an_unknown_category_is_refused_in_every_json_shape() -> 
         frame_from_json({"dataframe_records": [{"a": 1, "n": 2, "plan": "gold"}]}, inputs)
     with pytest.raises(InputError, match="column 'plan' holds 1 value"):
         csv_input.frame_from_csv(b"1,2,gold\n", inputs)
+
+
+# -- the id column: carried by a request, kept with its rows, never an input ------------------------------------
+KEEPING = ModelInputs(SCHEMA, keep=["customer_id"])
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        ("text/csv", b"customer_id,a,n,plan\n007,1.5,2,x\n8,3,4,y\n"),
+        ("application/json", json.dumps({"dataframe_records": [
+            {"customer_id": "007", "a": 1.5, "n": 2, "plan": "x"}, {"customer_id": "8", "a": 3, "n": 4, "plan": "y"}
+        ]}).encode()),
+        ("application/json", json.dumps({"dataframe_split": {
+            "columns": ["a", "n", "plan", "customer_id"], "data": [[1.5, 2, "x", "007"], [3, 4, "y", "8"]]
+        }}).encode()),
+        ("application/json", json.dumps(
+            {"inputs": {"a": [1.5, 3], "n": [2, 4], "plan": ["x", "y"], "customer_id": ["007", "8"]}}
+        ).encode()),
+    ],
+)  # fmt: skip
+def test_a_request_may_carry_the_id_column_which_comes_after_the_inputs(body: tuple[str, bytes]) -> None:
+    from mlsteps.serving.bodies import rows_of
+
+    frame = rows_of(body[1], body[0], KEEPING)
+
+    assert list(frame.columns) == ["a", "n", "plan", "customer_id"]
+    assert frame["customer_id"].tolist() == ["007", "8"]  # as sent: "007" stays "007"
+    assert frame["n"].tolist() == [2, 4]
+
+
+def test_rows_without_the_id_column_pass_and_other_columns_are_still_refused() -> None:
+    from mlsteps.serving.bodies import rows_of
+
+    plain = rows_of(b"a,n,plan\n1.5,2,x\n", "text/csv", KEEPING)
+    assert list(plain.columns) == ["a", "n", "plan"]
+    with pytest.raises(InputError) as caught:
+        rows_of(b"customer_id,age,a,n,plan\n1,2,1.5,2,x\n", "text/csv", KEEPING)
+    assert "column 'age' is not an input of the model" in str(caught.value)
+    assert "customer_id" not in str(caught.value)
+    with pytest.raises(InputError) as caught:
+        rows_of(b"customer_id,a,n,plan\n1,1.5,2,x\n", "text/csv", ModelInputs(SCHEMA))
+    assert "column 'customer_id' is not an input of the model" in str(caught.value)

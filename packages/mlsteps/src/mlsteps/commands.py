@@ -1,5 +1,5 @@
-"""The subcommands besides running the steps: check, promote, serve, export-model, init, parent-start and
-parent-end, and deploy, deployments, rollback and invoke (``mlsteps.deploy.commands``); ``mlsteps.cli`` adds them
+"""The subcommands besides running the steps: check, promote, serve, export-model, monitor, init, parent-start
+and parent-end, and deploy, deployments, rollback and invoke (``mlsteps.deploy.commands``); ``mlsteps.cli`` adds them
 to its command group. Each parses its options and calls one function."""
 
 from __future__ import annotations
@@ -162,6 +162,44 @@ def init(data_file: str | None, **options: Any) -> None:
     print_init(init_project(data_file, **options))
 
 
+@click.command()
+@ENVIRONMENT
+@click.option(
+    "--since",
+    default="24h",
+    show_default=True,
+    help="Start of the window: an ISO date or date-time (UTC unless it says), or a duration before now (24h, 7d).",
+)
+@click.option("--until", default=None, help="End of the window (excluded), as --since. Default: now.")
+@click.option(
+    "--labels",
+    default=None,
+    help="Ground truth arrived since: a CSV or Parquet file (local or s3://) with the target column and "
+    "request_id (and row) or the id column; joined to the logged predictions for live metrics.",
+)
+@click.option("--model-version", default=None, help="Only the rows this registered version scored.")
+@command
+def monitor(
+    environment: str | None, since: str, until: str | None, labels: str | None, model_version: str | None
+) -> int:
+    """Watch the served model: drift, data quality, errors, latency and live metrics from the inference log.
+
+    Exits 3 when a figure crosses its threshold (the config's monitor: section), 0 otherwise.
+    """
+    from datetime import UTC, datetime
+
+    from mlsteps.monitor.run import monitor as run_monitor
+    from mlsteps.monitor.summary import summary_lines
+    from mlsteps.monitor.window import parse_when
+
+    now = datetime.now(UTC)
+    start = parse_when(since, now, "--since")
+    end = parse_when(until, now, "--until") if until else now
+    result = run_monitor(load_settings(environment), start, end, labels, model_version)
+    click.echo("\n".join(summary_lines(result)))
+    return result.exit_code
+
+
 @click.command("parent-start")
 @ENVIRONMENT
 @command
@@ -192,4 +230,4 @@ def parent_end(environment: str | None, run_id: str) -> int:
     return 0 if status == "FINISHED" else 1
 
 
-COMMANDS = [check, promote, serve, export_model, init, parent_start, parent_end, *DEPLOY_COMMANDS]
+COMMANDS = [check, promote, serve, export_model, monitor, init, parent_start, parent_end, *DEPLOY_COMMANDS]

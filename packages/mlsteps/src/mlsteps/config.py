@@ -29,6 +29,7 @@ from mlsteps.config_sections import (
     DeployParams,
     GateParams,
     InferenceLogParams,
+    MonitorParams,
     ServingParams,
     Strict,
     TrackingConfig,
@@ -76,6 +77,7 @@ class Settings(Strict):
     batch: BatchParams = BatchParams()
     serving: ServingParams = ServingParams()
     deploy: DeployParams = Field(default_factory=DeployParams)
+    monitor: MonitorParams = MonitorParams()
     tracking: TrackingConfig
     aws: AwsConfig = AwsConfig()
     # Which keys an environment variable or a command-line option set: {"tracking.uri": "PIPELINE_TRACKING_URI"}.

@@ -220,6 +220,32 @@ class DeployParams(Strict):
         return self
 
 
+class MonitorParams(Strict):
+    """python src/main.py monitor: what a window of the inference log is compared with, and when it alerts (exit 3).
+    A threshold of null is not judged. The defaults do not fire on a fresh sample of the training data."""
+
+    # A model version with fewer scored rows in the window is reported, not judged (no alert).
+    min_rows: int = Field(200, ge=1)
+    # Bins of a number's drift: quantiles of the training data.
+    bins: int = Field(10, ge=2, le=100)
+    # Training rows read per feature at most (a seeded sample beyond).
+    reference_rows: int = Field(1_000_000, ge=100)
+    # A feature's PSI against the training data above this: drift (0.1 is a moderate shift, 0.25 a large one).
+    drift_psi: float | None = Field(0.25, gt=0)
+    # The predictions' PSI against the model's own on its holdout above this: drift.
+    prediction_psi: float | None = Field(0.25, gt=0)
+    # A feature's share of missing values above the training data's by more than this.
+    missing_increase: float | None = Field(0.1, ge=0, le=1)
+    # A share of a feature's values outside the data contract (min, max, allowed) above this (0: any).
+    out_of_contract: float | None = Field(0.0, ge=0, le=1)
+    # A share of requests refused or failed above this.
+    error_rate: float | None = Field(0.05, ge=0, le=1)
+    # The 99th percentile of request latency above this many ms (null: the model's own speed decides; set it).
+    latency_p99_ms: float | None = Field(None, gt=0)
+    # With --labels: a metric worse than on the holdout by more than this share of its holdout value.
+    performance_drop: float | None = Field(0.1, ge=0)
+
+
 class TrackingConfig(Strict):
     uri: str
     # Unset: "{project}-{environment}" (one experiment per environment).

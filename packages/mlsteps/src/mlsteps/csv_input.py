@@ -16,7 +16,7 @@ from typing import IO, Any
 
 import pandas as pd
 
-from mlsteps.input_checks import InputError, Schema, _Problems, check_frame, describe_inputs
+from mlsteps.input_checks import InputError, Schema, _Problems, check_frame, describe_inputs, kept_columns
 
 _CHUNK = 8 * 1024 * 1024
 
@@ -72,7 +72,8 @@ def frame_from_csv(body: bytes, schema: Schema) -> pd.DataFrame:
     if not body.strip():
         raise InputError(["there are no rows to score"], "Send at least one row. " + describe_inputs(schema))
     header = csv_has_header(body.lstrip().split(b"\n", 1)[0].decode("utf-8", "replace"), schema)
-    text = {name: str for name, kind in schema.items() if kind == "string"}  # "007" stays "007"
+    # "007" stays "007"; an id column kept with the rows too
+    text = {name: str for name, kind in schema.items() if kind == "string"} | dict.fromkeys(kept_columns(schema), str)
     fix = (
         "Give every row one value per column of the header."
         if header

@@ -2,7 +2,10 @@
 
     start_parent_run -> <the project's steps, in order> -> end_parent_run
 
-A project's ``dags/`` file is ``dag = build_dag(<project root>)``. `start_parent_run` opens the parent run and
+A second DAG, ``mlflow_monitoring`` (``build_monitoring_dag``), runs `monitor` on each day's inference log: its
+task fails, visibly, when monitor exits 3 (a threshold crossed) or cannot read the log.
+
+A project's ``dags/`` file is ``dag = build_dag(<project root>)`` and ``monitoring = build_monitoring_dag(...)``. `start_parent_run` opens the parent run and
 hands its id to every other task through XCom; each step attaches its run to it (`--parent-run-id`) and takes its
 inputs from the runs of the steps before it under that same parent (looked up in MLflow, not in shared files).
 `end_parent_run` closes the parent, FAILED if any step failed.
@@ -17,6 +20,7 @@ Other settings (environment variables of the scheduler and workers):
   PIPELINE_DAG_ENVIRONMENT    config environment (default: local)
   PIPELINE_DAG_PYTHON         interpreter with the project's dependencies (local; default: <project>/.venv/bin/python)
   PIPELINE_DAG_SCHEDULE       a cron expression or preset (default: none, triggered by hand)
+  PIPELINE_MONITOR_SCHEDULE   the monitoring DAG's (default: @daily; each run judges its data interval)
   PIPELINE_IMAGE              image for the pods (kubernetes; default: mlflow-pipeline-template:latest)
   PIPELINE_K8S_NAMESPACE      namespace of the pods (default: ml-pipelines)
   PIPELINE_K8S_SERVICE_ACCOUNT service account of the pods, bound to the IAM role (default: mlflow-pipeline)
@@ -39,6 +43,15 @@ PARENT = "{{ ti.xcom_pull(task_ids='start_parent_run') }}"
 # What each step's pod asks for (a step declares its `resources`); the parent-run tasks are light.
 LIGHT = {"cpu": "250m", "memory": "512Mi"}
 DEFAULT_RESOURCES = {"cpu": "1", "memory": "4Gi"}
+# monitor reads the log a column at a time: a million rows take about 0.5 GB.
+MONITOR_RESOURCES = {"cpu": "1", "memory": "2Gi"}
+# The window a monitoring run judges: its data interval; a run triggered by hand (whose interval is empty, or
+# absent) judges the day before it.
+UNTIL = "(data_interval_end or dag_run.run_after)"
+SINCE = (
+    f"(data_interval_start if data_interval_start and data_interval_start < {UNTIL} "
+    f"else {UNTIL} - macros.timedelta(days=1))"
+)
 
 
 def build_dag(project: Path, dag_id: str = "mlflow_pipeline") -> Any:
@@ -47,16 +60,12 @@ def build_dag(project: Path, dag_id: str = "mlflow_pipeline") -> Any:
 
     project = Path(project).resolve()
     found = declarations(project / "src")
-    operator = os.environ.get("PIPELINE_DAG_OPERATOR", "local")
     environment = os.environ.get("PIPELINE_DAG_ENVIRONMENT", "local")
-    python = os.environ.get("PIPELINE_DAG_PYTHON", str(project / ".venv" / "bin" / "python"))
     resources = {
         "start_parent_run": LIGHT,
         "end_parent_run": LIGHT,
         **{d.name: d.resources or DEFAULT_RESOURCES for d in found},
     }
-    # Non-secret settings the pods get; the tracking URI and buckets come from config/<environment>.yaml.
-    pod_env = {"PIPELINE_DAG_ENVIRONMENT": environment, "MLFLOW_LOGGING_LEVEL": "WARNING"}
 
     def arguments(task_id: str) -> list[str]:
         """The `src/main.py` arguments of a task."""
@@ -67,33 +76,7 @@ def build_dag(project: Path, dag_id: str = "mlflow_pipeline") -> Any:
         return ["--step", task_id, "--environment", environment, "--parent-run-id", PARENT]
 
     def task(task_id: str, **kwargs: Any) -> Any:
-        if operator == "kubernetes":
-            from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
-            from kubernetes.client import models as k8s
-
-            return KubernetesPodOperator(
-                task_id=task_id,
-                name=f"mlflow-pipeline-{task_id.replace('_', '-')}",
-                namespace=os.environ.get("PIPELINE_K8S_NAMESPACE", "ml-pipelines"),
-                image=os.environ.get("PIPELINE_IMAGE", "mlflow-pipeline-template:latest"),
-                cmds=["python", "src/main.py"],
-                arguments=arguments(task_id),
-                env_vars=pod_env,
-                service_account_name=os.environ.get("PIPELINE_K8S_SERVICE_ACCOUNT", "mlflow-pipeline"),
-                container_resources=k8s.V1ResourceRequirements(requests=resources[task_id], limits=resources[task_id]),
-                do_xcom_push=task_id == "start_parent_run",
-                get_logs=True,
-                on_finish_action="delete_pod",
-                **kwargs,
-            )
-        if operator != "local":
-            raise ValueError(f"PIPELINE_DAG_OPERATOR={operator!r}: use 'local' or 'kubernetes'")
-        from airflow.providers.standard.operators.bash import BashOperator
-
-        command = " ".join([python, "src/main.py", *arguments(task_id)])
-        if task_id == "start_parent_run":
-            command += " | tail -n 1"  # the run id is the last line: BashOperator pushes it to XCom
-        return BashOperator(task_id=task_id, bash_command=command, cwd=str(project), **kwargs)
+        return _operator(project, task_id, arguments(task_id), resources[task_id], **kwargs)
 
     with DAG(
         dag_id=dag_id,
@@ -113,3 +96,62 @@ def build_dag(project: Path, dag_id: str = "mlflow_pipeline") -> Any:
             upstream >> downstream
         steps[-1] >> end
     return dag
+
+
+def build_monitoring_dag(project: Path, dag_id: str = "mlflow_monitoring") -> Any:
+    """The monitoring DAG: one task, `monitor` on the inference log of the run's data interval (a day by default).
+    Exit 3 (a threshold crossed) fails the task, as any non-zero exit does: the alert is a failed task, with the
+    features and figures in its log."""
+    from airflow.sdk import DAG
+
+    project = Path(project).resolve()
+    environment = os.environ.get("PIPELINE_DAG_ENVIRONMENT", "local")
+    window = ["--since", f"{{{{ {SINCE}.isoformat() }}}}", "--until", f"{{{{ {UNTIL}.isoformat() }}}}"]
+    with DAG(
+        dag_id=dag_id,
+        description="monitor: drift, data quality, errors and latency of the served model, from its inference log",
+        schedule=os.environ.get("PIPELINE_MONITOR_SCHEDULE", "@daily") or None,
+        start_date=datetime(2026, 1, 1),
+        catchup=False,
+        max_active_runs=1,
+        tags=["mlflow", "monitoring"],
+    ) as dag:
+        _operator(project, "monitor", ["monitor", "--environment", environment, *window], MONITOR_RESOURCES)
+    return dag
+
+
+def _operator(project: Path, task_id: str, arguments: list[str], resources: dict[str, str], **kwargs: Any) -> Any:
+    """A task running ``python src/main.py ARGUMENTS``: on the Airflow worker (BashOperator) or in a pod of the
+    pipeline's image (KubernetesPodOperator), as PIPELINE_DAG_OPERATOR says."""
+    operator = os.environ.get("PIPELINE_DAG_OPERATOR", "local")
+    environment = os.environ.get("PIPELINE_DAG_ENVIRONMENT", "local")
+    if operator == "kubernetes":
+        from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
+        from kubernetes.client import models as k8s
+
+        # Non-secret settings the pods get; the tracking URI and buckets come from config/<environment>.yaml.
+        pod_env = {"PIPELINE_DAG_ENVIRONMENT": environment, "MLFLOW_LOGGING_LEVEL": "WARNING"}
+        return KubernetesPodOperator(
+            task_id=task_id,
+            name=f"mlflow-pipeline-{task_id.replace('_', '-')}",
+            namespace=os.environ.get("PIPELINE_K8S_NAMESPACE", "ml-pipelines"),
+            image=os.environ.get("PIPELINE_IMAGE", "mlflow-pipeline-template:latest"),
+            cmds=["python", "src/main.py"],
+            arguments=arguments,
+            env_vars=pod_env,
+            service_account_name=os.environ.get("PIPELINE_K8S_SERVICE_ACCOUNT", "mlflow-pipeline"),
+            container_resources=k8s.V1ResourceRequirements(requests=resources, limits=resources),
+            do_xcom_push=task_id == "start_parent_run",
+            get_logs=True,
+            on_finish_action="delete_pod",
+            **kwargs,
+        )
+    if operator != "local":
+        raise ValueError(f"PIPELINE_DAG_OPERATOR={operator!r}: use 'local' or 'kubernetes'")
+    from airflow.providers.standard.operators.bash import BashOperator
+
+    python = os.environ.get("PIPELINE_DAG_PYTHON", str(project / ".venv" / "bin" / "python"))
+    command = " ".join([python, "src/main.py", *arguments])
+    if task_id == "start_parent_run":
+        command += " | tail -n 1"  # the run id is the last line: BashOperator pushes it to XCom
+    return BashOperator(task_id=task_id, bash_command=command, cwd=str(project), **kwargs)

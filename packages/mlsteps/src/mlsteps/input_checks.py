@@ -32,11 +32,25 @@ Schema = Mapping[str, str]  # the model's inputs: column name -> type, in the mo
 
 class ModelInputs(dict[str, str]):
     """A model's inputs (column name -> type, in the model's order) and, for its category columns, the values it
-    was trained for (``categories``): a Schema that also refuses a category value the model never saw."""
+    was trained for (``categories``): a Schema that also refuses a category value the model never saw.
 
-    def __init__(self, columns: Mapping[str, str], categories: Mapping[str, Sequence[str]] | None = None) -> None:
+    ``keep``: columns a request may carry besides the inputs (the contract's id column), never scored, kept with
+    the rows (the inference log holds them, so that labels arriving later can be joined by them)."""
+
+    def __init__(
+        self,
+        columns: Mapping[str, str],
+        categories: Mapping[str, Sequence[str]] | None = None,
+        keep: Sequence[str] = (),
+    ) -> None:
         super().__init__(columns)
         self.categories = {name: frozenset(map(str, v)) for name, v in (categories or {}).items() if name in columns}
+        self.keep = tuple(name for name in keep if name and name not in columns)
+
+
+def kept_columns(schema: Schema) -> tuple[str, ...]:
+    """The columns besides the inputs a request may carry (``ModelInputs.keep``; none for a plain mapping)."""
+    return tuple(getattr(schema, "keep", ()))
 
 
 JSON_FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
@@ -185,21 +199,27 @@ def _from_rows(rows: Any, columns: Any, schema: Schema) -> pd.DataFrame:
 
 def _from_records(records: Any, schema: Schema) -> pd.DataFrame:
     _require_list(records, "records (each an object of column: value)", schema)
-    expected = set(schema)
+    expected, kept = set(schema), kept_columns(schema)
     problems = _Problems()
     for i, record in enumerate(records):
         if not isinstance(record, dict):
             problems.add(f"row {i + 1}: expected an object of column: value, got a JSON {type(record).__name__}")
-        elif record.keys() != expected:
+        elif record.keys() != expected and (not kept or record.keys() - set(kept) != expected):
             problems.add(
                 f"row {i + 1}: "
                 + "; ".join(
                     [f"column '{c}' is missing" for c in schema if c not in record]
-                    + [f"column '{c}' is not an input of the model" for c in record if c not in expected]
+                    + [
+                        f"column '{c}' is not an input of the model"
+                        for c in record
+                        if c not in expected and c not in kept
+                    ]
                 )
             )
     problems.raise_if_any(describe_inputs(schema))
-    return check_frame(pd.DataFrame.from_records(records, columns=list(schema)), schema, extra_columns=False)
+    present = [k for k in kept if any(k in record for record in records)]
+    frame = pd.DataFrame.from_records(records, columns=[*schema, *present])
+    return check_frame(frame, schema, extra_columns=False)
 
 
 def _from_columns(columns: dict[str, Any], schema: Schema) -> pd.DataFrame:
@@ -213,7 +233,8 @@ def _from_columns(columns: dict[str, Any], schema: Schema) -> pd.DataFrame:
             + ")"
         )
     problems.raise_if_any(describe_inputs(schema))
-    return check_frame(pd.DataFrame(columns, columns=list(schema)), schema, extra_columns=False)
+    present = [k for k in kept_columns(schema) if k in columns]
+    return check_frame(pd.DataFrame(columns, columns=[*schema, *present]), schema, extra_columns=False)
 
 
 def _require_list(value: Any, what: str, schema: Schema) -> None:
@@ -236,8 +257,9 @@ def _check_names(columns: Sequence[str], schema: Schema, extra_columns: bool, pr
         if name not in seen:
             problems.add(f"column '{name}' is missing")
     if not extra_columns:
+        kept = kept_columns(schema)
         for name in dict.fromkeys(columns):
-            if name not in schema:
+            if name not in schema and name not in kept:
                 problems.add(f"column '{name}' is not an input of the model")
 
 

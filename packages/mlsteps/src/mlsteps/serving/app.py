@@ -257,7 +257,8 @@ def score(
     frame = rows_of(body, mime, scoring.schema)
     if progress:
         progress.next("predicting")
-    outputs = scoring.model.predict(frame)
+    # A column kept with the rows (the id) is logged, never scored.
+    outputs = scoring.model.predict(frame if len(frame.columns) == len(scoring.schema) else frame[list(scoring.schema)])
     if progress:
         progress.stage = "done"
     return frame, outputs

@@ -8,12 +8,13 @@ import json
 import pandas as pd
 
 from mlsteps.csv_input import frame_from_csv
-from mlsteps.input_checks import InputError, Schema, frame_from_json
+from mlsteps.input_checks import InputError, Schema, frame_from_json, kept_columns
 
 
 def rows_of(body: bytes, mime: str, schema: Schema) -> pd.DataFrame:
-    """The checked rows of a ``text/csv`` or ``application/json`` body, in the model's column order; InputError
-    when they do not fit ``schema``."""
+    """The checked rows of a ``text/csv`` or ``application/json`` body, in the model's column order (then the
+    columns kept with them, when the body has them: ``ModelInputs.keep``); InputError when they do not fit
+    ``schema``."""
     if not body.strip():
         raise InputError(["the body is empty: there are no rows to score"], "Send at least one row.")
     if mime == "text/csv":
@@ -26,5 +27,5 @@ def rows_of(body: bytes, mime: str, schema: Schema) -> pd.DataFrame:
         except RecursionError as exc:
             raise InputError(["the body's JSON is nested too deeply"], "Send rows as a flat JSON object.") from exc
         frame = frame_from_json(payload, schema)
-    names = list(schema)
+    names = list(schema) + [k for k in kept_columns(schema) if k in frame.columns]
     return frame if list(frame.columns) == names else frame[names]

@@ -75,6 +75,8 @@ def serve_model(
             "timeout": timeout or settings.serving.timeout_seconds,
             "settings": settings.serving.model_dump(),
             "aws": settings.aws.model_dump(),
+            # The contract's id column: a request may carry it; it is logged with the rows, never scored.
+            "id_column": settings.dataset_schema.id_column,
         }
         if workers > 1:
             os.environ[SPEC_ENV] = json.dumps(spec)
@@ -147,6 +149,7 @@ def app_from_spec(spec: dict[str, Any]) -> Any:
     ref = ModelRef(**spec["ref"])
     model = mlflow.pyfunc.load_model(spec["path"])
     schema = input_schema(model.metadata.signature, ref.uri, model.metadata.metadata)
+    schema.keep = tuple(c for c in [spec.get("id_column")] if c and c not in schema)
     log = None
     if spec["log"]:
         log = InferenceLog(spec["log"], ref, params.log, schema, aws=spec["aws"], spool_dir=spec["spool"])

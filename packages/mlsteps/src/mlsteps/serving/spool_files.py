@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mlsteps.input_checks import ModelInputs
 from mlsteps.refs import ModelRef
 from mlsteps.serving.log_files import Entry
 
@@ -57,13 +58,15 @@ def write_spool_records(batch: list[Entry], model: ModelRef, schema: Mapping[str
              len(body), meta, len(outputs)]
         )  # fmt: skip
         blobs += [body, outputs]
-    header = json.dumps({"model": asdict(model), "schema": dict(schema), "entries": items}).encode()
+    keep = list(getattr(schema, "keep", ()))
+    header = json.dumps({"model": asdict(model), "schema": dict(schema), "keep": keep, "entries": items}).encode()
     _write_whole(path, [_MAGIC, len(header).to_bytes(8, "little"), header, *blobs])
     return path.stat().st_size
 
 
-def read_spool_records(path: Path) -> tuple[ModelRef, dict[str, str], list[tuple[Entry, bytes]]]:
-    """A spool file's model, input schema, and entries with their bodies (outputs decoded, inputs not yet read)."""
+def read_spool_records(path: Path) -> tuple[ModelRef, ModelInputs, list[tuple[Entry, bytes]]]:
+    """A spool file's model, input schema (with the columns kept besides), and entries with their bodies (outputs
+    decoded, inputs not yet read)."""
     data = path.read_bytes()
     if not data.startswith(_MAGIC):
         raise ValueError("not an inference log spool file")
@@ -84,7 +87,7 @@ def read_spool_records(path: Path) -> tuple[ModelRef, dict[str, str], list[tuple
         entries.append((entry, body))
     if at != len(data):
         raise ValueError(f"the spool file holds {len(data)} bytes, its entries {at}")
-    return ModelRef(**header["model"]), header["schema"], entries
+    return ModelRef(**header["model"]), ModelInputs(header["schema"], keep=header.get("keep", ())), entries
 
 
 def _as_json(frame: pd.DataFrame) -> tuple[bytes, str]:
