@@ -38,7 +38,7 @@ export MLFLOW_DISABLE_TELEMETRY ?= true
 # compile MLflow, pandas and SQLAlchemy from source in every command (about 3 s each).
 export UV_COMPILE_BYTECODE ?= 1
 .DEFAULT_GOAL := help
-.PHONY: help setup install python-check contract airflow-venv run lint test test-fast bench bench-large bench-serving bench-setup notebook ui lock clean
+.PHONY: help setup install python-check contract airflow-venv run lint test test-fast bench bench-large bench-serving bench-monitor bench-setup notebook ui lock clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -108,6 +108,9 @@ bench-large: install  ## The pipeline step by step on 10M generated rows (~3 GB 
 
 bench-serving: install  ## Serving benchmark: serve (checks, log, keys) vs mlflow models serve; into docs/benchmarks.md
 	$(PY) bench/serving.py --docs
+
+bench-monitor: install  ## Monitoring benchmark: monitor on 100k and 1M logged rows vs pandas; into docs/monitoring.md
+	$(PY) bench/monitor.py --docs
 
 bench-setup: install  ## Set-up time on a fresh clone: uv against pip, cold and warm package caches
 	$(PY) bench/setup_time.py

@@ -1,7 +1,7 @@
 """Monitoring benchmark: `python src/main.py monitor` on a window of a synthetic inference log, against reading the
 same window whole with pandas (what a notebook would do first).
 
-    python bench/monitor.py                        # 100k and 1M logged rows (about 3 minutes)
+    python bench/monitor.py --docs                 # 100k and 1M logged rows (about 3 minutes), into the docs
     python bench/monitor.py --rows 200000          # a quick look
 
 It trains the example model on a fresh tracking store, then writes an inference log as `serve` writes it: files of
@@ -31,6 +31,8 @@ from bench.run import machine_info
 from bench.serving import train
 
 FILE_ROWS = 10_000
+DOCS = "docs/monitoring.md"
+MARKERS = ("<!-- monitor-benchmark:start -->", "<!-- monitor-benchmark:end -->")
 READ_WHOLE = """
 import sys, pandas as pd
 frame = pd.read_parquet(sys.argv[1])
@@ -103,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", default="100000,1000000", help="logged rows per window (comma list)")
     parser.add_argument("--out", default=str(ROOT / "bench" / "monitor_results.md"))
+    parser.add_argument("--docs", action="store_true", help=f"also write the table into {DOCS}, between its markers")
     args = parser.parse_args(argv)
     lines = [
         (
@@ -133,6 +136,11 @@ def main(argv: list[str] | None = None) -> int:
     table = "\n".join(["Monitoring benchmark; goal: 1M logged rows in under 30 s.", "", *machine_info(), "", *lines])
     print("\n" + table)
     Path(args.out).write_text(table + "\n")
+    if args.docs:
+        page = ROOT / DOCS
+        text = page.read_text()
+        start, end = text.index(MARKERS[0]) + len(MARKERS[0]), text.index(MARKERS[1])
+        page.write_text(text[:start] + "\n" + "\n".join(lines) + "\n" + text[end:])
     return 0
 
 
