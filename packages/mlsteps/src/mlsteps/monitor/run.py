@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import tempfile
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -53,6 +53,12 @@ def monitor(
     storage = Storage.for_settings(settings)
     span = f"{since:%Y-%m-%d %H:%M:%S} to {until:%Y-%m-%d %H:%M:%S} UTC"
     result = Monitored(span, location)
+    flush = settings.serving.log.flush_seconds
+    if until > datetime.now(until.tzinfo) - timedelta(seconds=flush):
+        result.notes.append(
+            f"requests of the last {flush:g} s may not be in the log yet (a server writes its rows within "
+            "serving.log.flush_seconds): monitor again in a moment to see them"
+        )
     window = LogWindow(location, since, until, storage)
     served = window.read(["model_name", "model_version"])
     if served.num_rows == 0:
