@@ -56,8 +56,7 @@ def monitor(
     flush = settings.serving.log.flush_seconds
     if until > datetime.now(until.tzinfo) - timedelta(seconds=flush):
         result.notes.append(
-            f"requests of the last {flush:g} s may not be in the log yet (a server writes its rows within "
-            "serving.log.flush_seconds): monitor again in a moment to see them"
+            f"rows of the last {flush:g} s may still be on their way to the log (serving.log.flush_seconds)"
         )
     window = LogWindow(location, since, until, storage)
     served = window.read(["model_name", "model_version"])

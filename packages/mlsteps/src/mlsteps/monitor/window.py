@@ -50,8 +50,10 @@ class LogWindow:
                 f"there is no inference log at {location}: `python src/main.py serve` (or the image on SageMaker) "
                 "writes it there (serving.log.path); check the environment (-e) and that the server logs"
             )
-        # Only the days of the window: the log's folders are date=YYYY-MM-DD (UTC).
-        days = [(since + timedelta(days=d)).strftime("%Y-%m-%d") for d in range((until.date() - since.date()).days + 1)]
+        # Only the days of the window: the log's folders are date=YYYY-MM-DD (UTC) of when a file was written, so
+        # the day after the window too (rows received before midnight, written after it).
+        span = (until.date() - since.date()).days + 2
+        days = [(since + timedelta(days=d)).strftime("%Y-%m-%d") for d in range(span)]
         files = sorted(f for day in days for f in fs.glob(f"{path.rstrip('/')}/date={day}/*.parquet"))
         self.files = files
         filesystem = PyFileSystem(FSSpecHandler(fs))
