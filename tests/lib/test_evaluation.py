@@ -15,12 +15,14 @@ from mlsteps.evaluation_log import log_evaluation
 from mlsteps.evaluation_plots import write_png
 from mlsteps.schema import SchemaConfig
 from sklearn.linear_model import LinearRegression, LogisticRegression, RidgeClassifier
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import FunctionTransformer
 
-LABELS = {"binary": ["yes", "no"], "multiclass": ["b", "a", "c"], "no_proba": ["yes", "no"]}
+LABELS = {"binary": ["yes", "no"], "multiclass": ["b", "a", "c"], "no_proba": ["yes", "no"], "float32": ["yes", "no"]}
 
 
 def _schema(case: str) -> SchemaConfig:
-    task = "binary" if case == "no_proba" else case
+    task = "binary" if case in ("no_proba", "float32") else case
     extra: dict = {}
     if task == "binary":
         extra = {"labels": LABELS[case], "positive_class": "yes"}
@@ -39,6 +41,8 @@ def _data(case: str, rows: int = 300) -> tuple[pd.DataFrame, object]:
     cut = np.digitize(x + rng.normal(scale=0.7, size=rows), [0.0] if case != "multiclass" else [-0.5, 0.5])
     labels = np.array(["no", "yes"] if case != "multiclass" else ["a", "b", "c"])
     estimator = RidgeClassifier() if case == "no_proba" else LogisticRegression()
+    if case == "float32":  # fitted on a float32 matrix, it gives float32 probabilities (the log loss differs)
+        estimator = make_pipeline(FunctionTransformer(np.asarray, kw_args={"dtype": "float32"}), estimator)
     return pd.DataFrame({"x": x, "y": labels[cut].astype(object)}), estimator
 
 
@@ -69,7 +73,7 @@ def _mlflow_evaluation(case: str, tmp_path, df: pd.DataFrame, estimator) -> tupl
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("case", ["binary", "multiclass", "regression", "no_proba"])
+@pytest.mark.parametrize("case", ["binary", "multiclass", "regression", "no_proba", "float32"])
 def test_the_metrics_tables_and_plots_are_mlflow_evaluates(case, tmp_path) -> None:
     df, estimator = _data(case)
     estimator.fit(df[["x"]], df["y"])
@@ -91,6 +95,7 @@ def test_the_metrics_tables_and_plots_are_mlflow_evaluates(case, tmp_path) -> No
         pd.testing.assert_frame_equal(pd.read_csv(written), expected, check_exact=False, rtol=1e-9)
     expected_plots = {
         "binary": {"roc_curve_plot", "precision_recall_curve_plot", "lift_curve_plot", "calibration_curve_plot"},
+        "float32": {"roc_curve_plot", "precision_recall_curve_plot", "lift_curve_plot", "calibration_curve_plot"},
         "multiclass": {"roc_curve_plot", "precision_recall_curve_plot", "calibration_curve_plot"},
         "regression": set(),
         "no_proba": set(),

@@ -1,19 +1,17 @@
-"""The trivial baseline every candidate must beat: scikit-learn's Dummy model, fitted on the same training target.
-
-A classifier predicts the class prior (``strategy="prior"``), a regressor the training mean. It is saved to a
-temporary folder (not logged, not registered) so that ``mlflow.models.evaluate`` measures it exactly as it
-measures the candidate.
+"""The baselines a candidate is judged against, and how each is evaluated: scikit-learn's Dummy model, fitted on
+the same training target (a classifier predicts the class prior, ``strategy="prior"``; a regressor the training
+mean), and the champion. Each is scored on the candidate's holdout in this process and evaluated exactly as the
+candidate is (``mlsteps.evaluation``), on a run of its own.
 """
 
 from __future__ import annotations
 
-import contextlib
-import tempfile
-from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlsteps.schema import SchemaConfig
+
+if TYPE_CHECKING:
+    from mlsteps.evaluation import Evaluation
 
 
 def fit_dummy(schema: SchemaConfig, train_target: Any) -> Any:
@@ -25,22 +23,22 @@ def fit_dummy(schema: SchemaConfig, train_target: Any) -> Any:
     return dummy.fit(np.zeros((len(train_target), 1)), train_target)
 
 
-@contextlib.contextmanager
-def dummy_model(schema: SchemaConfig, train_target: Any, evaluation_data: Any) -> Iterator[str]:
-    """The fitted dummy, saved as an MLflow model in a temporary folder for as long as the block runs: its URI."""
-    import mlflow.sklearn
-    from mlflow.models import infer_signature
+def evaluate_baseline(model: Any, data: Any, schema: SchemaConfig, plots: bool) -> dict[str, float]:
+    """A fitted baseline ``model`` scored and evaluated on the MLflow dataset ``data`` (features and target),
+    logged on the active run: its metrics."""
+    from mlsteps.evaluation import evaluate, score
 
-    dummy = fit_dummy(schema, train_target)
-    example = evaluation_data.df.drop(columns=[evaluation_data.targets]).head(5)
-    with tempfile.TemporaryDirectory(prefix="dummy-baseline-") as folder:
-        path = Path(folder) / "model"
-        mlflow.sklearn.save_model(
-            dummy,
-            str(path),
-            signature=infer_signature(example, dummy.predict(example)),
-            serialization_format="cloudpickle",
-            # Never served, only evaluated here: without a list, MLflow infers one in a subprocess (about 3 s).
-            pip_requirements=[],
-        )
-        yield str(path)
+    frame = data.df
+    evaluation = evaluate(schema, score(model, frame.drop(columns=[data.targets]), frame[data.targets]), plots)
+    log_baseline(evaluation, data)
+    return evaluation.metrics
+
+
+def log_baseline(evaluation: Evaluation, data: Any) -> None:
+    """A baseline's evaluation on the active run, with the holdout it was measured on as the run's
+    ``evaluation`` input."""
+    from mlsteps.evaluation_log import log_evaluation
+    from mlsteps.lineage import log_input
+
+    log_input(data, "evaluation")
+    log_evaluation(evaluation, data)

@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 
     from mlsteps.schema import SchemaConfig
 
+# A binary classifier's confusion counts: on its run, not among the step's headline metrics (mlsteps.step_io).
+CONFUSION_COUNTS = ("true_negatives", "false_positives", "false_negatives", "true_positives")
 # MLflow draws the one-vs-rest ROC and precision-recall curves of a multiclass model up to this many classes.
 MAX_CLASSES_FOR_CURVES = 10
 
@@ -76,7 +78,8 @@ def score(model: Any, features: pd.DataFrame, truth: Any) -> Predictions:
     ``predict_proba``), next to ``truth``."""
     probabilities = None
     if hasattr(model, "predict_proba"):
-        values = np.asarray(model.predict_proba(features), dtype="float64")
+        # In the model's own number type (a float32 model's log loss is computed in float32, as MLflow does).
+        values = np.asarray(model.predict_proba(features))
         classes = [str(c) for c in getattr(model, "classes_", range(values.shape[1]))]
         probabilities = pd.DataFrame(values, columns=classes)
     return Predictions(np.asarray(truth), np.asarray(model.predict(features)), probabilities)
@@ -121,7 +124,7 @@ def _class_probabilities(predictions: Predictions, labels: list[str]) -> np.ndar
             f"the model gives no probability for the label(s) {missing} (it has {list(given.columns)}): every "
             "label of the schema must be in the training data; check schema.labels and the training split"
         )
-    return given[labels].to_numpy(dtype="float64")
+    return given[labels].to_numpy()
 
 
 def binary_metrics(

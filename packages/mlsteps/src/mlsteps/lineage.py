@@ -1,8 +1,8 @@
 """Lineage: which exact data a run used. Dataset inputs with content digests, and snapshot manifests.
 
-MLflow infers a dataset's schema by visiting every value in Python (seconds per million rows, again inside
-``mlflow.models.evaluate``). ``dataset`` fills the schema from a 10k-row sample instead, by setting MLflow's
-``PandasDataset.schema`` cached property; ``tests/lib/test_lineage.py`` fails if MLflow no longer has it.
+MLflow infers a dataset's schema by visiting every value in Python (seconds per million rows). ``dataset``
+fills the schema from a 10k-row sample instead, by setting MLflow's ``PandasDataset.schema`` cached property;
+``tests/lib/test_lineage.py`` fails if MLflow no longer has it.
 """
 
 from __future__ import annotations
@@ -48,11 +48,13 @@ def schema_property_is_cached() -> bool:
     return isinstance(PandasDataset.__dict__.get("schema"), functools.cached_property)
 
 
-def log_input(data: Any, context: str) -> None:
-    """Record a dataset as an input of the active run (context: training, evaluation, ...)."""
+def log_input(data: Any, context: str, model_id: str | None = None) -> None:
+    """Record a dataset as an input of the active run (context: training, evaluation, ...); with ``model_id``,
+    as an input of that logged model too (what it was evaluated on)."""
     import mlflow
+    from mlflow.entities import LoggedModelInput
 
-    mlflow.log_input(data, context=context)
+    mlflow.log_input(data, context=context, model=LoggedModelInput(model_id) if model_id else None)
 
 
 def log_manifest(manifest: dict[str, Any]) -> None:

@@ -18,6 +18,7 @@ from mlsteps.errors import TrackingError, UsageError
 
 if TYPE_CHECKING:
     from mlsteps.config import Settings
+    from mlsteps.evaluation import Evaluation
 
 
 @dataclasses.dataclass(frozen=True)
@@ -134,53 +135,63 @@ def judge(evidence: Evidence, gate: GateParams, task: str) -> tuple[bool, list[s
 
 
 def decide(
-    settings: Settings, name: str, candidate_uri: str, evaluation: Any, evaluation_data: Any, train_target: Any
+    settings: Settings,
+    name: str,
+    candidate_uri: str,
+    evaluation: Evaluation,
+    evaluation_data: Any,
+    train_target: Any,
 ) -> GateDecision:
     """Judge a candidate (evaluated, not yet registered) against the thresholds, a dummy model fitted on the same
     training target, and the current alias holder (each evaluated on the same holdout in a nested run). The
     pipeline registers the candidate with the decision's tags, then calls ``apply``: no registered version is ever
-    without its decision."""
+    without its decision.
+
+    ``evaluation``: the candidate's (``mlsteps.evaluation``), with its predictions; ``evaluation_data``: the MLflow
+    dataset of the holdout they were made on (features and target, in the same row order)."""
     import mlflow
 
-    from mlsteps.baselines import dummy_model
-    from mlsteps.mlflow_evaluation import evaluate
-    from mlsteps.registry import alias_version
+    from mlsteps.baselines import evaluate_baseline, fit_dummy, log_baseline
+    from mlsteps.evaluation import evaluate
+    from mlsteps.registry import alias_version, describe_model, load_model
     from mlsteps.runs import nested_run
 
     gate, schema, env = settings.gate, settings.dataset_schema, settings.environment
-    with (
-        nested_run("dummy_baseline", "baseline", env, {"gate.baseline": "dummy"}),
-        dummy_model(schema, train_target, evaluation_data) as dummy_uri,
-    ):
-        # Its metrics only: the plots of a model that scores every row alike say nothing (and cost a second).
-        dummy = evaluate(dummy_uri, evaluation_data, schema, plots=False).metrics
+    holdout = evaluation_data.df
+    with nested_run("dummy_baseline", "baseline", env, {"gate.baseline": "dummy"}):
+        # Its metrics only: the plots of a model that scores every row alike say nothing.
+        dummy = evaluate_baseline(fit_dummy(schema, train_target), evaluation_data, schema, plots=False)
     champion = alias_version(name, gate.alias)
     baseline, skipped, candidate_fair, note = None, "", None, ""
     if champion is not None:
         skipped = _incomparable(name, champion, candidate_uri, schema)
     if champion is not None and not skipped:
-        holdout = evaluation_data.df
         fair, why = _rows_outside_training(name, champion, holdout)
+        kept = 0 if fair is None else int(fair.sum())
         if fair is None:
             skipped = why
-        elif len(fair) < gate.min_fair_rows:
+        elif kept < gate.min_fair_rows:
             skipped = (
-                f"only {len(fair)} of the {len(holdout)} holdout rows were not in version {champion}'s training data "
+                f"only {kept} of the {len(holdout)} holdout rows were not in version {champion}'s training data "
                 f"(gate.min_fair_rows: {gate.min_fair_rows}): the split changed since it was trained"
             )
         else:
             data = evaluation_data
-            if len(fair) < len(holdout):
-                data = _subset(evaluation_data, fair)
+            if kept < len(holdout):
+                data = _subset(evaluation_data, holdout.loc[fair])
                 note = (
-                    f"compared with version {champion} on the {len(fair)} holdout rows it was not trained on "
-                    f"({len(holdout) - len(fair)} left out)"
+                    f"compared with version {champion} on the {kept} holdout rows it was not trained on "
+                    f"({len(holdout) - kept} left out)"
                 )
                 with nested_run("candidate_on_fair_rows", "baseline", env, {"gate.baseline": "candidate"}):
-                    candidate_fair = evaluate(candidate_uri, data, schema, plots=False).metrics
+                    on_fair_rows = evaluate(schema, evaluation.predictions.rows(fair), plots=False)
+                    log_baseline(on_fair_rows, data)
+                    candidate_fair = on_fair_rows.metrics
             try:
                 with nested_run(f"{gate.alias}_baseline", "baseline", env, {"gate.baseline_version": champion}):
-                    baseline = evaluate(f"models:/{name}/{champion}", data, schema, gate.evaluation_plots).metrics
+                    uri = f"models:/{name}/{champion}"
+                    model, _ = load_model(uri, describe_model(uri))
+                    baseline = evaluate_baseline(model, data, schema, gate.evaluation_plots)
             except Exception as exc:  # noqa: BLE001  (a champion that cannot score this holdout: an older task, untagged)
                 baseline, candidate_fair, note = None, None, ""
                 skipped = f"version {champion} could not be scored on this holdout ({type(exc).__name__}: {exc})"[:500]
@@ -229,8 +240,8 @@ def _incomparable(name: str, champion: str, candidate_uri: str, schema: Any) -> 
 
 
 def _rows_outside_training(name: str, champion: str, holdout: Any) -> tuple[Any, str]:
-    """The holdout rows that are not rows of the champion's training data (its snapshot, by the columns both
-    share), or None and why they cannot be told."""
+    """Which holdout rows are not rows of the champion's training data (its snapshot, by the columns both
+    share), as a boolean array; or None and why they cannot be told."""
     import pandas as pd
     from mlflow import MlflowClient
 
@@ -249,7 +260,7 @@ def _rows_outside_training(name: str, champion: str, holdout: Any) -> tuple[Any,
     columns = [c for c in holdout.columns if c in trained.columns]
     seen = set(pd.util.hash_pandas_object(trained[columns], index=False).tolist())
     inside = pd.util.hash_pandas_object(holdout[columns], index=False).isin(seen).to_numpy()
-    return holdout.loc[~inside], ""
+    return ~inside, ""
 
 
 def _subset(data: Any, rows: Any) -> Any:

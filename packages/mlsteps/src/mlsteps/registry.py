@@ -19,6 +19,8 @@ BASE_REQUIREMENTS = ("mlflow", "scikit-learn", "pandas", "numpy", "scipy", "skop
 # predict right after train_model scores with the fitted object instead of downloading and deserializing the
 # version it just registered.
 _LOGGED: dict[str, tuple[Any, Any, dict[str, Any]]] = {}
+# The id of each logged model this process logged, by model URI.
+_MODEL_IDS: dict[str, str] = {}
 _REGISTERED: dict[tuple[str, str], tuple[Any, Any, dict[str, Any]]] = {}
 # The model's metadata (MLmodel's `metadata`) key for the values each category input was trained for.
 CATEGORIES = "mlsteps.categories"
@@ -44,7 +46,13 @@ def log_model(model: Any, example: Any, categories: dict[str, list[str]] | None 
         metadata=metadata,
     )
     _LOGGED[str(info.model_uri)] = (model, signature, metadata)
+    _MODEL_IDS[str(info.model_uri)] = str(info.model_id)
     return str(info.model_uri)
+
+
+def logged_model_id(model_uri: str) -> str | None:
+    """The id of a logged model this process logged (its metrics and inputs are tied to it), else None."""
+    return _MODEL_IDS.get(model_uri)
 
 
 def register(model_uri: str, name: str, tags: dict[str, str] | None = None) -> str:

@@ -97,9 +97,10 @@ class Step(Generic[P]):
             catalog entry instead. Spec keys: key, help, type (str, int, float, or flag: on when given), multiple (``KEY=VALUE``
             pairs into a mapping), short (e.g. ``-p``), metavar. Steps may share a flag: it sets each one's key.
         policy: the module whose ``decide(settings, name, model_uri, evaluation, data, train_target)`` judges a
-            model it wrote before it is
-            registered and whose ``apply(decision, version)`` acts on it after (the quality gate). Named by string
-            so that the policy's code is not part of the step's cache key.
+            model it wrote before it is registered (``evaluation``: an ``mlsteps.evaluation.Evaluation``, its
+            metrics and predictions on the holdout ``data``, an MLflow dataset) and whose ``apply(decision,
+            version)`` acts on it after (the quality gate). Named by string so that the policy's code is not part
+            of the step's cache key.
     """
 
     name: str

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 from mlsteps import lineage, registry
 from mlsteps.catalog import Catalog, Input
 from mlsteps.config import Settings
-from mlsteps.mlflow_evaluation import evaluate, evaluation_metrics
+from mlsteps.evaluation import CONFUSION_COUNTS, evaluate, score
+from mlsteps.evaluation_log import log_evaluation
 from mlsteps.refs import LoadedModel
 from mlsteps.step import ModelOutput, StepOutput
 
@@ -121,6 +122,7 @@ def _save_model(
     registered_name = settings.dataset(name).name or name
     with phase("logging the model"):
         model_uri = registry.log_model(out.model, out.example, trained_categories(settings, out))
+    model_id = registry.logged_model_id(model_uri)
     holdout = sources[out.evaluation_dataset]
     data = lineage.dataset(
         out.evaluation_data,
@@ -129,10 +131,14 @@ def _save_model(
         holdout.digest.removeprefix("sha256:"),
         targets=out.target_column,
     )
-    lineage.log_input(data, "evaluation")
+    lineage.log_input(data, "evaluation", model_id)
     with phase(f"evaluating on {out.evaluation_dataset}"):
-        evaluation = evaluate(model_uri, data, settings.dataset_schema, settings.gate.evaluation_plots)
-    saved.metrics.update(evaluation_metrics(evaluation))
+        frame = out.evaluation_data
+        predictions = score(out.model, frame.drop(columns=[out.target_column]), frame[out.target_column])
+        evaluation = evaluate(settings.dataset_schema, predictions, settings.gate.evaluation_plots)
+        log_evaluation(evaluation, data, model_id)
+    # The step's metrics (its parent run's too), as before the evaluation was computed here: without the counts.
+    saved.metrics.update({k: v for k, v in evaluation.metrics.items() if k not in CONFUSION_COUNTS})
     # The policy decides before the version exists, so that the version carries its decision from the start.
     policy = importlib.import_module(step.policy) if step.policy else None
     with phase("judging against the baselines"):
