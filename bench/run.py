@@ -2,6 +2,7 @@
 
     python bench/run.py                       # example data, 100k and 1M rows; scaling at 10k, 100k, 1M
     python bench/run.py --sizes 20000 --scaling-sizes 5000,20000 --repeats 1   # a quick look
+    python bench/run.py --only-overhead --sizes 1000000 --no-chained --out /tmp/overhead.md  # the first table only
 
 Every figure is the median of --repeats runs, each on a fresh tracking store and data folder; the tables are
 printed as Markdown and written to bench/results.md. Nothing here asserts a target: the figures are the result.
@@ -193,6 +194,13 @@ def machine_info() -> list[str]:
     ]
 
 
+def load_average() -> str:
+    try:
+        return ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "unknown"
+
+
 def ratio(a: float, b: float) -> str:
     return f"{a / b:.2f}x" if b else "n/a"
 
@@ -205,16 +213,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-example", action="store_true", help="skip the example dataset")
     parser.add_argument("--no-overhead", action="store_true", help="skip the overhead, caching and chaining table")
     parser.add_argument("--no-chained", action="store_true", help="skip the `mlflow run` per step figure (slow)")
+    parser.add_argument(
+        "--only-overhead",
+        action="store_true",
+        help="only the first table (first run against the scripts, re-runs) for the example and --sizes",
+    )
     parser.add_argument("--out", default=str(ROOT / "bench" / "results.md"), help="Markdown file for the tables")
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",") if s]
-    scaling_sizes = [int(s) for s in args.scaling_sizes.split(",") if s]
+    scaling_sizes = [] if args.only_overhead else [int(s) for s in args.scaling_sizes.split(",") if s]
 
     lines = [
         "## Benchmark results",
         "",
         *[f"- {line}" for line in machine_info()],
         f"- medians of {args.repeats} run(s); each run on a fresh tracking store and data folder",
+        f"- load average (1, 5, 15 min) at the start: {load_average()}",
         "",
     ]
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
@@ -250,6 +264,8 @@ def main(argv: list[str] | None = None) -> int:
             )
             print(lines[-1], flush=True)
 
+        if args.only_overhead:
+            return _finish(lines, args.out)
         lines += [
             "",
             (
@@ -282,8 +298,14 @@ def main(argv: list[str] | None = None) -> int:
         lines += ["", "### Start-up", "", f"`python src/main.py --help`: {startup:.2f} s", ""]
         print(lines[-2], flush=True)
 
+    return _finish(lines, args.out)
+
+
+def _finish(lines: list[str], out: str) -> int:
+    # Other processes on the machine slow every figure alike; the load says how busy it was.
+    lines = [*lines, f"- load average (1, 5, 15 min) at the end: {load_average()}", ""]
     text = "\n".join(lines)
-    Path(args.out).write_text(text + "\n")
+    Path(out).write_text(text + "\n")
     print("\n" + text)
     return 0
 

@@ -70,6 +70,31 @@ def test_benchmark_prints_the_overhead_table_and_the_start_up(tmp_path: Path) ->
 
 
 @pytest.mark.long
+def test_only_the_overhead_table_with_the_load_of_the_machine(tmp_path: Path) -> None:
+    out = tmp_path / "results.md"
+
+    text = _bench(
+        "run.py",
+        out,
+        "--only-overhead",
+        "--no-example",
+        "--sizes",
+        "600",
+        "--no-chained",
+        "--repeats",
+        "1",
+        timeout=600,
+    )
+
+    rows = [line for line in text.splitlines() if line.startswith("| synthetic")]
+    assert [_cells(row)[0] for row in rows] == ["synthetic 600 rows"]
+    assert _cells(rows[0])[11:] == ["-", "-"]  # no `mlflow run` per step
+    assert "### Scaling" not in text and "### Start-up" not in text
+    assert re.search(r"load average \(1, 5, 15 min\) at the start: [\d.]+, [\d.]+, [\d.]+", text)
+    assert re.search(r"load average \(1, 5, 15 min\) at the end: [\d.]+, [\d.]+, [\d.]+", text)
+
+
+@pytest.mark.long
 def test_benchmark_prints_the_scaling_table(tmp_path: Path) -> None:
     out = tmp_path / "results.md"
 
