@@ -64,10 +64,10 @@ def distribution_of(path: str) -> str:
     """``name==version`` of the installed distribution that provides the class at ``path``."""
     from importlib.metadata import version
 
-    from mlsteps.packages import distributions
+    from mlsteps.packages import providers
 
     top = path.split(".")[0]
-    names = distributions().get(top) or [top]
+    names = providers(top) or [top]
     try:
         return f"{names[0]}=={version(names[0])}"
     except Exception:  # noqa: BLE001 - a module outside any distribution (the project's own code)

@@ -28,6 +28,8 @@ FONT_SIZE = 8
 ROC, PRECISION_RECALL, LIFT = "roc_curve_plot", "precision_recall_curve_plot", "lift_curve_plot"
 CALIBRATION, CONFUSION = "calibration_curve_plot", "confusion_matrix"
 CALIBRATION_BINS = 10
+# A lift curve is smooth: this many points draw it as well as one per row, in a fraction of the time.
+LIFT_POINTS = 1000
 
 
 def classifier_figures(
@@ -63,20 +65,23 @@ def classifier_figures(
 
 
 def write_png(draw: Callable[[], Figure], path: str | Path) -> None:
-    """Draw a figure and write it as a PNG (in MLflow's text size, trimmed to what is drawn, as MLflow does)."""
+    """Draw a figure and write it as a PNG, in MLflow's text size."""
     import matplotlib
 
     with matplotlib.rc_context({"font.size": FONT_SIZE}):
-        figure = draw()
-        figure.savefig(path, bbox_inches="tight")
+        draw().savefig(path)
 
 
 @contextmanager
-def _figure() -> Iterator[tuple[Figure, Axes]]:
-    """A new figure of MLflow's size, laid out tightly once drawn."""
+def _figure(fit: bool = False) -> Iterator[tuple[Figure, Axes]]:
+    """A new figure of MLflow's size. ``fit``: laid out to fit what it holds when drawn (labels or a legend whose
+    size depends on the data); else with fixed margins, which fit the fixed texts of a curve plot and cost about a
+    third less time to draw."""
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=FIGURE_SIZE, dpi=DPI, layout="tight")
+    figure = Figure(figsize=FIGURE_SIZE, dpi=DPI, layout="tight" if fit else None)
+    if not fit:
+        figure.subplots_adjust(left=0.1, right=0.97, bottom=0.11, top=0.93)
     yield figure, figure.subplots()
 
 
@@ -86,13 +91,13 @@ def _curves(kind: str, series: list[tuple[np.ndarray, np.ndarray, str]], positiv
     from sklearn import metrics as m
 
     suffix = f" (Positive label: {positive})" if positive is not None else ""
-    with _figure() as (figure, ax):
+    with _figure(fit=positive is None) as (figure, ax):  # a legend of every class, beside the curves
         for is_positive, scores, name in series:
             if kind == "roc":
                 x, y, _ = m.roc_curve(is_positive, scores)
                 label = f"{name}AUC={m.roc_auc_score(is_positive, scores):.3f}"
-            else:
-                y, x, _ = m.precision_recall_curve(is_positive, scores)
+            else:  # without the points that do not change the curve's shape (thousands, on a large holdout)
+                y, x, _ = m.precision_recall_curve(is_positive, scores, drop_intermediate=True)
                 label = f"{name}AP={m.average_precision_score(is_positive, scores):.3f}"
             ax.plot(x, y, label=label, drawstyle="steps-post", linewidth=1)
         diagonal = ([0, 1], [0, 1]) if kind == "roc" else ([0, 1], [1, 0])
@@ -110,14 +115,17 @@ def _curves(kind: str, series: list[tuple[np.ndarray, np.ndarray, str]], positiv
 
 def _lift(truth: np.ndarray, probabilities: np.ndarray, labels: list[str], positive: str) -> Figure:
     """The lift of each class: the share of that class among the top x% of rows by its probability, over its
-    share overall."""
+    share overall (at most ``LIFT_POINTS`` points a curve)."""
+    rows = len(truth)
+    top = np.unique(np.linspace(1, rows, num=min(rows, LIFT_POINTS)).astype(int))  # the first 1, ..., all rows
     with _figure() as (figure, ax):
         for i, label in enumerate(labels):
             order = np.argsort(probabilities[:, i], kind="stable")[::-1]
-            hits = np.cumsum(truth[order] == label)
-            share = np.arange(1, len(truth) + 1) / len(truth)
-            lift = hits / max(hits[-1], 1) / share
-            ax.plot(share, lift, linewidth=3, label=f"Class {label}" + (" (positive)" if label == positive else ""))
+            hits = np.cumsum(truth[order] == label)[top - 1]
+            lift = hits / max(hits[-1], 1) / (top / rows)
+            ax.plot(
+                top / rows, lift, linewidth=3, label=f"Class {label}" + (" (positive)" if label == positive else "")
+            )
         ax.plot([0, 1], [1, 1], "k--", linewidth=2, label="Baseline")
         ax.set(xlabel="Percentage of sample", ylabel="Lift", title="Lift Curve")
         ax.grid(True)
@@ -155,7 +163,7 @@ def _confusion(truth: np.ndarray, predicted: np.ndarray, labels: list[str]) -> F
     from sklearn.metrics import confusion_matrix
 
     matrix = confusion_matrix(truth, predicted, labels=labels, normalize="true")
-    with _figure() as (figure, ax):
+    with _figure(fit=True) as (figure, ax):  # the labels' lengths vary
         image = ax.imshow(matrix, interpolation="nearest", cmap="Blues", vmin=0.0)
         figure.colorbar(image, ax=ax)
         size = min(8, math.ceil(50.0 / len(labels)))

@@ -74,13 +74,12 @@ def model_requirements(model: Any) -> list[str]:
     (an estimator from xgboost or lightgbm brings its own package), at the installed versions."""
     from importlib.metadata import version
 
-    from mlsteps.packages import distributions
+    from mlsteps.packages import providers
 
-    packages = distributions()
     names = dict.fromkeys(BASE_REQUIREMENTS)
     for obj in _components(model):
         top = type(obj).__module__.split(".")[0]
-        for dist in packages.get(top, []):
+        for dist in providers(top):
             names.setdefault(dist)
     return [f"{name}=={version(name)}" for name in names]
 
