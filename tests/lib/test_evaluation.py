@@ -189,6 +189,15 @@ def test_a_label_without_probabilities_is_named() -> None:
     assert "no probability for the label(s) ['no'] (it has ['yes'])" in str(caught.value)
 
 
+def test_a_value_outside_the_labels_is_named() -> None:
+    predictions = Predictions(np.array(["yes", "maybe", "no"]), np.array(["yes", "no", "no"]))
+
+    with pytest.raises(DataValidationError) as caught:
+        evaluate(_schema("binary"), predictions)
+
+    assert "1 true value(s) of the holdout are not among schema.labels ['no', 'yes']: ['maybe']" in str(caught.value)
+
+
 def test_an_empty_holdout_is_refused() -> None:
     with pytest.raises(DataValidationError) as caught:
         evaluate(_schema("regression"), Predictions(np.array([]), np.array([])))

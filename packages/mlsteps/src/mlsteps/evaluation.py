@@ -96,21 +96,37 @@ def evaluate(schema: SchemaConfig, predictions: Predictions, plots: bool = True)
         return Evaluation(regression_metrics(truth, predictions.predicted.astype("float64")), predictions)
     labels = sorted(str(label) for label in schema.labels or [])
     probabilities = _class_probabilities(predictions, labels)
-    truth, predicted = predictions.truth.astype(str), predictions.predicted.astype(str)
-    if schema.task == "binary":
-        positive = str(schema.positive_class)
-        metrics = binary_metrics(truth, predicted, probabilities, labels, positive)
-        tables: dict[str, pd.DataFrame] = {}
+    # Each label as its position in the sorted labels: scikit-learn compares numbers many times faster than
+    # strings (it sorts and encodes the labels again in every metric), with the same results.
+    truth, predicted = (
+        _codes(predictions.truth, labels, "true value"),
+        _codes(predictions.predicted, labels, "prediction"),
+    )
+    positive = labels.index(str(schema.positive_class)) if schema.task == "binary" else None
+    tables: dict[str, pd.DataFrame] = {}
+    if positive is not None:
+        metrics = binary_metrics(truth, predicted, probabilities, positive)
     else:
-        metrics = multiclass_metrics(truth, predicted, probabilities, labels)
-        tables = {"per_class_metrics": per_class_metrics(truth, predicted, probabilities, labels)}
+        metrics = multiclass_metrics(truth, predicted, probabilities, len(labels))
+        tables["per_class_metrics"] = per_class_metrics(truth, predicted, probabilities, labels)
     figures = {}
     if plots:
         from mlsteps.evaluation_plots import classifier_figures
 
-        positive_class = str(schema.positive_class) if schema.task == "binary" else None
-        figures = classifier_figures(truth, predicted, probabilities, labels, positive_class)
+        figures = classifier_figures(truth, predicted, probabilities, labels, positive)
     return Evaluation(metrics, predictions, tables, figures)
+
+
+def _codes(values: np.ndarray, labels: list[str], what: str) -> np.ndarray:
+    """Each value's position among the (sorted) labels."""
+    codes = pd.Index(labels).get_indexer(values.astype(str))
+    if (codes < 0).any():
+        unknown = sorted({str(v) for v in values[codes < 0]})
+        raise DataValidationError(
+            f"{(codes < 0).sum()} {what}(s) of the holdout are not among schema.labels {labels}: {unknown[:10]}; "
+            "add them to schema.labels (and retrain), or fix the data"
+        )
+    return codes
 
 
 def _class_probabilities(predictions: Predictions, labels: list[str]) -> np.ndarray | None:
@@ -128,29 +144,28 @@ def _class_probabilities(predictions: Predictions, labels: list[str]) -> np.ndar
 
 
 def binary_metrics(
-    truth: np.ndarray, predicted: np.ndarray, probabilities: np.ndarray | None, labels: list[str], positive: str
+    truth: np.ndarray, predicted: np.ndarray, probabilities: np.ndarray | None, positive: int
 ) -> dict[str, float]:
-    """A binary classifier's metrics, the positive class's precision, recall and F1."""
+    """A binary classifier's metrics, the positive class's precision, recall and F1 (labels as codes 0 and 1)."""
     from sklearn import metrics as m
 
-    negative = next(label for label in labels if label != positive)
-    tn, fp, fn, tp = m.confusion_matrix(truth, predicted, labels=[negative, positive]).ravel()
+    tn, fp, fn, tp = m.confusion_matrix(truth, predicted, labels=[1 - positive, positive]).ravel()
     result = {"true_negatives": tn, "false_positives": fp, "false_negatives": fn, "true_positives": tp}
-    result |= _common_metrics(truth, predicted, probabilities, labels, "binary", positive)
+    result |= _common_metrics(truth, predicted, probabilities, 2, "binary", positive)
     if probabilities is not None:
-        positive_scores = probabilities[:, labels.index(positive)]
-        result["roc_auc"] = m.roc_auc_score(truth == positive, positive_scores)
-        result["precision_recall_auc"] = m.average_precision_score(truth, positive_scores, pos_label=positive)
+        is_positive, positive_scores = truth == positive, probabilities[:, positive]
+        result["roc_auc"] = m.roc_auc_score(is_positive, positive_scores)
+        result["precision_recall_auc"] = m.average_precision_score(is_positive, positive_scores)
     return {k: float(v) for k, v in result.items()}
 
 
 def multiclass_metrics(
-    truth: np.ndarray, predicted: np.ndarray, probabilities: np.ndarray | None, labels: list[str]
+    truth: np.ndarray, predicted: np.ndarray, probabilities: np.ndarray | None, classes: int
 ) -> dict[str, float]:
     """A multiclass classifier's metrics, averaged over the classes weighted by their support."""
     from sklearn import metrics as m
 
-    result = _common_metrics(truth, predicted, probabilities, labels, "weighted", None)
+    result = _common_metrics(truth, predicted, probabilities, classes, "weighted", None)
     if probabilities is not None:
         result["roc_auc"] = m.roc_auc_score(truth, probabilities, average="weighted", multi_class="ovr")
     return {k: float(v) for k, v in result.items()}
@@ -160,9 +175,9 @@ def _common_metrics(
     truth: np.ndarray,
     predicted: np.ndarray,
     probabilities: np.ndarray | None,
-    labels: list[str],
+    classes: int,
     average: str,
-    positive: str | None,
+    positive: int | None,
 ) -> dict[str, Any]:
     from sklearn import metrics as m
 
@@ -177,7 +192,7 @@ def _common_metrics(
         "f1_score": m.f1_score(truth, predicted, average=average, pos_label=positive),
     }
     if probabilities is not None:
-        result["log_loss"] = m.log_loss(truth, probabilities, labels=labels)
+        result["log_loss"] = m.log_loss(truth, probabilities, labels=list(range(classes)))
     return result
 
 
@@ -191,7 +206,7 @@ def per_class_metrics(
 
     rows = []
     for i, label in enumerate(labels):
-        is_true, is_predicted = (truth == label).astype(int), (predicted == label).astype(int)
+        is_true, is_predicted = (truth == i).astype(int), (predicted == i).astype(int)
         tn, fp, fn, tp = m.confusion_matrix(is_true, is_predicted, labels=[0, 1]).ravel()
         row: dict[str, Any] = {"positive_class": label}
         row |= {"true_negatives": tn, "false_positives": fp, "false_negatives": fn, "true_positives": tp}

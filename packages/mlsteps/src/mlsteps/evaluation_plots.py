@@ -37,10 +37,11 @@ def classifier_figures(
     predicted: np.ndarray,
     probabilities: np.ndarray | None,
     labels: list[str],
-    positive: str | None,
+    positive: int | None,
 ) -> dict[str, Callable[[], Figure]]:
-    """A classifier's plots, by artifact name, each drawn when called. ``labels`` sorted (the columns of
-    ``probabilities``); ``positive``: the positive class of a binary classifier, None for a multiclass one.
+    """A classifier's plots, by artifact name, each drawn when called. ``truth`` and ``predicted`` hold each
+    label's position in ``labels`` (sorted: the columns of ``probabilities``); ``positive``: that of the positive
+    class of a binary classifier, None for a multiclass one.
 
     Without probabilities there is only the confusion matrix; a multiclass classifier of more than
     ``evaluation.MAX_CLASSES_FOR_CURVES`` classes has no ROC or precision-recall curves (as in MLflow)."""
@@ -49,18 +50,18 @@ def classifier_figures(
     figures: dict[str, Callable[[], Figure]] = {}
     if probabilities is not None:
         if positive is not None:
-            scores = probabilities[:, labels.index(positive)]
-            figures[ROC] = partial(_curves, "roc", [(truth == positive, scores, "")], positive)
-            figures[PRECISION_RECALL] = partial(_curves, "pr", [(truth == positive, scores, "")], positive)
+            binary = [(truth == positive, probabilities[:, positive], "")]
+            figures[ROC] = partial(_curves, "roc", binary, labels[positive])
+            figures[PRECISION_RECALL] = partial(_curves, "pr", binary, labels[positive])
             figures[LIFT] = partial(_lift, truth, probabilities, labels, positive)
         elif len(labels) <= MAX_CLASSES_FOR_CURVES:
-            per_class = [(truth == label, probabilities[:, i], f"label={label},") for i, label in enumerate(labels)]
+            per_class = [(truth == i, probabilities[:, i], f"label={label},") for i, label in enumerate(labels)]
             figures[ROC] = partial(_curves, "roc", per_class, None)
             figures[PRECISION_RECALL] = partial(_curves, "pr", per_class, None)
         figures[CALIBRATION] = partial(_calibration, truth, probabilities, labels, positive)
     # A binary matrix lists the positive class last, as MLflow's does.
-    order = [label for label in labels if label != positive] + ([positive] if positive is not None else [])
-    figures[CONFUSION] = partial(_confusion, truth, predicted, order)
+    order = [i for i in range(len(labels)) if i != positive] + ([positive] if positive is not None else [])
+    figures[CONFUSION] = partial(_confusion, truth, predicted, order, [labels[i] for i in order])
     return figures
 
 
@@ -113,7 +114,7 @@ def _curves(kind: str, series: list[tuple[np.ndarray, np.ndarray, str]], positiv
     return figure
 
 
-def _lift(truth: np.ndarray, probabilities: np.ndarray, labels: list[str], positive: str) -> Figure:
+def _lift(truth: np.ndarray, probabilities: np.ndarray, labels: list[str], positive: int) -> Figure:
     """The lift of each class: the share of that class among the top x% of rows by its probability, over its
     share overall (at most ``LIFT_POINTS`` points a curve)."""
     rows = len(truth)
@@ -121,11 +122,9 @@ def _lift(truth: np.ndarray, probabilities: np.ndarray, labels: list[str], posit
     with _figure() as (figure, ax):
         for i, label in enumerate(labels):
             order = np.argsort(probabilities[:, i], kind="stable")[::-1]
-            hits = np.cumsum(truth[order] == label)[top - 1]
+            hits = np.cumsum(truth[order] == i)[top - 1]
             lift = hits / max(hits[-1], 1) / (top / rows)
-            ax.plot(
-                top / rows, lift, linewidth=3, label=f"Class {label}" + (" (positive)" if label == positive else "")
-            )
+            ax.plot(top / rows, lift, linewidth=3, label=f"Class {label}" + (" (positive)" if i == positive else ""))
         ax.plot([0, 1], [1, 1], "k--", linewidth=2, label="Baseline")
         ax.set(xlabel="Percentage of sample", ylabel="Lift", title="Lift Curve")
         ax.grid(True)
@@ -133,20 +132,19 @@ def _lift(truth: np.ndarray, probabilities: np.ndarray, labels: list[str], posit
     return figure
 
 
-def _calibration(truth: np.ndarray, probabilities: np.ndarray, labels: list[str], positive: str | None) -> Figure:
+def _calibration(truth: np.ndarray, probabilities: np.ndarray, labels: list[str], positive: int | None) -> Figure:
     """The fraction of rows of a class against the mean probability the model gave it, in 10 bins: for the
     positive class of a binary classifier, or for each class of a multiclass one."""
     from sklearn.calibration import calibration_curve
 
-    classes = [positive] if positive is not None else labels
+    classes = [positive] if positive is not None else range(len(labels))
     with _figure() as (figure, ax):
         ax.plot([0, 1], [0, 1], linestyle="dotted", color="black", label="Perfectly calibrated")
         for label in classes:
-            fraction, mean = calibration_curve(
-                truth == label, probabilities[:, labels.index(label)], n_bins=CALIBRATION_BINS
-            )
-            ax.plot(mean, fraction, marker="s" if positive else "o", markersize=3, label=f"Class {label}")
-        who = f" (Positive class: {positive})" if positive is not None else ""
+            fraction, mean = calibration_curve(truth == label, probabilities[:, label], n_bins=CALIBRATION_BINS)
+            marker = "s" if positive is not None else "o"
+            ax.plot(mean, fraction, marker=marker, markersize=3, label=f"Class {labels[label]}")
+        who = f" (Positive class: {labels[positive]})" if positive is not None else ""
         ax.set(
             xlabel=f"Mean predicted probability{who}",
             ylabel=f"Fraction of positives{who}",
@@ -158,11 +156,12 @@ def _calibration(truth: np.ndarray, probabilities: np.ndarray, labels: list[str]
     return figure
 
 
-def _confusion(truth: np.ndarray, predicted: np.ndarray, labels: list[str]) -> Figure:
-    """The confusion matrix normalized over the true classes (each row sums to 1), as MLflow logs it."""
+def _confusion(truth: np.ndarray, predicted: np.ndarray, order: list[int], labels: list[str]) -> Figure:
+    """The confusion matrix normalized over the true classes (each row sums to 1), as MLflow logs it: the classes
+    ``order`` (positions), shown as ``labels``."""
     from sklearn.metrics import confusion_matrix
 
-    matrix = confusion_matrix(truth, predicted, labels=labels, normalize="true")
+    matrix = confusion_matrix(truth, predicted, labels=order, normalize="true")
     with _figure(fit=True) as (figure, ax):  # the labels' lengths vary
         image = ax.imshow(matrix, interpolation="nearest", cmap="Blues", vmin=0.0)
         figure.colorbar(image, ax=ax)

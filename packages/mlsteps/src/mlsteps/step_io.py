@@ -104,9 +104,16 @@ def trained_categories(settings: Settings, out: ModelOutput) -> dict[str, list[s
         if spec is None or spec.type != "category" or not spec.allowed:
             continue
         allowed = set(spec.allowed)
-        if all(set(f[name].dropna().astype(str)) <= allowed for f in frames if name in f.columns):
+        if all(_distinct(f[name]) <= allowed for f in frames if name in f.columns):
             known[str(name)] = list(spec.allowed)
     return known
+
+
+def _distinct(column: Any) -> set[str]:
+    """A column's distinct values but nulls, as text (found before they are turned into text: one per value)."""
+    import pandas as pd
+
+    return {str(value) for value in pd.unique(column.dropna())}
 
 
 def _save_model(
