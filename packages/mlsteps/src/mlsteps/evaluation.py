@@ -118,8 +118,11 @@ def evaluate(schema: SchemaConfig, predictions: Predictions, plots: bool = True)
 
 
 def _codes(values: np.ndarray, labels: list[str], what: str) -> np.ndarray:
-    """Each value's position among the (sorted) labels."""
-    codes = pd.Index(labels).get_indexer(values.astype(str))
+    """Each value's position among the (sorted) labels; a value that is not text (a number) is looked up as text."""
+    index = pd.Index(labels, dtype=object)
+    codes = index.get_indexer(values)
+    if (codes < 0).any():
+        codes[codes < 0] = index.get_indexer(values[codes < 0].astype(str))
     if (codes < 0).any():
         unknown = sorted({str(v) for v in values[codes < 0]})
         raise DataValidationError(
@@ -182,14 +185,18 @@ def _common_metrics(
     from sklearn import metrics as m
 
     accuracy = m.accuracy_score(truth, predicted)
+    # What precision_score, recall_score and f1_score each compute, computed once.
+    precision, recall, f1, _ = m.precision_recall_fscore_support(
+        truth, predicted, average=average, pos_label=positive, warn_for=("precision", "recall", "f-score")
+    )
     result: dict[str, Any] = {
         "example_count": len(truth),
         "accuracy_score": accuracy,
         # What scikit-learn's ``score`` gives a classifier (MLflow logs it under this name too).
         "score": accuracy,
-        "recall_score": m.recall_score(truth, predicted, average=average, pos_label=positive),
-        "precision_score": m.precision_score(truth, predicted, average=average, pos_label=positive),
-        "f1_score": m.f1_score(truth, predicted, average=average, pos_label=positive),
+        "recall_score": recall,
+        "precision_score": precision,
+        "f1_score": f1,
     }
     if probabilities is not None:
         result["log_loss"] = m.log_loss(truth, probabilities, labels=list(range(classes)))
