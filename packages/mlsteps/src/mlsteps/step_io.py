@@ -60,7 +60,8 @@ def load_inputs(
         return loaded, sources, {}
     first = step.snapshot[0]  # the training data, by convention the first dataset snapshotted
     lineage.log_manifest({"run_id": run_id, "from_run": from_run, "training": first, "files": files})
-    lineage.log_input(lineage.dataset(loaded[first], first, files[first]["uri"], files[first]["sha256"]), "training")
+    sample = _lineage_sample(loaded[first])
+    lineage.log_input(lineage.dataset(sample, first, files[first]["uri"], files[first]["sha256"]), "training")
     return loaded, sources, {**{f"{name}_uri": f["uri"] for name, f in files.items()}, "from_run": from_run or ""}
 
 
@@ -82,13 +83,22 @@ def save_outputs(
             f"{sorted(output.outputs)}: return exactly the declared datasets"
         )
     saved = Saved()
+    tables = {n: v for n, v in output.outputs.items() if not isinstance(v, ModelOutput)}
+    if tables:
+        with phase(f"writing {', '.join(tables)}"):
+            saved.written.update(catalog.save_all(tables, run_id))
     for name, value in output.outputs.items():
         if isinstance(value, ModelOutput):
             _save_model(settings, step, name, value, sources, saved, phase)
-        else:
-            with phase(f"writing {name}"):
-                saved.written[name] = catalog.save(name, value, run_id)
     return saved
+
+
+def _lineage_sample(frame: Any) -> Any:
+    """What MLflow's dataset record is made from: the frame, or a Dask frame's first partition (its schema; the
+    digest and the source name the whole)."""
+    from mlsteps.engine import is_dask
+
+    return frame.get_partition(0).compute() if is_dask(frame) else frame
 
 
 def trained_categories(settings: Settings, out: ModelOutput) -> dict[str, list[str]]:

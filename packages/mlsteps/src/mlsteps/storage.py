@@ -74,6 +74,20 @@ class Storage:
             max_attempts=aws.max_attempts,
         )
 
+    def portable(self) -> Storage:
+        """A copy to send to Dask workers: the same settings, no callback, no filesystems or digests held."""
+        return Storage(self.profile, self.region, self.connect_timeout, self.read_timeout, self.max_attempts)
+
+    def options(self, uri: str) -> dict[str, Any]:
+        """fsspec ``storage_options`` for ``uri`` (what Dask's readers take): for S3, the profile, region, endpoint."""
+        if not uri.startswith("s3://"):
+            return {}
+        options: dict[str, Any] = {"profile": self.profile} if self.profile else {}
+        if self.region:
+            options["client_kwargs"] = {"region_name": self.region}
+        endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+        return options | ({"endpoint_url": endpoint} if endpoint else {})
+
     # -- filesystems -------------------------------------------------------------------------------------------
     def filesystem(self, uri: str) -> tuple[fsspec.AbstractFileSystem, str]:
         """The fsspec filesystem for a URI and the path inside it."""
