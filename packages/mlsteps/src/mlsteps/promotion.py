@@ -143,7 +143,7 @@ def decide(
     import mlflow
 
     from mlsteps.baselines import dummy_model
-    from mlsteps.evaluation import evaluate
+    from mlsteps.mlflow_evaluation import evaluate
     from mlsteps.registry import alias_version
     from mlsteps.runs import nested_run
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from mlsteps import lineage, registry
 from mlsteps.catalog import Catalog, Input
 from mlsteps.config import Settings
-from mlsteps.evaluation import evaluate, evaluation_metrics
+from mlsteps.mlflow_evaluation import evaluate, evaluation_metrics
 from mlsteps.refs import LoadedModel
 from mlsteps.step import ModelOutput, StepOutput
 
