@@ -4,6 +4,10 @@ which the runs reach through engine.address; one run starts and closes a LocalCl
 from __future__ import annotations
 
 import json
+import os
+import signal
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,9 +15,10 @@ import pandas as pd
 import pytest
 from mlsteps.config import REPO_ROOT, load_config
 from mlsteps.errors import StepError
+from mlsteps.lineage import load_manifest
 from mlsteps.pipeline import run_pipeline
 
-from tests.helpers import EXAMPLE_RAW, run_main
+from tests.helpers import EXAMPLE_RAW, SCORE_TOLERANCE, run_main
 
 pytestmark = pytest.mark.slow
 
@@ -54,6 +59,47 @@ def _client(workspace):
     from mlflow import MlflowClient
 
     return MlflowClient(workspace.tracking_uri)
+
+
+def test_the_example_gives_the_same_split_metrics_and_predictions_on_both_engines(workspace, cluster) -> None:
+    pandas_run = run_pipeline(load_config("local"), STEPS)
+    dask_run = run_pipeline(_dask(cluster), STEPS, force=STEPS)
+
+    for name in ("train", "test"):
+        on_pandas = _read(pandas_run.step("feat_data").outputs[name])
+        on_dask = _read(dask_run.step("feat_data").outputs[name])
+        assert dask_run.step("feat_data").outputs[name].endswith(f"/{name}/")  # a partitioned dataset
+        pd.testing.assert_frame_equal(on_dask, on_pandas, check_dtype=False)
+    client = _client(workspace)
+    trained = [client.get_run(r.step("train_model").run_id).data for r in (pandas_run, dask_run)]
+    for metric in ("roc_auc", "f1_score", "accuracy_score", "precision_score", "recall_score"):
+        assert trained[1].metrics[metric] == trained[0].metrics[metric], metric
+    # Probabilities of a float32 matrix differ in their last digits by batch size (tests/helpers.py).
+    assert trained[1].metrics["log_loss"] == pytest.approx(trained[0].metrics["log_loss"], abs=SCORE_TOLERANCE)
+    assert trained[1].params["test_rows"] == trained[0].params["test_rows"] == "114"
+    # The dask candidate ties the pandas champion on the same holdout: the gate compared them, and kept it.
+    assert "does not beat the baseline model" in trained[1].tags["gate.reasons"]
+    predicted = [_read(r.step("predict").outputs["predictions"]) for r in (pandas_run, dask_run)]
+    assert list(predicted[1].columns) == list(predicted[0].columns)
+    assert predicted[1]["prediction"].tolist() == predicted[0]["prediction"].tolist()
+    assert (predicted[1]["probability"] - predicted[0]["probability"]).abs().max() < SCORE_TOLERANCE
+    assert predicted[1]["model_version"].tolist() == predicted[0]["model_version"].tolist()
+    # The training snapshot of a partitioned dataset: a manifest of content-addressed files, verified when reused.
+    trained_by = dask_run.step("train_model").run_id
+    snapshot = load_manifest(trained_by)["files"]["train"]["uri"]
+    assert snapshot.endswith(".json")
+    files = json.loads(Path(snapshot).read_text())["files"]
+    assert all(Path(snapshot).with_name(f["name"]).name == f"{f['sha256']}.parquet" for f in files)
+    again = run_pipeline(_dask(cluster), ["train_model"], from_run=trained_by)
+    assert client.get_run(again.step("train_model").run_id).data.metrics["roc_auc"] == trained[1].metrics["roc_auc"]
+    with Path(snapshot).with_name(files[0]["name"]).open("ab") as changed:
+        changed.write(b"\0")
+    with pytest.raises(StepError) as caught:
+        run_pipeline(_dask(cluster), ["train_model"], from_run=trained_by)
+    assert "no longer matches its recorded SHA-256" in str(caught.value)
+    parent = client.get_run(dask_run.parent_run_id).data.params
+    assert (parent["engine"], parent["engine_address"], parent["engine_workers"]) == ("dask", cluster, "2")
+    assert client.get_run(pandas_run.parent_run_id).data.params["engine"] == "pandas"
 
 
 def test_a_partition_that_breaks_the_contract_is_reported_as_on_pandas(workspace, cluster) -> None:
@@ -102,6 +148,55 @@ def test_duplicates_across_partitions_are_dropped_as_on_pandas(workspace, cluste
     assert [r.step("make_data").metrics["dropped_duplicates"] for r in results] == [2.0, 2.0]
     clean = [_read(r.step("make_data").outputs["clean"]) for r in results]
     pd.testing.assert_frame_equal(clean[1], clean[0], check_dtype=False)
+
+
+def test_a_worker_killed_mid_step_leaves_no_run_running(workspace, cluster, tmp_path) -> None:
+    from distributed import Client
+
+    raw = pd.read_csv(EXAMPLE_RAW)
+    # Enough partitions that the step is still running when a worker dies.
+    big = pd.concat([raw.assign(sample_id=raw["sample_id"] + i * 10_000_000) for i in range(60)], ignore_index=True)
+    big.to_csv(workspace.data_root / "raw" / "big.csv", index=False)
+    env = {
+        **workspace.env(),
+        "PIPELINE__ENGINE__KIND": "dask",
+        "PIPELINE__ENGINE__ADDRESS": cluster,
+        "PIPELINE__ENGINE__PARTITION_ROWS": "1000",
+        "PIPELINE__CATALOG__RAW__PATH": "raw/big.csv",
+    }
+    with Client(cluster) as client:
+        pids = list(client.run(os.getpid).values())
+        done: list = []
+        runner = threading.Thread(target=lambda: done.append(run_main("--step", "make_data", env=env)))
+        runner.start()
+        _wait_for_a_running_step(workspace, "make_data")
+        os.kill(pids[0], signal.SIGKILL)
+        runner.join(timeout=300)
+        client.wait_for_workers(2, timeout=60)  # the nanny starts a new worker for the next tests
+
+    result = done[0]
+    assert result.returncode in (0, 1), result.stderr
+    if result.returncode == 1:
+        assert "error" in result.stderr.lower()
+    statuses = {r.info.status for r in _client(workspace).search_runs([_experiment(workspace)])}
+    assert "RUNNING" not in statuses
+    assert statuses <= {"FINISHED", "FAILED"}
+
+
+def _wait_for_a_running_step(workspace, step: str) -> None:
+    """Until the step's MLflow run is RUNNING (the command started it), for at most a minute."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        experiment = _client(workspace).get_experiment_by_name(load_config("local").tracking.experiment)
+        if experiment is not None:
+            running = _client(workspace).search_runs(
+                [experiment.experiment_id],
+                filter_string=f"attributes.status = 'RUNNING' and tags.`pipeline.step` = '{step}'",
+            )
+            if running:
+                return
+        time.sleep(0.2)
+    raise AssertionError(f"no {step} run started within a minute")
 
 
 def test_the_command_line_starts_and_closes_a_local_cluster(workspace) -> None:

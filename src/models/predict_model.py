@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from mlsteps.dask_scoring import predict_partitions
+from mlsteps.engine import is_dask
 from mlsteps.refs import LoadedModel
 from mlsteps.scoring import PREDICTION, predict_frame
 from mlsteps.step import Step, StepContext, StepOutput
@@ -18,14 +20,22 @@ from mlsteps.step import Step, StepContext, StepOutput
 def run_predict(ctx: StepContext[Any], inputs: Mapping[str, Any]) -> StepOutput:
     loaded: LoadedModel = inputs["model"]
     schema = ctx.settings.dataset_schema
-    scored = predict_frame(
-        loaded.model, inputs["predict_input"], loaded.input_schema, loaded.ref, datetime.now(UTC), schema.positive_class
-    )
-    metrics = {"rows_scored": float(len(scored))}
+    data, scored_at = inputs["predict_input"], datetime.now(UTC)
+    if is_dask(data):  # partitions scored on the workers, the model loaded once per worker; written as they come
+        scored = predict_partitions(data, loaded, scored_at, schema.positive_class)
+    else:
+        scored = predict_frame(loaded.model, data, loaded.input_schema, loaded.ref, scored_at, schema.positive_class)
+    metrics = {"rows_scored": scored[PREDICTION].size}
     if schema.task == "binary":
-        metrics["positive_rate"] = float((scored[PREDICTION] == schema.positive_class).mean())
+        metrics["positive_rate"] = (scored[PREDICTION] == schema.positive_class).mean()
     elif schema.task == "regression":
-        metrics["prediction_mean"] = float(scored[PREDICTION].mean())
+        metrics["prediction_mean"] = scored[PREDICTION].mean()
+    if is_dask(scored):
+        import dask
+
+        # One pass of its own (the rows are scored again when written): never every scored row held at once.
+        metrics = dict(zip(metrics, dask.compute(*metrics.values()), strict=True))
+    metrics = {name: float(value) for name, value in metrics.items()}
     return StepOutput(
         outputs={"predictions": scored},
         metrics=metrics,

@@ -142,6 +142,10 @@ def decide(
     without its decision."""
     import mlflow
 
+    from mlsteps.cluster_gate import ClusterHoldout, decide_on_cluster
+
+    if isinstance(evaluation_data, ClusterHoldout):  # the dask engine: the holdout stays on the cluster
+        return decide_on_cluster(settings, name, candidate_uri, evaluation, evaluation_data, train_target)
     from mlsteps.baselines import dummy_model
     from mlsteps.mlflow_evaluation import evaluate
     from mlsteps.registry import alias_version

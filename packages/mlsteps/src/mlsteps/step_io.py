@@ -132,22 +132,38 @@ def _save_model(
     with phase("logging the model"):
         model_uri = registry.log_model(out.model, out.example, trained_categories(settings, out))
     holdout = sources[out.evaluation_dataset]
-    data = lineage.dataset(
-        out.evaluation_data,
-        out.evaluation_dataset,
-        holdout.uri,
-        holdout.digest.removeprefix("sha256:"),
-        targets=out.target_column,
-    )
-    lineage.log_input(data, "evaluation")
-    with phase(f"evaluating on {out.evaluation_dataset}"):
-        evaluation = evaluate(model_uri, data, settings.dataset_schema, settings.gate.evaluation_plots)
-    saved.metrics.update(evaluation_metrics(evaluation))
+    if out.predictions is not None:  # the dask engine: scored on the workers, only the predictions gathered
+        from mlsteps.cluster_gate import ClusterHoldout, evaluate_scored
+        from mlsteps.evaluation_log import log_evaluation
+
+        sample = _lineage_sample(out.holdout)
+        data = lineage.dataset(sample, out.evaluation_dataset, holdout.uri, holdout.digest.removeprefix("sha256:"))
+        lineage.log_input(data, "evaluation")
+        with phase(f"evaluating on {out.evaluation_dataset}"):
+            evaluation = evaluate_scored(settings, out.predictions, settings.gate.evaluation_plots)
+            log_evaluation(evaluation, data, model_uri.rsplit("/", 1)[-1] if model_uri.startswith("models:/") else None)
+        gate_data: Any = ClusterHoldout(out.holdout, out.target_column, out.prepare, out.predictions)
+        metrics = {k: float(v) for k, v in evaluation.metrics.items()}
+    else:
+        data = lineage.dataset(
+            out.evaluation_data,
+            out.evaluation_dataset,
+            holdout.uri,
+            holdout.digest.removeprefix("sha256:"),
+            targets=out.target_column,
+        )
+        lineage.log_input(data, "evaluation")
+        with phase(f"evaluating on {out.evaluation_dataset}"):
+            evaluation = evaluate(model_uri, data, settings.dataset_schema, settings.gate.evaluation_plots)
+        gate_data, metrics = data, evaluation_metrics(evaluation)
+    saved.metrics.update(metrics)
     # The policy decides before the version exists, so that the version carries its decision from the start.
     policy = importlib.import_module(step.policy) if step.policy else None
     with phase("judging against the baselines"):
         decision = (
-            policy.decide(settings, registered_name, model_uri, evaluation, data, out.train_target) if policy else None
+            policy.decide(settings, registered_name, model_uri, evaluation, gate_data, out.train_target)
+            if policy
+            else None
         )
     version_uri = registry.register(model_uri, registered_name, tags=decision.version_tags() if decision else None)
     # Digests of a model: its URI (a logged model and a registered version never change).
