@@ -249,7 +249,11 @@ def _rows_outside_training(name: str, champion: str, holdout: Any) -> tuple[Any,
         train = manifest["files"][manifest.get("training") or next(iter(manifest["files"]))]["uri"]
     except (_Missing, KeyError, StopIteration) as exc:
         return None, f"version {champion}'s training data is not recorded with its run ({exc})"
-    trained = Storage().read_table(train)
+    from mlsteps import partitions
+
+    storage = Storage()
+    # A champion trained on the dask engine: its snapshot is a manifest of files.
+    trained = partitions.read_whole(storage, train) if partitions.is_partitioned(train) else storage.read_table(train)
     columns = [c for c in holdout.columns if c in trained.columns]
     seen = set(pd.util.hash_pandas_object(trained[columns], index=False).tolist())
     inside = pd.util.hash_pandas_object(holdout[columns], index=False).isin(seen).to_numpy()
