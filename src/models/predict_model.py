@@ -8,13 +8,38 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlsteps.dask_scoring import predict_partitions
 from mlsteps.engine import is_dask
 from mlsteps.refs import LoadedModel
 from mlsteps.scoring import PREDICTION, predict_frame
 from mlsteps.step import Step, StepContext, StepOutput
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from mlsteps.schema import SchemaConfig
+
+
+def prediction_counts(scored: pd.DataFrame, schema: SchemaConfig) -> dict[str, float]:
+    """Sums over scored rows (a whole frame or one partition): rows, positive predictions, the predictions' sum."""
+    counts = {"rows": float(len(scored))}
+    if schema.task == "binary":
+        counts["positives"] = float((scored[PREDICTION] == schema.positive_class).sum())
+    elif schema.task == "regression":
+        counts["sum"] = float(scored[PREDICTION].sum())
+    return counts
+
+
+def prediction_metrics(counts: list[dict[str, float]], schema: SchemaConfig) -> dict[str, float]:
+    """rows_scored, and the positive rate (binary) or the mean prediction (regression), from the sums of parts."""
+    total = {key: sum(c[key] for c in counts) for key in counts[0]} if counts else {"rows": 0.0}
+    metrics = {"rows_scored": total["rows"]}
+    if schema.task == "binary":
+        metrics["positive_rate"] = total["positives"] / total["rows"] if total["rows"] else float("nan")
+    elif schema.task == "regression":
+        metrics["prediction_mean"] = total["sum"] / total["rows"] if total["rows"] else float("nan")
+    return metrics
 
 
 def run_predict(ctx: StepContext[Any], inputs: Mapping[str, Any]) -> StepOutput:
@@ -25,20 +50,19 @@ def run_predict(ctx: StepContext[Any], inputs: Mapping[str, Any]) -> StepOutput:
         scored = predict_partitions(data, loaded, scored_at, schema.positive_class)
     else:
         scored = predict_frame(loaded.model, data, loaded.input_schema, loaded.ref, scored_at, schema.positive_class)
-    metrics = {"rows_scored": scored[PREDICTION].size}
-    if schema.task == "binary":
-        metrics["positive_rate"] = (scored[PREDICTION] == schema.positive_class).mean()
-    elif schema.task == "regression":
-        metrics["prediction_mean"] = scored[PREDICTION].mean()
+    lazy, metrics = None, {}
     if is_dask(scored):
         import dask
 
-        # One pass of its own (the rows are scored again when written): never every scored row held at once.
-        metrics = dict(zip(metrics, dask.compute(*metrics.values()), strict=True))
-    metrics = {name: float(value) for name, value in metrics.items()}
+        # Counted as the partitions are written: the same tasks, one pass, never every scored row held at once.
+        counts = [dask.delayed(prediction_counts)(part, schema) for part in scored.to_delayed()]
+        lazy = dask.delayed(prediction_metrics)(counts, schema)
+    else:
+        metrics = prediction_metrics([prediction_counts(scored, schema)], schema)
     return StepOutput(
         outputs={"predictions": scored},
         metrics=metrics,
+        lazy_metrics=lazy,
         params={
             "model_uri": loaded.ref.uri,
             "model_version": loaded.ref.version,

@@ -171,22 +171,33 @@ def train_model(train: pd.DataFrame, params: TrainModelParams, features: list[st
 def sample_training_rows(
     train: Any, max_rows: int | None, seed: int, target: str, stratify: bool, keys: list[str] | None = None
 ) -> tuple[pd.DataFrame, str]:
+    """``choose_training_rows`` without the count of rows there were."""
+    sample, how, _ = choose_training_rows(train, max_rows, seed, target, stratify, keys)
+    return sample, how
+
+
+def choose_training_rows(
+    train: Any, max_rows: int | None, seed: int, target: str, stratify: bool, keys: list[str] | None = None
+) -> tuple[pd.DataFrame, str, int]:
     """At most ``max_rows`` rows of ``train`` (all of them when None or when there are no more), chosen by each row's
     stable key (``keys``' hash, seeded: ``mlsteps.row_keys``): stratified on ``target`` when asked (each class keeps
     its share, and at least one row), else the rows of the smallest keys. The same rows on either engine; a Dask
     frame's sample is gathered here.
 
-    Returns the rows (a pandas frame) and how they were chosen: ``all``, ``stratified`` or ``random``.
+    Returns the rows (a pandas frame), how they were chosen (``all``, ``stratified`` or ``random``) and how many
+    rows there were.
     """
     dask_frame = is_dask(train)
     if max_rows is None:
-        return (train.compute() if dask_frame else train), "all"
+        whole = train.compute() if dask_frame else train
+        return whole, "all", len(whole)
     chooser = Chooser(train, keys or list(train.columns), target if stratify else None, seed)
-    if sum(chooser.counts.values()) <= max_rows:
-        return (train.compute() if dask_frame else train), "all"
+    available = sum(chooser.counts.values())
+    if available <= max_rows:
+        return (train.compute() if dask_frame else train), "all", available
     limits, _ = chooser.thresholds(allocate(chooser.counts, max_rows))
     sample = chooser.choose(limits)
-    return (sample.compute() if dask_frame else sample), "stratified" if stratify else "random"
+    return (sample.compute() if dask_frame else sample), "stratified" if stratify else "random", available
 
 
 def target_values(target: pd.Series) -> Any:
@@ -204,17 +215,15 @@ def run_train_model(ctx: StepContext[TrainModelParams], inputs: Mapping[str, Any
     features = model_features(train, schema)
     keys = [schema.id_column] if schema.id_column and schema.id_column in train.columns else None
     with ctx.phase("choosing the training rows"):
-        fit_on, sampling = sample_training_rows(
+        fit_on, sampling, available = choose_training_rows(
             train, p.max_train_rows, p.seed, schema.target, schema.is_classification, keys
         )
-    available = len(fit_on) if sampling == "all" else None
     with ctx.phase(f"fitting {p.estimator} on {len(fit_on):,} rows"):
         model = train_model(fit_on, p, features, schema.target)
     example = feature_frame(train.head(5), features)
     if is_dask(train):  # the holdout is scored on the workers: only the truth and the predictions come back
         with ctx.phase("scoring the test split on the cluster"):
             scored = score_holdout(test, model, partial(feature_frame, features=features), schema.target)
-        available = available or int(train.map_partitions(len).sum().compute())
         output = ModelOutput(
             model,
             example,
@@ -232,7 +241,7 @@ def run_train_model(ctx: StepContext[TrainModelParams], inputs: Mapping[str, Any
         output = ModelOutput(
             model, example, evaluation_data, schema.target, "test", train_target=target_values(train[schema.target])
         )
-        available, test_rows = len(train), len(test)
+        test_rows = len(test)
     del fit_on
     return StepOutput(
         outputs={"model": output},

@@ -116,10 +116,11 @@ class Catalog:
         return self.storage.read_chunks(uri, spec.chunk_rows, csv=options)
 
     def save(self, name: str, frame: pd.DataFrame, run_id: str) -> Input:
-        return self.save_all({name: frame}, run_id)[name]
+        return self.save_all({name: frame}, run_id)[0][name]
 
-    def save_all(self, frames: dict[str, Any], run_id: str) -> dict[str, Input]:
-        """Write each frame as its dataset; Dask frames of partitioned datasets all in one computation."""
+    def save_all(self, frames: dict[str, Any], run_id: str, extra: Any = None) -> tuple[dict[str, Input], Any]:
+        """Write each frame as its dataset; Dask frames of partitioned datasets all in one computation, with
+        ``extra`` (a ``dask.delayed`` result over their partitions), returned computed."""
         from mlsteps.engine import is_dask
 
         saved: dict[str, Input] = {}
@@ -131,9 +132,10 @@ class Catalog:
                 continue
             written = self.storage.write_table(frame.compute() if is_dask(frame) else frame, uri)
             saved[name] = Input(written.uri, written.sha256)
-        for name, manifest in partitions.write_datasets(self.storage, partitioned).items():
+        manifests, computed = partitions.write_datasets(self.storage, partitioned, extra)
+        for name, manifest in manifests.items():
             saved[name] = Input(partitioned[name][1], manifest.sha256)
-        return {name: saved[name] for name in frames}
+        return {name: saved[name] for name in frames}, computed
 
     def exists(self, uri: str) -> bool:
         if uri.startswith(("models:/", "runs:/")):

@@ -2,7 +2,7 @@
 the workers and only its predictions gathered (``mlsteps.dask_scoring``).
 
 The candidate was scored when it was trained; the dummy baseline needs no features (it predicts the training
-prior, or mean); the champion is loaded once per worker and scored on the holdout rows that were not in its own
+prior, or mean); the champion is loaded here and sent to the workers, and scored on the holdout rows that were not in its own
 training data (told apart by row hashes of its training snapshot, gathered as one array of 8 bytes a row).
 """
 
@@ -123,9 +123,9 @@ def decide_on_cluster(
     import mlflow
     import numpy as np
 
-    from mlsteps.dask_scoring import ModelSource, score_holdout
+    from mlsteps.dask_scoring import score_holdout
     from mlsteps.promotion import Evidence, GateDecision, _incomparable, judge
-    from mlsteps.registry import alias_version
+    from mlsteps.registry import alias_version, load_model
     from mlsteps.runs import nested_run
 
     gate, schema, env = settings.gate, settings.dataset_schema, settings.environment
@@ -156,9 +156,9 @@ def decide_on_cluster(
                 with nested_run("candidate_on_fair_rows", "baseline", env, {"gate.baseline": "candidate"}):
                     candidate_fair = _evaluated(settings, candidate.rows(np.concatenate(keep)), plots=False)
             try:
-                source = ModelSource.current(f"models:/{name}/{champion}")
+                model, _ = load_model(f"models:/{name}/{champion}")
                 with nested_run(f"{gate.alias}_baseline", "baseline", env, {"gate.baseline_version": champion}):
-                    scored = score_holdout(holdout.frame, source, holdout.prepare, holdout.target, keep)
+                    scored = score_holdout(holdout.frame, model, holdout.prepare, holdout.target, keep)
                     baseline = _evaluated(settings, predictions_of(scored), gate.evaluation_plots)
             except Exception as exc:  # noqa: BLE001  (a champion that cannot score this holdout)
                 baseline, candidate_fair, note = None, None, ""

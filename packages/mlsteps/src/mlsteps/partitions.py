@@ -77,30 +77,33 @@ def _write_part(storage: Storage, frame: pd.DataFrame, uri: str) -> dict[str, An
     return {"name": uri.rsplit("/", 1)[-1], "sha256": written.sha256, "bytes": written.size, "rows": len(frame)}
 
 
-def write_datasets(storage: Storage, frames: dict[str, tuple[Any, str]]) -> dict[str, WrittenFile]:
+def write_datasets(
+    storage: Storage, frames: dict[str, tuple[Any, str]], extra: Any = None
+) -> tuple[dict[str, WrittenFile], Any]:
     """Write each Dask frame of ``frames`` ({name: (frame, folder URI ending in /)}) as a partitioned dataset, all
-    in one computation (datasets computed from the same input read it once); then each one's manifest.
+    in one computation (datasets computed from the same input read it once); then each one's manifest. ``extra``,
+    a ``dask.delayed`` result (metrics over the same partitions), is computed in the same pass.
 
-    Returns each dataset's manifest as written (its SHA-256 is the dataset's digest).
+    Returns each dataset's manifest as written (its SHA-256 is the dataset's digest), and ``extra`` computed.
     """
     import dask
 
     worker_storage = storage.portable()
     if not frames:
-        return {}
+        return {}, (dask.compute(extra)[0] if extra is not None else None)
     tasks, names = [], []
     for name, (frame, folder) in frames.items():
         for index, part in enumerate(frame.to_delayed()):
             tasks.append(dask.delayed(_write_part)(worker_storage, part, f"{folder}part-{index:05d}.parquet"))
             names.append(name)
-    results = dask.compute(*tasks)
+    *results, computed = dask.compute(*tasks, extra)
     written: dict[str, WrittenFile] = {}
     for name, (_frame, folder) in frames.items():
         files = [r for n, r in zip(names, results, strict=True) if n == name]
         manifest = Manifest(folder, files)
         written[name] = storage.write_bytes(manifest.text(), folder + MANIFEST)
         logger.info("wrote %s (%d files, %d rows)", folder, len(files), manifest.rows)
-    return written
+    return written, computed
 
 
 def read_dask(storage: Storage, uri: str, columns: list[str] | None = None) -> Any:

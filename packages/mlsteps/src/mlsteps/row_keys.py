@@ -33,8 +33,10 @@ def column_hash(column: pd.Series) -> np.ndarray:
     import pandas as pd
     from pandas.api.types import is_bool_dtype, is_numeric_dtype
 
-    if isinstance(column.dtype, pd.CategoricalDtype):
-        return pd.util.hash_array(column.astype("object").to_numpy(dtype=object, na_value=None))
+    if isinstance(column.dtype, pd.CategoricalDtype):  # each category hashed once, as its value would be
+        categories = column.cat.categories.astype("object").to_numpy(dtype=object)
+        hashed = pd.util.hash_array(np.append(categories, np.array([None], dtype=object)))
+        return hashed[column.cat.codes.to_numpy()]  # code -1 (a missing value): the last, None's
     if is_numeric_dtype(column.dtype) or is_bool_dtype(column.dtype):
         values = column.to_numpy(dtype="float64", na_value=np.nan) + 0.0  # + 0.0 turns -0.0 into 0.0
         values[np.isnan(values)] = np.nan  # one NaN for all
@@ -89,7 +91,7 @@ class Chooser:
         if is_dask(self.frame):
             import dask
 
-            parts = self.frame.to_delayed()
+            parts = self._needed().to_delayed()
             found = dask.compute(*[dask.delayed(_histogram)(p, self.columns, self.group, self.seed) for p in parts])
             merged: dict[str, Any] = {}
             for part in found:
@@ -121,7 +123,7 @@ class Chooser:
             if is_dask(self.frame):
                 import dask
 
-                parts = self.frame.to_delayed()
+                parts = self._needed().to_delayed()
                 gathered = dask.compute(
                     *[dask.delayed(_keys_in_bins)(p, self.columns, self.group, self.seed, targets) for p in parts]
                 )
@@ -133,6 +135,10 @@ class Chooser:
                 limits[name] = limit
                 chosen[name] = below + int(np.searchsorted(in_bin, np.uint64(limit), side="left"))
         return limits, chosen
+
+    def _needed(self) -> Any:
+        """Only the columns the keys and groups are made of (a Parquet dataset reads no other)."""
+        return self.frame[list(dict.fromkeys([*self.columns, *([self.group] if self.group else [])]))]
 
     def choose(self, limits: dict[str, int | None], chosen: bool = True) -> Any:
         """The rows below their group's threshold (``chosen=False``: the others), in their order (lazily on Dask)."""

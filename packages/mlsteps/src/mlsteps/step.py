@@ -68,6 +68,9 @@ class StepOutput:
     notes: list[str] = field(default_factory=list)
     # Text artifacts to log on the step's run ({artifact path: text}).
     texts: dict[str, str] = field(default_factory=dict)
+    # On the dask engine: a ``dask.delayed`` result giving more metrics ({name: value}), computed with the outputs
+    # in one pass over their partitions (built from ``frame.to_delayed()`` of an output, it shares its tasks).
+    lazy_metrics: Any = None
 
 
 @dataclass(frozen=True)

@@ -86,7 +86,9 @@ def save_outputs(
     tables = {n: v for n, v in output.outputs.items() if not isinstance(v, ModelOutput)}
     if tables:
         with phase(f"writing {', '.join(tables)}"):
-            saved.written.update(catalog.save_all(tables, run_id))
+            written, lazy = catalog.save_all(tables, run_id, output.lazy_metrics)
+        saved.written.update(written)
+        saved.metrics.update({name: float(value) for name, value in (lazy or {}).items()})
     for name, value in output.outputs.items():
         if isinstance(value, ModelOutput):
             _save_model(settings, step, name, value, sources, saved, phase)
