@@ -199,6 +199,61 @@ def _wait_for_a_running_step(workspace, step: str) -> None:
     raise AssertionError(f"no {step} run started within a minute")
 
 
+def test_data_in_s3_is_read_and_written_by_the_workers(workspace, s3_server, monkeypatch) -> None:
+    import boto3
+
+    from tests.servers import AWS_TEST_ENV
+
+    bucket = "dask-engine-test"
+    s3 = boto3.client("s3", endpoint_url=s3_server, region_name="us-east-1", **_keys(AWS_TEST_ENV))
+    s3.create_bucket(Bucket=bucket)
+    raw = pd.read_csv(EXAMPLE_RAW)
+    for index, part in enumerate((raw.iloc[:300], raw.iloc[300:])):
+        s3.put_object(Bucket=bucket, Key=f"data/raw/parts/part-{index}.parquet", Body=part.to_parquet(index=False))
+    for key, value in {
+        **AWS_TEST_ENV,
+        "AWS_ENDPOINT_URL": s3_server,
+        "PIPELINE_DATA_ROOT": f"s3://{bucket}/data",
+    }.items():
+        monkeypatch.setenv(key, value)
+    overrides = {"catalog": {"raw": {"path": "raw/parts"}}}
+    # A LocalCluster of the run's own: its worker starts with this environment (the endpoint, the test keys).
+    engine = {"kind": "dask", "workers": 1, "memory_limit": "1GB"}
+
+    results = [
+        run_pipeline(load_config("dev", overrides=overrides), ["make_data", "feat_data"]),
+        run_pipeline(
+            load_config("dev", overrides={**overrides, "engine": engine}),
+            ["make_data", "feat_data"],
+            force=["make_data", "feat_data"],
+        ),
+    ]
+
+    feat = results[1].step("feat_data")
+    keys = {o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix="data/processed/")["Contents"]}
+    assert {
+        f"data/processed/{feat.run_id}/{name}/{file}"
+        for name in ("train", "test")
+        for file in ("_manifest.json", "part-00000.parquet", "part-00001.parquet")
+    } <= keys
+    for name in ("train", "test"):
+        on_pandas = pd.read_parquet(
+            results[0].step("feat_data").outputs[name], storage_options={"endpoint_url": s3_server}
+        )
+        manifest = json.loads(
+            s3.get_object(Bucket=bucket, Key=f"data/processed/{feat.run_id}/{name}/_manifest.json")["Body"].read()
+        )
+        parts = [
+            pd.read_parquet(feat.outputs[name] + f["name"], storage_options={"endpoint_url": s3_server})
+            for f in manifest["files"]
+        ]
+        pd.testing.assert_frame_equal(pd.concat(parts, ignore_index=True), on_pandas, check_dtype=False)
+
+
+def _keys(env: dict[str, str]) -> dict[str, str]:
+    return {"aws_access_key_id": env["AWS_ACCESS_KEY_ID"], "aws_secret_access_key": env["AWS_SECRET_ACCESS_KEY"]}
+
+
 def test_the_command_line_starts_and_closes_a_local_cluster(workspace) -> None:
     result = run_main(
         "--step", "make_data", "--engine", "dask", env={**workspace.env(), "PIPELINE__ENGINE__WORKERS": "1"}
