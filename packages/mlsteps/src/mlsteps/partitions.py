@@ -96,7 +96,12 @@ def write_datasets(
         for index, part in enumerate(frame.to_delayed()):
             tasks.append(dask.delayed(_write_part)(worker_storage, part, f"{folder}part-{index:05d}.parquet"))
             names.append(name)
-    *results, computed = dask.compute(*tasks, extra)
+    try:
+        *results, computed = dask.compute(*tasks, extra)
+    except BaseException:
+        for _frame, folder in frames.values():  # nothing half-written: the files of the parts that were written
+            _remove(storage, folder)
+        raise
     written: dict[str, WrittenFile] = {}
     for name, (_frame, folder) in frames.items():
         files = [r for n, r in zip(names, results, strict=True) if n == name]
@@ -104,6 +109,15 @@ def write_datasets(
         written[name] = storage.write_bytes(manifest.text(), folder + MANIFEST)
         logger.info("wrote %s (%d files, %d rows)", folder, len(files), manifest.rows)
     return written, computed
+
+
+def _remove(storage: Storage, folder: str) -> None:
+    import contextlib
+
+    fs, path = storage.filesystem(folder)
+    with contextlib.suppress(Exception):  # the failure being raised is what the caller needs to see
+        if fs.exists(path):
+            fs.rm(path, recursive=True)
 
 
 def read_dask(storage: Storage, uri: str, columns: list[str] | None = None) -> Any:
