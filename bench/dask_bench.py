@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -204,6 +205,7 @@ def bench(args: argparse.Namespace, work: Path) -> str:
             print(f"running the {engine} engine on {rows:,} rows ...", file=sys.stderr, flush=True)
             results.append(run_pipeline(engine, config_dir, case, rows))
             print(table(results), file=sys.stderr, flush=True)
+        shutil.rmtree(case)  # tens of GB at 50M rows: the data, its outputs and snapshots, before the next size
     trained = results[-1].params
     notes.append(
         f"- train_model fits on {trained.get('train_rows')} of {trained.get('train_rows_available')} training rows "

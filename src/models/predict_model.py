@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from mlsteps import partitions
 from mlsteps.dask_scoring import predict_partitions
 from mlsteps.engine import is_dask
 from mlsteps.refs import LoadedModel
@@ -55,7 +56,7 @@ def run_predict(ctx: StepContext[Any], inputs: Mapping[str, Any]) -> StepOutput:
         import dask
 
         # Counted as the partitions are written: the same tasks, one pass, never every scored row held at once.
-        counts = [dask.delayed(prediction_counts)(part, schema) for part in scored.to_delayed()]
+        counts = [dask.delayed(prediction_counts)(part, schema) for part in partitions.parts(scored)]
         lazy = dask.delayed(prediction_metrics)(counts, schema)
     else:
         metrics = prediction_metrics([prediction_counts(scored, schema)], schema)

@@ -71,6 +71,14 @@ def read_manifest(storage: Storage, uri: str) -> Manifest:
     return Manifest(where.rsplit("/", 1)[0] + "/", list(data["files"]))
 
 
+def parts(frame: Any) -> list[Any]:
+    """A Dask frame's partitions as ``dask.delayed`` objects whose tasks are shared with every other call on a frame
+    made from the same input: train and test split from one clean dataset read it once when written together, and
+    metrics over the written partitions (``StepOutput.lazy_metrics``) are computed from the same tasks. (Dask's
+    graph optimization would fuse each frame's tasks apart, reading the input once per frame.)"""
+    return list(frame.to_delayed(optimize_graph=False))
+
+
 def _write_part(storage: Storage, frame: pd.DataFrame, uri: str) -> dict[str, Any]:
     """On a worker: one partition as a Parquet file (atomically, digested as it is written)."""
     written = storage.write_table(frame.reset_index(drop=True), uri)
@@ -93,7 +101,7 @@ def write_datasets(
         return {}, (dask.compute(extra)[0] if extra is not None else None)
     tasks, names = [], []
     for name, (frame, folder) in frames.items():
-        for index, part in enumerate(frame.to_delayed()):
+        for index, part in enumerate(parts(frame)):
             tasks.append(dask.delayed(_write_part)(worker_storage, part, f"{folder}part-{index:05d}.parquet"))
             names.append(name)
     try:

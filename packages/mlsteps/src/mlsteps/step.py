@@ -69,7 +69,8 @@ class StepOutput:
     # Text artifacts to log on the step's run ({artifact path: text}).
     texts: dict[str, str] = field(default_factory=dict)
     # On the dask engine: a ``dask.delayed`` result giving more metrics ({name: value}), computed with the outputs
-    # in one pass over their partitions (built from ``frame.to_delayed()`` of an output, it shares its tasks).
+    # in one pass over their partitions (built from ``mlsteps.partitions.parts(frame)`` of an output, it shares
+    # its tasks).
     lazy_metrics: Any = None
 
 
