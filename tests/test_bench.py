@@ -197,4 +197,6 @@ def test_dask_benchmark_runs_both_engines_side_by_side_and_prints_the_targets(tm
     for row in rows:
         cells = [c.strip() for c in row.strip("|").split("|")]
         assert all(float(c.replace(",", "")) > 0 for c in cells[2:])
-    assert re.search(r"- dask / pandas time at 2,000 rows: [\d.,]+ s / [\d.,]+ s = \d+\.\d\dx \(target: at most 1\.3x\)", text)
+    assert re.search(
+        r"- dask / pandas time at 2,000 rows: [\d.,]+ s / [\d.,]+ s = \d+\.\d\dx \(target: at most 1\.3x\)", text
+    )

@@ -148,6 +148,18 @@ def test_duplicates_across_partitions_are_dropped_as_on_pandas(workspace, cluste
     assert [r.step("make_data").metrics["dropped_duplicates"] for r in results] == [2.0, 2.0]
     clean = [_read(r.step("make_data").outputs["clean"]) for r in results]
     pd.testing.assert_frame_equal(clean[1], clean[0], check_dtype=False)
+    # Unchanged, the newest run is reused (a partitioned output found by its manifest); without its manifest, the
+    # pandas engine's run of the same code, parameters and input (the engine is not part of the cache key).
+    reused = run_pipeline(_dask(cluster, **overrides), ["make_data"])
+    again = reused.step("make_data")
+    assert again.reused_from == results[1].step("make_data").run_id
+    # Nothing ran: no cluster was reached (the parent records the engine, no address).
+    parent = _client(workspace).get_run(reused.parent_run_id).data.params
+    assert parent["engine"] == "dask"
+    assert "engine_address" not in parent
+    Path(results[1].step("make_data").outputs["clean"], "_manifest.json").unlink()
+    instead = run_pipeline(_dask(cluster, **overrides), ["make_data"]).step("make_data")
+    assert instead.reused_from == results[0].step("make_data").run_id
 
 
 def test_a_worker_killed_mid_step_leaves_no_run_running(workspace, cluster, tmp_path) -> None:
@@ -265,3 +277,8 @@ def test_the_command_line_starts_and_closes_a_local_cluster(workspace) -> None:
     assert len(runs) == 1
     assert runs[0].data.params["engine_address"].startswith("tcp://127.0.0.1:")
     assert runs[0].data.params["engine_workers"] == "1"
+    unchanged = run_main(
+        "--step", "make_data", "--engine", "dask", env={**workspace.env(), "PIPELINE__ENGINE__WORKERS": "1"}
+    )
+    assert unchanged.returncode == 0, unchanged.stderr
+    assert unchanged.stdout.startswith("up to date:")

@@ -36,8 +36,8 @@ class EngineInfo:
     client: Any = field(default=None, repr=False, compare=False)
 
     def params(self) -> dict[str, Any]:
-        if self.kind == "pandas":
-            return {"engine": "pandas"}
+        if not self.address:  # pandas, or dask with every step reused (no cluster was needed)
+            return {"engine": self.kind}
         return {"engine": self.kind, "engine_address": self.address, "engine_workers": self.workers}
 
 
@@ -60,11 +60,12 @@ def spill_folder(settings: Settings) -> Path:
 
 
 @contextlib.contextmanager
-def engine_session(settings: Settings) -> Iterator[EngineInfo]:
-    """The engine of one pipeline run, open for as long as the block runs (a LocalCluster is closed after it)."""
+def engine_session(settings: Settings, needed: bool = True) -> Iterator[EngineInfo]:
+    """The engine of one pipeline run, open for as long as the block runs (a LocalCluster is closed after it).
+    ``needed=False`` (every step will be reused): no cluster is started or reached."""
     engine = settings.engine
-    if engine.kind == "pandas":
-        yield EngineInfo("pandas")
+    if engine.kind == "pandas" or not needed:
+        yield EngineInfo(engine.kind)
         return
     try:
         from distributed import Client, LocalCluster

@@ -204,7 +204,7 @@ def run_pipeline(
         to_run = list(steps)  # an input cannot be found yet: the step itself will say so
     preflight(settings, to_run, planner.catalog)
     with (
-        engine_session(settings) as engine,
+        engine_session(settings, needed=bool(to_run)) as engine,
         runs.pipeline_run({**pipeline_params(settings, steps), **engine.params(), **(extra_params or {})}) as parent,
     ):
         if engine.dashboard:
