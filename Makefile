@@ -18,6 +18,8 @@ EXPORT := $(UV) export --quiet --frozen --no-hashes --no-emit-project
 JUPYTER_ARGS ?=
 # Options for bench/large.py, e.g. `make bench-large LARGE_ARGS="--rows 1000000 --max-train-rows 0"` (0: no sample).
 LARGE_ARGS ?=
+# Options for bench/dask_bench.py, e.g. `make bench-dask DASK_ARGS="--rows 10000000 --compare-rows 1000000"`.
+DASK_ARGS ?=
 JUPYTER_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
 
 # uv reads its own index settings (UV_DEFAULT_INDEX, UV_INDEX_URL); a mirror set for pip is used by uv too.
@@ -38,7 +40,7 @@ export MLFLOW_DISABLE_TELEMETRY ?= true
 # compile MLflow, pandas and SQLAlchemy from source in every command (about 3 s each).
 export UV_COMPILE_BYTECODE ?= 1
 .DEFAULT_GOAL := help
-.PHONY: help setup install python-check contract airflow-venv run lint test test-fast bench bench-large bench-serving bench-monitor bench-setup notebook ui lock clean
+.PHONY: help setup install python-check contract airflow-venv run lint test test-fast bench bench-large bench-dask bench-serving bench-monitor bench-setup notebook ui lock clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -105,6 +107,9 @@ bench: install  ## Benchmarks: first run vs an MLflow script and a plain script,
 
 bench-large: install  ## The pipeline step by step on 10M generated rows (~3 GB CSV), training on a sample (bench/large_results.md)
 	$(PY) bench/large.py $(LARGE_ARGS)
+
+bench-dask: install  ## The dask engine: 50M generated rows on a LocalCluster, and 10M side by side with pandas (bench/dask_results.md, docs/benchmarks.md)
+	$(PY) bench/dask_bench.py --docs $(DASK_ARGS)
 
 bench-serving: install  ## Serving benchmark: serve (checks, log, keys) vs mlflow models serve; into docs/benchmarks.md
 	$(PY) bench/serving.py --docs

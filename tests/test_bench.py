@@ -192,3 +192,38 @@ def test_large_benchmark_runs_every_step_on_a_generated_csv_and_a_training_sampl
         assert above == pytest.approx(peak - start, abs=1)
         assert cells[6].endswith("x")
     assert list(tmp_path.iterdir()) == [out]  # the data and runs are removed
+
+
+@pytest.mark.long
+def test_dask_benchmark_runs_both_engines_side_by_side_and_prints_the_targets(tmp_path: Path) -> None:
+    out = tmp_path / "dask.md"
+
+    text = _bench(
+        "dask_bench.py",
+        out,
+        "--rows",
+        "0",
+        "--compare-rows",
+        "2000",
+        "--partition-rows",
+        "1000",
+        "--max-train-rows",
+        "500",
+        "--workers",
+        "1",
+        "--memory-limit",
+        "1GB",
+        "--work",
+        str(tmp_path),
+        timeout=900,
+    )
+    assert "- 2,000 rows: 2 Parquet files" in text
+    assert "train_model fits on 500 of 1600 training rows (stratified" in text
+    rows = [line for line in text.splitlines() if line.startswith("| 2,000 |")]
+    assert [row.split("|")[2].strip() for row in rows] == ["pandas", "dask"]
+    for row in rows:
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert all(float(c.replace(",", "")) > 0 for c in cells[2:])
+    assert re.search(
+        r"- dask / pandas time at 2,000 rows: [\d.,]+ s / [\d.,]+ s = \d+\.\d\dx \(target: at most 1\.3x\)", text
+    )

@@ -176,7 +176,7 @@ def test_code_change_reruns_the_changed_step_and_what_its_output_changes(workspa
     cosmetic = _run_main(repo, workspace)
     # A change to feat_data's code that changes its output: feat_data and everything below re-run.
     features = repo / "src" / "features" / "build_features.py"
-    features.write_text(features.read_text().replace("random_state=params.seed", "random_state=params.seed + 1"))
+    features.write_text(features.read_text().replace("else None, params.seed)", "else None, params.seed + 1)"))
     real = _run_main(repo, workspace)
 
     assert cosmetic.returncode == 0, cosmetic.stderr

@@ -11,7 +11,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from mlsteps.dask_clean import clean_partitions
+from mlsteps.engine import is_dask
 from mlsteps.errors import DataValidationError
+from mlsteps.row_keys import row_hash
 from mlsteps.schema import SchemaConfig
 from mlsteps.step import Step, StepContext, StepOutput, StepParams
 from mlsteps.validation import check_unique_ids, validate_chunks, validate_raw
@@ -47,11 +50,17 @@ def clean_data(
     """Validate and clean: coerce types, drop rows without a target, drop exact duplicates, check the ids.
 
     ``raw`` is the raw DataFrame, or its rows in chunks (DataFrames one after another: a large file read a piece
-    at a time), which are validated one by one and never held all at once.
+    at a time), which are validated one by one and never held all at once, or a Dask frame (the dask engine:
+    each partition validated on the workers, duplicates found across partitions; the clean frame stays lazy).
     Missing feature values are kept: the model's own imputer fills them, so serving handles them the same way.
     """
     import pandas as pd
 
+    if is_dask(raw):
+        lazy, counts = clean_partitions(raw, schema, params, params.drop_duplicates)
+        if not counts["clean_rows"]:
+            raise _nothing_left(schema, counts["dropped_missing_target"], counts["dropped_duplicates"])
+        return lazy, CleanReport(**counts)
     if isinstance(raw, pd.DataFrame):
         typed = validate_raw(raw, schema, params)
         raw_rows = len(typed)
@@ -68,10 +77,7 @@ def clean_data(
     ordered = ([schema.id_column] if schema.id_column else []) + schema.features + [schema.target]
     clean = (deduped if list(deduped.columns) == ordered else deduped.loc[:, ordered]).reset_index(drop=True)
     if clean.empty:
-        raise DataValidationError(
-            f"no rows are left after cleaning ({dropped_target} had no '{schema.target}', "
-            f"{dropped_dupes} were duplicates): the raw dataset has no usable rows"
-        )
+        raise _nothing_left(schema, dropped_target, dropped_dupes)
     report = CleanReport(
         raw_rows=raw_rows,
         dropped_missing_target=dropped_target,
@@ -80,6 +86,13 @@ def clean_data(
         null_cells=int(clean[schema.features].isna().sum().sum()),
     )
     return clean, report
+
+
+def _nothing_left(schema: SchemaConfig, dropped_target: int, dropped_dupes: int) -> DataValidationError:
+    return DataValidationError(
+        f"no rows are left after cleaning ({dropped_target} had no '{schema.target}', "
+        f"{dropped_dupes} were duplicates): the raw dataset has no usable rows"
+    )
 
 
 def _concat(parts: list[pd.DataFrame], schema: SchemaConfig) -> pd.DataFrame:
@@ -107,9 +120,7 @@ def drop_duplicate_rows(frame: pd.DataFrame) -> pd.DataFrame:
     """
     import numpy as np
 
-    hashes = np.zeros(len(frame), dtype="uint64")
-    for name in frame.columns:
-        hashes = hashes * np.uint64(1_000_003) + _column_hash(frame[name])
+    hashes = row_hash(frame)
     values, counts = np.unique(hashes, return_counts=True)  # a sort: cheaper than a hash table of every row
     repeated_hashes = values[counts > 1]
     if not len(repeated_hashes):
@@ -120,26 +131,11 @@ def drop_duplicate_rows(frame: pd.DataFrame) -> pd.DataFrame:
     return frame[~repeated] if repeated.any() else frame
 
 
-def _column_hash(column: pd.Series):  # -> numpy.ndarray of uint64
-    """A hash per value, equal for values ``duplicated`` takes as equal (NaN and NA alike, 0.0 and -0.0)."""
-    import numpy as np
-    import pandas as pd
-    from pandas.api.types import is_bool_dtype, is_numeric_dtype
-
-    if isinstance(column.dtype, pd.CategoricalDtype):
-        values = column.cat.codes.to_numpy(dtype="float64")
-    elif is_numeric_dtype(column.dtype) or is_bool_dtype(column.dtype):
-        values = column.to_numpy(dtype="float64", na_value=np.nan) + 0.0  # + 0.0 turns -0.0 into 0.0
-        values[np.isnan(values)] = np.nan  # one NaN for all
-    else:
-        return pd.util.hash_array(column.to_numpy(dtype=object, na_value=None))
-    return pd.util.hash_array(values)
-
-
 def run_make_data(ctx: StepContext[MakeDataParams], inputs: Mapping[str, Any]) -> StepOutput:
     params = {"raw_uri": ctx.input_uris.get("raw", ""), **ctx.params.model_dump()}
     raw = inputs["raw"]
-    with ctx.phase(f"validating {len(raw):,} rows" if hasattr(raw, "__len__") else "validating the rows"):
+    sized = hasattr(raw, "__len__") and not is_dask(raw)
+    with ctx.phase(f"validating {len(raw):,} rows" if sized else "validating the rows"):
         clean, report = clean_data(raw, ctx.settings.dataset_schema, ctx.params)
     return StepOutput(outputs={"clean": clean}, metrics={k: float(v) for k, v in vars(report).items()}, params=params)
 

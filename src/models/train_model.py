@@ -8,10 +8,14 @@ encoded, inside the model, so a served model takes the same columns.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import partial
 from typing import TYPE_CHECKING, Any, Literal
 
+from mlsteps.dask_scoring import score_holdout
+from mlsteps.engine import is_dask
 from mlsteps.errors import ConfigError, DataValidationError
 from mlsteps.estimators import build_estimator, distribution_of
+from mlsteps.row_keys import Chooser, allocate
 from mlsteps.schema import SchemaConfig
 from mlsteps.step import ModelOutput, Step, StepContext, StepOutput, StepParams
 from pydantic import Field, computed_field, model_validator
@@ -165,25 +169,35 @@ def train_model(train: pd.DataFrame, params: TrainModelParams, features: list[st
 
 
 def sample_training_rows(
-    train: pd.DataFrame, max_rows: int | None, seed: int, target: str, stratify: bool
+    train: Any, max_rows: int | None, seed: int, target: str, stratify: bool, keys: list[str] | None = None
 ) -> tuple[pd.DataFrame, str]:
-    """At most ``max_rows`` rows of ``train`` (all of them when None or when there are no more), drawn with
-    ``seed``: stratified on ``target`` when asked (each class keeps its share), else uniformly.
+    """``choose_training_rows`` without the count of rows there were."""
+    sample, how, _ = choose_training_rows(train, max_rows, seed, target, stratify, keys)
+    return sample, how
 
-    Returns the rows and how they were chosen: ``all``, ``stratified`` or ``random`` (a class too rare to
-    stratify on falls back to ``random``).
+
+def choose_training_rows(
+    train: Any, max_rows: int | None, seed: int, target: str, stratify: bool, keys: list[str] | None = None
+) -> tuple[pd.DataFrame, str, int]:
+    """At most ``max_rows`` rows of ``train`` (all of them when None or when there are no more), chosen by each row's
+    stable key (``keys``' hash, seeded: ``mlsteps.row_keys``): stratified on ``target`` when asked (each class keeps
+    its share, and at least one row), else the rows of the smallest keys. The same rows on either engine; a Dask
+    frame's sample is gathered here.
+
+    Returns the rows (a pandas frame), how they were chosen (``all``, ``stratified`` or ``random``) and how many
+    rows there were.
     """
-    if max_rows is None or len(train) <= max_rows:
-        return train, "all"
-    if stratify:
-        from sklearn.model_selection import train_test_split
-
-        try:
-            sample, _ = train_test_split(train, train_size=max_rows, random_state=seed, stratify=train[target])
-            return sample.sort_index(), "stratified"
-        except ValueError:
-            pass  # a class with a single row, or fewer rows than classes: sampled without strata
-    return train.sample(n=max_rows, random_state=seed).sort_index(), "random"
+    dask_frame = is_dask(train)
+    if max_rows is None:
+        whole = train.compute() if dask_frame else train
+        return whole, "all", len(whole)
+    chooser = Chooser(train, keys or list(train.columns), target if stratify else None, seed)
+    available = sum(chooser.counts.values())
+    if available <= max_rows:
+        return (train.compute() if dask_frame else train), "all", available
+    limits, _ = chooser.thresholds(allocate(chooser.counts, max_rows))
+    sample = chooser.choose(limits)
+    return (sample.compute() if dask_frame else sample), "stratified" if stratify else "random", available
 
 
 def target_values(target: pd.Series) -> Any:
@@ -199,19 +213,36 @@ def run_train_model(ctx: StepContext[TrainModelParams], inputs: Mapping[str, Any
     train, test = inputs["train"], inputs["test"]
     p, schema = ctx.params, ctx.settings.dataset_schema
     features = model_features(train, schema)
-    fit_on, sampling = sample_training_rows(train, p.max_train_rows, p.seed, schema.target, schema.is_classification)
+    keys = [schema.id_column] if schema.id_column and schema.id_column in train.columns else None
+    with ctx.phase("choosing the training rows"):
+        fit_on, sampling, available = choose_training_rows(
+            train, p.max_train_rows, p.seed, schema.target, schema.is_classification, keys
+        )
     with ctx.phase(f"fitting {p.estimator} on {len(fit_on):,} rows"):
         model = train_model(fit_on, p, features, schema.target)
+    example = feature_frame(train.head(5), features)
+    if is_dask(train):  # the holdout is scored on the workers: only the truth and the predictions come back
+        with ctx.phase("scoring the test split on the cluster"):
+            scored = score_holdout(test, model, partial(feature_frame, features=features), schema.target)
+        output = ModelOutput(
+            model,
+            example,
+            None,
+            schema.target,
+            "test",
+            train_target=target_values(fit_on[schema.target]),
+            predictions=scored,
+            holdout=test,
+            prepare=partial(feature_frame, features=features),
+        )
+        test_rows = len(scored)
+    else:
+        evaluation_data = feature_frame(test, features).assign(**{schema.target: target_values(test[schema.target])})
+        output = ModelOutput(
+            model, example, evaluation_data, schema.target, "test", train_target=target_values(train[schema.target])
+        )
+        test_rows = len(test)
     del fit_on
-    evaluation_data = feature_frame(test, features).assign(**{schema.target: target_values(test[schema.target])})
-    output = ModelOutput(
-        model,
-        feature_frame(train.head(5), features),
-        evaluation_data,
-        schema.target,
-        "test",
-        train_target=target_values(train[schema.target]),
-    )
     return StepOutput(
         outputs={"model": output},
         params={
@@ -221,10 +252,10 @@ def run_train_model(ctx: StepContext[TrainModelParams], inputs: Mapping[str, Any
             "matrix_dtype": p.resolved_matrix_dtype(),
             **{f"hp.{k}": v for k, v in p.estimator_params.items()},
             # The rows the model was fitted on, and how they were chosen (all, or a stratified or random sample).
-            "train_rows": min(len(train), p.max_train_rows or len(train)),
-            "train_rows_available": len(train),
+            "train_rows": min(available, p.max_train_rows or available),
+            "train_rows_available": available,
             "train_sample": sampling,
-            "test_rows": len(test),
+            "test_rows": test_rows,
         },
     )
 

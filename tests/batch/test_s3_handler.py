@@ -221,3 +221,37 @@ def test_a_read_that_fails_for_now_raises_for_a_retry_and_reports_nothing(
     assert failed >= 3  # the storage retried (aws.max_attempts) before giving up
     assert left == []  # no error report for a failure that was not the file's
     assert redelivered["results"][0]["status"] == "scored"
+
+
+def test_on_the_dask_engine_an_object_is_scored_on_the_workers_into_a_partitioned_dataset(s3_env, monkeypatch) -> None:
+    s3, prefix, result = s3_env
+    key = result.step("predict").outputs["predictions"].split(f"{BUCKET}/", 1)[1]
+    predicted = pd.read_parquet(io.BytesIO(s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()))
+    batch = predicted.loc[:, ["sample_id", *load_config("dev").dataset_schema.features]]
+    s3.put_object(Bucket=BUCKET, Key=f"{prefix}/incoming/many.parquet", Body=batch.to_parquet(index=False))
+    s3.put_object(Bucket=BUCKET, Key=f"{prefix}/incoming/broken.csv", Body="sample_id,mean_radius\n1,2.0\n")
+    # A LocalCluster of one worker, kept by the scorer until it is reset.
+    for name, value in {"KIND": "dask", "WORKERS": "1", "MEMORY_LIMIT": "1GB"}.items():
+        monkeypatch.setenv(f"PIPELINE__ENGINE__{name}", value)
+    s3_handler.reset()
+
+    scored, broken = s3_handler.handler(
+        {
+            "Records": _event(f"{prefix}/incoming/many.parquet")["Records"]
+            + _event(f"{prefix}/incoming/broken.csv")["Records"]
+        }
+    )["results"]
+    again = s3_handler.handler(_event(f"{prefix}/incoming/many.parquet"))["results"][0]
+
+    assert (scored["status"], scored["rows"]) == ("scored", len(batch))
+    folder = scored["output"].split(f"{BUCKET}/", 1)[1]
+    assert folder.endswith("/") and f"{folder}_manifest.json" in _keys(s3, folder)
+    parts = [k for k in _keys(s3, folder) if k.endswith(".parquet")]
+    out = pd.concat([pd.read_parquet(io.BytesIO(s3.get_object(Bucket=BUCKET, Key=k)["Body"].read())) for k in parts])
+    assert out["sample_id"].tolist() == batch["sample_id"].tolist()
+    assert out["prediction"].tolist() == predicted["prediction"].tolist()
+    assert out["probability"].tolist() == pytest.approx(predicted["probability"].tolist(), abs=SCORE_TOLERANCE, rel=0)
+    assert (again["status"], again["output"]) == ("already scored", scored["output"])
+    assert broken["status"] == "failed"
+    assert "mean_texture" in broken["error"]
+    assert not [k for k in _keys(s3, f"{prefix}/scored/broken") if not k.endswith(".json")]

@@ -265,14 +265,26 @@ def test_no_sample_unless_there_are_more_rows_than_asked(max_rows, stratify: boo
     assert (len(sample), chosen) == (rows, how)
 
 
-def test_a_class_too_rare_to_stratify_on_falls_back_to_a_random_sample() -> None:
+def test_a_class_of_one_row_keeps_its_row_in_a_stratified_sample() -> None:
     from src.models.train_model import sample_training_rows
 
     data = _imbalanced().assign(y=["lone"] + ["common"] * 999)
 
     sample, how = sample_training_rows(data, 100, seed=0, target="y", stratify=True)
 
-    assert (len(sample), how) == (100, "random")
+    assert (len(sample), how) == (100, "stratified")
+    assert (sample["y"] == "lone").sum() == 1
+
+
+def test_a_sample_is_the_same_rows_whatever_their_order() -> None:
+    from src.models.train_model import sample_training_rows
+
+    data = _imbalanced()
+
+    sample, _ = sample_training_rows(data, 200, seed=3, target="y", stratify=True, keys=["x"])
+    shuffled, _ = sample_training_rows(data.sample(frac=1, random_state=0), 200, 3, "y", True, keys=["x"])
+
+    assert set(shuffled["x"]) == set(sample["x"])
 
 
 def test_max_train_rows_must_leave_two_rows() -> None:

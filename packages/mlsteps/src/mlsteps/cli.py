@@ -77,6 +77,13 @@ class _Pipeline(click.Group):
     metavar="[STEPS]",
     help="Re-run steps even when a cached run matches: all (no value) or a comma list.",
 )
+@click.option(
+    "--engine",
+    type=click.Choice(["pandas", "dask"]),
+    default=None,
+    help="What runs the data steps: pandas in this process, or dask on a cluster (engine.address, else a "
+    "LocalCluster started for the run). Default: engine.kind in the config (pandas).",
+)
 @click.option("--dry-run", is_flag=True, help="Print, per step, whether it would run or be reused, and why.")
 @click.option(
     "--record",
@@ -108,6 +115,7 @@ def _run(
     parent_run_id: str | None,
     quiet: bool,
     verbose: bool,
+    engine: str | None,
     **options: Any,
 ) -> int:
     from mlsteps.reuse import local as uptodate
@@ -117,7 +125,7 @@ def _run(
     # Nothing changed since the last run: say so before paying for MLflow, pandas and the config models.
     current = None
     if not (dry_run or record or force or from_run or parent_run_id) and uptodate.applies():
-        current = uptodate.fingerprint(environment, {"steps": steps or "all", **options})
+        current = uptodate.fingerprint(environment, {"steps": steps or "all", "engine": engine, **options})
         state = uptodate.check(environment, current)
         if state is not None:
             if not quiet:
@@ -135,7 +143,8 @@ def _run(
     selected = parse_steps(_TRAINERS if from_run and (steps or "all") == "all" else steps or "all")
     forced = parse_steps(force) if force else []
     check_from_run(from_run, selected)
-    settings = load_settings(environment, overrides_from(**options))
+    overrides = overrides_from(**options) | ({"engine": {"kind": engine}} if engine else {})
+    settings = load_settings(environment, overrides)
     if dry_run:
         print_plan(plan_pipeline(settings, selected, forced, from_run), settings)
         return 0

@@ -116,7 +116,7 @@ def configure_logging(verbose: bool) -> None:
     for name in ("src", "mlsteps"):  # the project's steps and the library
         logging.getLogger(name).setLevel(logging.INFO if verbose else logging.WARNING)
     if not verbose:
-        for noisy in ("mlflow", "alembic", "urllib3", "botocore", "matplotlib"):
+        for noisy in ("mlflow", "alembic", "urllib3", "botocore", "matplotlib", "distributed", "dask", "tornado"):
             logging.getLogger(noisy).setLevel(logging.ERROR)
         import warnings
 

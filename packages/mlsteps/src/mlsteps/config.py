@@ -27,6 +27,7 @@ from mlsteps.config_sections import (
     DataConfig,
     DatasetSpec,
     DeployParams,
+    EngineConfig,
     GateParams,
     InferenceLogParams,
     MonitorParams,
@@ -71,6 +72,7 @@ class Settings(Strict):
     # True: this environment never sends runs or data to a remote server, whatever the environment variables say.
     local_only: bool = False
     data: DataConfig
+    engine: EngineConfig = EngineConfig()
     catalog: dict[str, DatasetSpec]
     dataset_schema: SchemaConfig = Field(alias="schema")
     gate: GateParams = GateParams()

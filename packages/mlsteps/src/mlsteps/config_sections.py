@@ -40,6 +40,10 @@ class DatasetSpec(Strict):
     # Rows read at a time by a step that takes this dataset in chunks (make_data its raw input): what bounds the
     # memory a large file needs.
     chunk_rows: int = Field(500_000, ge=1)
+    # On the dask engine: written as a partitioned Parquet dataset, a folder of files (<path>/<run id>/<name>/),
+    # each digested, and read in partitions. The pandas engine writes and reads it as one file (and reads such a
+    # folder whole).
+    partitioned: bool = False
 
     @model_validator(mode="after")
     def _complete(self) -> DatasetSpec:
@@ -56,6 +60,25 @@ class DatasetSpec(Strict):
         if self.path and self.kind == "input":
             return os.path.splitext(self.path)[1].lstrip(".").lower() or "parquet"
         return "parquet"
+
+
+class EngineConfig(Strict):
+    """What runs the data steps: pandas in this process, or Dask on a cluster (mlsteps.engine)."""
+
+    # pandas: today's path, one process. dask: the data steps and predict in partitions on a Dask cluster.
+    kind: Literal["pandas", "dask"] = "pandas"
+    # tcp://host:8786 of an existing scheduler; null: the run starts a LocalCluster and closes it at the end.
+    address: str | None = None
+    # A LocalCluster's worker processes, threads per worker and memory per worker (Dask's notation: "4GB").
+    workers: int = Field(2, ge=1)
+    threads_per_worker: int = Field(1, ge=1)
+    memory_limit: str = "4GB"
+    # The folder workers spill to when their memory fills (relative: to the project); null: .pipeline/dask-spill.
+    spill_dir: str | None = None
+    # Rows per partition when a step makes partitions itself (a CSV is read in blocks of about this many rows).
+    partition_rows: int = Field(1_000_000, ge=1000)
+    # The dashboard's address of a LocalCluster (127.0.0.1:0: a free port on this machine only).
+    dashboard_address: str = "127.0.0.1:0"
 
 
 class DataConfig(Strict):

@@ -51,6 +51,11 @@ class ConsoleReporter:
             err.print(styled(">", "bold cyan", f" [{index}/{total}] {step} ... ({reason})"), soft_wrap=True)
             self._heartbeat = Heartbeat(step)
 
+    def note(self, text: str) -> None:
+        """A line the person watching should see while the run lasts (the Dask dashboard's address)."""
+        if not self.quiet:
+            err.print(styled("i", "bold cyan", f" {text}"), soft_wrap=True)
+
     @contextlib.contextmanager
     def phase(self, text: str) -> Iterator[None]:
         """What the running step does now (shown with its elapsed time on a terminal)."""

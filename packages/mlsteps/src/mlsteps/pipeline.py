@@ -19,6 +19,7 @@ from typing import Any, Protocol
 from mlsteps.catalog import Catalog, Input
 from mlsteps.config import Settings
 from mlsteps.discovery import load_steps, step_names
+from mlsteps.engine import engine_session
 from mlsteps.errors import ConfigError, DataValidationError, PipelineError, StepError, StorageUnreachable, UsageError
 from mlsteps.lineage import load_manifest
 from mlsteps.planner import Decision, Planner, recorded_outputs
@@ -202,7 +203,12 @@ def run_pipeline(
     except PipelineError:
         to_run = list(steps)  # an input cannot be found yet: the step itself will say so
     preflight(settings, to_run, planner.catalog)
-    with runs.pipeline_run({**pipeline_params(settings, steps), **(extra_params or {})}) as parent:
+    with (
+        engine_session(settings, needed=bool(to_run)) as engine,
+        runs.pipeline_run({**pipeline_params(settings, steps), **engine.params(), **(extra_params or {})}) as parent,
+    ):
+        if engine.dashboard:
+            getattr(reporter, "note", logger.info)(f"Dask dashboard: {engine.dashboard} ({engine.address})")
         result = PipelineResult(
             settings.environment, settings.tracking.uri, parent.info.experiment_id or experiment_id, parent.info.run_id
         )

@@ -151,6 +151,10 @@ def decide(
     dataset of the holdout they were made on (features and target, in the same row order)."""
     import mlflow
 
+    from mlsteps.cluster_gate import ClusterHoldout, decide_on_cluster
+
+    if isinstance(evaluation_data, ClusterHoldout):  # the dask engine: the holdout stays on the cluster
+        return decide_on_cluster(settings, name, candidate_uri, evaluation, evaluation_data, train_target)
     from mlsteps.baselines import evaluate_baseline, fit_dummy, log_baseline
     from mlsteps.evaluation import evaluate
     from mlsteps.registry import alias_version, describe_model, load_model
@@ -256,7 +260,11 @@ def _rows_outside_training(name: str, champion: str, holdout: Any) -> tuple[Any,
         train = manifest["files"][manifest.get("training") or next(iter(manifest["files"]))]["uri"]
     except (_Missing, KeyError, StopIteration) as exc:
         return None, f"version {champion}'s training data is not recorded with its run ({exc})"
-    trained = Storage().read_table(train)
+    from mlsteps import partitions
+
+    storage = Storage()
+    # A champion trained on the dask engine: its snapshot is a manifest of files.
+    trained = partitions.read_whole(storage, train) if partitions.is_partitioned(train) else storage.read_table(train)
     columns = [c for c in holdout.columns if c in trained.columns]
     seen = set(pd.util.hash_pandas_object(trained[columns], index=False).tolist())
     inside = pd.util.hash_pandas_object(holdout[columns], index=False).isin(seen).to_numpy()

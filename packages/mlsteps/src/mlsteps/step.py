@@ -40,7 +40,12 @@ class NoParams(StepParams):
 class ModelOutput:
     """A fitted model a runner returns: the pipeline logs it (signature from ``example``), evaluates it on
     ``evaluation_data`` (features + ``target_column``; digest taken from the dataset named ``evaluation_dataset``),
-    and registers it under the catalog entry's name. ``train_target`` is what baselines are fitted on."""
+    and registers it under the catalog entry's name. ``train_target`` is what baselines are fitted on.
+
+    On the dask engine ``evaluation_data`` is None and ``predictions`` holds what the model predicted for every
+    row of the holdout, scored on the workers (``mlsteps.dask_scoring.score_holdout``: the true values, the
+    predictions and the class probabilities), with the holdout itself left on the cluster in ``holdout`` and
+    ``prepare`` turning a partition of it into the model's inputs (the gate scores the champion with it)."""
 
     model: Any
     example: Any
@@ -48,6 +53,9 @@ class ModelOutput:
     target_column: str
     evaluation_dataset: str
     train_target: Any = None
+    predictions: Any = None
+    holdout: Any = None
+    prepare: Any = None
 
 
 @dataclass
@@ -60,6 +68,10 @@ class StepOutput:
     notes: list[str] = field(default_factory=list)
     # Text artifacts to log on the step's run ({artifact path: text}).
     texts: dict[str, str] = field(default_factory=dict)
+    # On the dask engine: a ``dask.delayed`` result giving more metrics ({name: value}), computed with the outputs
+    # in one pass over their partitions (built from ``mlsteps.partitions.parts(frame)`` of an output, it shares
+    # its tasks).
+    lazy_metrics: Any = None
 
 
 @dataclass(frozen=True)

@@ -61,7 +61,8 @@ def load_inputs(
         return loaded, sources, {}
     first = step.snapshot[0]  # the training data, by convention the first dataset snapshotted
     lineage.log_manifest({"run_id": run_id, "from_run": from_run, "training": first, "files": files})
-    lineage.log_input(lineage.dataset(loaded[first], first, files[first]["uri"], files[first]["sha256"]), "training")
+    sample = _lineage_sample(loaded[first])
+    lineage.log_input(lineage.dataset(sample, first, files[first]["uri"], files[first]["sha256"]), "training")
     return loaded, sources, {**{f"{name}_uri": f["uri"] for name, f in files.items()}, "from_run": from_run or ""}
 
 
@@ -83,13 +84,24 @@ def save_outputs(
             f"{sorted(output.outputs)}: return exactly the declared datasets"
         )
     saved = Saved()
+    tables = {n: v for n, v in output.outputs.items() if not isinstance(v, ModelOutput)}
+    if tables:
+        with phase(f"writing {', '.join(tables)}"):
+            written, lazy = catalog.save_all(tables, run_id, output.lazy_metrics)
+        saved.written.update(written)
+        saved.metrics.update({name: float(value) for name, value in (lazy or {}).items()})
     for name, value in output.outputs.items():
         if isinstance(value, ModelOutput):
             _save_model(settings, step, name, value, sources, saved, phase)
-        else:
-            with phase(f"writing {name}"):
-                saved.written[name] = catalog.save(name, value, run_id)
     return saved
+
+
+def _lineage_sample(frame: Any) -> Any:
+    """What MLflow's dataset record is made from: the frame, or a Dask frame's first partition (its schema; the
+    digest and the source name the whole)."""
+    from mlsteps.engine import is_dask
+
+    return frame.get_partition(0).compute() if is_dask(frame) else frame
 
 
 def trained_categories(settings: Settings, out: ModelOutput) -> dict[str, list[str]]:
@@ -131,26 +143,40 @@ def _save_model(
         model_uri = registry.log_model(out.model, out.example, trained_categories(settings, out))
     model_id = registry.logged_model_id(model_uri)
     holdout = sources[out.evaluation_dataset]
-    data = lineage.dataset(
-        out.evaluation_data,
-        out.evaluation_dataset,
-        holdout.uri,
-        holdout.digest.removeprefix("sha256:"),
-        targets=out.target_column,
-    )
-    lineage.log_input(data, "evaluation", model_id)
-    with phase(f"evaluating on {out.evaluation_dataset}"):
-        frame = out.evaluation_data
-        predictions = score(out.model, frame.drop(columns=[out.target_column]), frame[out.target_column])
-        evaluation = evaluate(settings.dataset_schema, predictions, settings.gate.evaluation_plots)
-        log_evaluation(evaluation, data, model_id)
+    if out.predictions is not None:  # the dask engine: scored on the workers, only the predictions gathered
+        from mlsteps.cluster_gate import ClusterHoldout, evaluate_scored
+
+        sample = _lineage_sample(out.holdout)
+        data = lineage.dataset(sample, out.evaluation_dataset, holdout.uri, holdout.digest.removeprefix("sha256:"))
+        lineage.log_input(data, "evaluation", model_id)
+        with phase(f"evaluating on {out.evaluation_dataset}"):
+            evaluation = evaluate_scored(settings, out.predictions, settings.gate.evaluation_plots)
+            log_evaluation(evaluation, data, model_id)
+        gate_data: Any = ClusterHoldout(out.holdout, out.target_column, out.prepare, out.predictions)
+    else:
+        data = lineage.dataset(
+            out.evaluation_data,
+            out.evaluation_dataset,
+            holdout.uri,
+            holdout.digest.removeprefix("sha256:"),
+            targets=out.target_column,
+        )
+        lineage.log_input(data, "evaluation", model_id)
+        with phase(f"evaluating on {out.evaluation_dataset}"):
+            frame = out.evaluation_data
+            predictions = score(out.model, frame.drop(columns=[out.target_column]), frame[out.target_column])
+            evaluation = evaluate(settings.dataset_schema, predictions, settings.gate.evaluation_plots)
+            log_evaluation(evaluation, data, model_id)
+        gate_data = data
     # The step's metrics (its parent run's too), as before the evaluation was computed here: without the counts.
     saved.metrics.update({k: v for k, v in evaluation.metrics.items() if k not in CONFUSION_COUNTS})
     # The policy decides before the version exists, so that the version carries its decision from the start.
     policy = importlib.import_module(step.policy) if step.policy else None
     with phase("judging against the baselines"):
         decision = (
-            policy.decide(settings, registered_name, model_uri, evaluation, data, out.train_target) if policy else None
+            policy.decide(settings, registered_name, model_uri, evaluation, gate_data, out.train_target)
+            if policy
+            else None
         )
     version_uri = registry.register(model_uri, registered_name, tags=decision.version_tags() if decision else None)
     # Digests of a model: its URI (a logged model and a registered version never change).

@@ -56,6 +56,9 @@ class Storage:
     connect_timeout: float = 3.0
     read_timeout: float = 60.0
     max_attempts: int = 3
+    # The S3 endpoint; None: AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL of this process (a copy sent to Dask workers
+    # carries the client's, so that a worker never falls back to AWS's own endpoint).
+    endpoint_url: str | None = None
     # Called as uploads progress: (uri, bytes sent, bytes in all).
     on_upload: Callable[[str, int, int], None] | None = field(default=None, repr=False)
     _filesystems: dict[str, Any] = field(default_factory=dict, repr=False)
@@ -73,6 +76,24 @@ class Storage:
             read_timeout=aws.read_timeout,
             max_attempts=aws.max_attempts,
         )
+
+    def portable(self) -> Storage:
+        """A copy to send to Dask workers: the same settings and endpoint, no callback, filesystems or digests."""
+        settings = (self.profile, self.region, self.connect_timeout, self.read_timeout, self.max_attempts)
+        return Storage(*settings, endpoint_url=self._endpoint())
+
+    def _endpoint(self) -> str | None:
+        return self.endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+
+    def options(self, uri: str) -> dict[str, Any]:
+        """fsspec ``storage_options`` for ``uri`` (what Dask's readers take): for S3, the profile, region, endpoint."""
+        if not uri.startswith("s3://"):
+            return {}
+        options: dict[str, Any] = {"profile": self.profile} if self.profile else {}
+        if self.region:
+            options["client_kwargs"] = {"region_name": self.region}
+        endpoint = self._endpoint()
+        return options | ({"endpoint_url": endpoint} if endpoint else {})
 
     # -- filesystems -------------------------------------------------------------------------------------------
     def filesystem(self, uri: str) -> tuple[fsspec.AbstractFileSystem, str]:
@@ -102,7 +123,7 @@ class Storage:
                 options["profile"] = self.profile
             if self.region:
                 options["client_kwargs"] = {"region_name": self.region}
-            endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+            endpoint = self._endpoint()
             if endpoint:
                 options["endpoint_url"] = endpoint
             fs = fsspec.filesystem("s3", **options)
