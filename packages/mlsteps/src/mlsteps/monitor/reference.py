@@ -31,7 +31,7 @@ class Reference:
 
     def column(self, name: str, rows: int, seed: int = 0) -> np.ndarray:
         """A training column as numpy (numbers as float64), a seeded sample of ``rows`` at most."""
-        values = self._storage.read_table(self.train_uri, columns=[name])[name]
+        values = self._read(self.train_uri, [name])[name]
         if len(values) > rows:
             values = values.sample(rows, random_state=seed)
         if pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
@@ -40,10 +40,18 @@ class Reference:
 
     def holdout_predictions(self, seed: int = 0) -> np.ndarray:
         """The model's predictions on (a seeded sample of) its holdout."""
-        test = self._storage.read_table(self.test_uri, columns=list(self.inputs))
+        test = self._read(self.test_uri, list(self.inputs))
         if len(test) > HOLDOUT_ROWS:
             test = test.sample(HOLDOUT_ROWS, random_state=seed)
         return np.asarray(self._model.predict(test))
+
+    def _read(self, uri: str, columns: list[str]) -> pd.DataFrame:
+        """Columns of a snapshot: one Parquet file, or (trained on the dask engine) a manifest of files."""
+        from mlsteps import partitions
+
+        if partitions.is_partitioned(uri):
+            return partitions.read_whole(self._storage, uri, columns)
+        return self._storage.read_table(uri, columns=columns)
 
 
 def reference_for(name: str, version: str, storage: Storage) -> Reference:
