@@ -67,7 +67,9 @@ def run_measuring_peak(args: list[str], env: dict[str, str], scratch: Path) -> t
 
 
 def base_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "PIPELINE_"))}
+    # No tracking server, run or config of the caller's; their telemetry opt-out (make sets it) is kept.
+    keep = ("MLFLOW_DISABLE_TELEMETRY",)
+    env = {k: v for k, v in os.environ.items() if k in keep or not k.startswith(("MLFLOW_", "PIPELINE_"))}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     return env
 
@@ -316,7 +318,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _finish(lines: list[str], out: str) -> int:
     # Other processes on the machine slow every figure alike; the load says how busy it was.
-    lines = [*lines, f"- load average (1, 5, 15 min) at the end: {load_average()}", ""]
+    lines = [*lines, "", f"- load average (1, 5, 15 min) at the end: {load_average()}", ""]
     text = "\n".join(lines)
     Path(out).write_text(text + "\n")
     print("\n" + text)
