@@ -223,7 +223,7 @@ def bench(args: argparse.Namespace, work: Path) -> str:
         pass
     return "\n".join(
         [
-            "## The dask engine: 50 million rows, and side by side with pandas (`make bench-dask`)",
+            "### The dask engine: 50 million rows, and side by side with pandas (`make bench-dask`)",
             "",
             machine(),
             *notes,

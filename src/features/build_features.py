@@ -7,6 +7,7 @@ scaling, encoding) belongs in its scikit-learn Pipeline (``src/models/train_mode
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +15,7 @@ from mlsteps.engine import is_dask
 from mlsteps.errors import DataValidationError
 from mlsteps.row_keys import Chooser, allocate
 from mlsteps.schema import SchemaConfig
+from mlsteps.split_metrics import split_metrics
 from mlsteps.step import Step, StepContext, StepOutput, StepParams
 from pydantic import Field
 
@@ -66,7 +68,7 @@ def split_data(
     chooser = Chooser(features, key_columns, schema.target if stratify else None, params.seed)
     counts = chooser.counts
     n_rows = sum(counts.values())
-    n_test = max(1, round(n_rows * params.test_size)) if n_rows else 0
+    n_test = max(1, math.ceil(n_rows * params.test_size)) if n_rows else 0  # as scikit-learn rounds it
     smallest_class = min(counts.values()) if n_rows and stratify else 2
     if n_rows - n_test < 2 or n_test < 2 or smallest_class < 2:
         raise DataValidationError(
@@ -78,51 +80,8 @@ def split_data(
     test, train = chooser.choose(limits), chooser.choose(limits, chosen=False)
     if not is_dask(features):
         train, test = train.reset_index(drop=True), test.reset_index(drop=True)
-    if stratify:  # the sizes and shares follow from the counts: no pass over the data
-        tested = {label: chosen.get(label, 0) for label in counts}
-        trained = {label: counts[label] - tested[label] for label in counts}
-        metrics = _counted_metrics(trained, "train", schema) | _counted_metrics(tested, "test", schema)
-    elif is_dask(features):
-        import dask
-
-        train_stats, test_stats = dask.compute(_stats(train, schema), _stats(test, schema))
-        metrics = _stats_metrics(train_stats, "train", schema) | _stats_metrics(test_stats, "test", schema)
-    else:
-        metrics = {"train_rows": float(len(train)), "test_rows": float(len(test))}
-        metrics |= target_metrics(train, schema, "train") | target_metrics(test, schema, "test")
-    return train, test, metrics
-
-
-def _counted_metrics(per_class: dict[str, int], name: str, schema: SchemaConfig) -> dict[str, float]:
-    rows = sum(per_class.values())
-    metrics = {f"{name}_rows": float(rows)}
-    if schema.task == "binary":
-        return metrics | {f"positive_rate_{name}": per_class.get(str(schema.positive_class), 0) / rows}
-    return metrics | {f"share_{label}_{name}": per_class.get(label, 0) / rows for label in schema.labels or []}
-
-
-def _stats(split: Any, schema: SchemaConfig) -> Any:
-    """What a split's metrics need, as a lazy Dask result: its class counts, or its rows and target mean."""
-    target = split[schema.target]
-    if schema.is_classification:
-        return target.astype(str).value_counts()
-    return (target.size, target.mean())
-
-
-def _stats_metrics(stats: Any, name: str, schema: SchemaConfig) -> dict[str, float]:
-    if schema.is_classification:
-        return _counted_metrics({str(k): int(v) for k, v in stats.items()}, name, schema)
-    return {f"{name}_rows": float(stats[0]), f"target_mean_{name}": float(stats[1])}
-
-
-def target_metrics(split: pd.DataFrame, schema: SchemaConfig, name: str) -> dict[str, float]:
-    """The target's balance in a split: the positive rate, each class's share, or the mean."""
-    target = split[schema.target]
-    if schema.task == "binary":
-        return {f"positive_rate_{name}": float((target == schema.positive_class).mean())}
-    if schema.task == "multiclass":
-        return {f"share_{label}_{name}": float((target == label).mean()) for label in schema.labels or []}
-    return {f"target_mean_{name}": float(target.mean())}
+    # Stratified, the sizes and shares follow from the class counts: no pass over the data.
+    return train, test, split_metrics(train, test, schema, *((counts, chosen) if stratify else ()))
 
 
 def run_feat_data(ctx: StepContext[FeatDataParams], inputs: Mapping[str, Any]) -> StepOutput:

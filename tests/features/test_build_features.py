@@ -6,9 +6,10 @@ import pandas as pd
 import pytest
 from mlsteps.errors import DataValidationError
 from mlsteps.schema import SchemaConfig
+from mlsteps.split_metrics import target_metrics
 
 from src.data.make_dataset import clean_data
-from src.features.build_features import FeatDataParams, build_features, split_data, target_metrics
+from src.features.build_features import FeatDataParams, build_features, split_data
 
 
 @pytest.fixture

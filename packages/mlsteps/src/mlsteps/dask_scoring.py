@@ -11,12 +11,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from mlsteps.engine import is_dask
 from mlsteps.scoring import PREDICTION, PROBABILITY, predict_frame
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from mlsteps.refs import LoadedModel
+    from mlsteps.schema import SchemaConfig
 
 TRUTH = "truth"
 
@@ -79,3 +81,38 @@ def score_holdout(frame: Any, model: Any, prepare: Any, target: str, keep: list[
         if isinstance(whole[column].dtype, pd.CategoricalDtype):  # categories differ by partition: plain labels
             whole[column] = whole[column].astype("object")
     return whole
+
+
+def prediction_counts(scored: pd.DataFrame, schema: SchemaConfig) -> dict[str, float]:
+    """Sums over scored rows (a whole frame or one partition): rows, positive predictions, the predictions' sum."""
+    counts = {"rows": float(len(scored))}
+    if schema.task == "binary":
+        counts["positives"] = float((scored[PREDICTION] == schema.positive_class).sum())
+    elif schema.task == "regression":
+        counts["sum"] = float(scored[PREDICTION].sum())
+    return counts
+
+
+def _metrics_of(counts: list[dict[str, float]], schema: SchemaConfig) -> dict[str, float]:
+    total = {key: sum(c[key] for c in counts) for key in counts[0]} if counts else {"rows": 0.0}
+    metrics = {"rows_scored": total["rows"]}
+    rows = total["rows"] or float("nan")
+    if schema.task == "binary":
+        metrics["positive_rate"] = total["positives"] / rows
+    elif schema.task == "regression":
+        metrics["prediction_mean"] = total["sum"] / rows
+    return metrics
+
+
+def prediction_metrics(scored: Any, schema: SchemaConfig) -> tuple[dict[str, float], Any]:
+    """``rows_scored`` and the positive rate (binary) or the mean prediction (regression) of scored rows: for a
+    pandas frame, now; for a Dask frame, a ``dask.delayed`` result over its partitions (``StepOutput.lazy_metrics``,
+    computed with the write). Returns (metrics, lazy metrics)."""
+    if not is_dask(scored):
+        return _metrics_of([prediction_counts(scored, schema)], schema), None
+    import dask
+
+    from mlsteps.partitions import parts
+
+    counts = [dask.delayed(prediction_counts)(part, schema) for part in parts(scored)]
+    return {}, dask.delayed(_metrics_of)(counts, schema)
