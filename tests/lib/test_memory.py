@@ -47,7 +47,9 @@ def _probe(mode: str) -> tuple[str, int]:
         capture_output=True,
         text=True,
         check=True,
-        env={k: v for k, v in os.environ.items() if k != "ARROW_DEFAULT_MEMORY_POOL"},
+        # glibc's defaults, whatever ran before in this process: starting a Dask LocalCluster sets
+        # MALLOC_TRIM_THRESHOLD_ in os.environ, and a child inheriting it trims its heap as configured.
+        env={k: v for k, v in os.environ.items() if k != "ARROW_DEFAULT_MEMORY_POOL" and not k.startswith("MALLOC_")},
     ).stdout.split()
     return out[0], int(out[1])
 
