@@ -2,7 +2,7 @@
 
     python bench/run.py                       # example data, 100k and 1M rows; scaling at 10k, 100k, 1M
     python bench/run.py --sizes 20000 --scaling-sizes 5000,20000 --repeats 1   # a quick look
-    python bench/run.py --only-overhead --sizes 1000000 --no-chained --out /tmp/overhead.md  # the first table only
+    python bench/run.py --only-overhead --sizes 1000000 --no-chained --out overhead.md  # the first table only
 
 Every figure is the median of --repeats runs, each on a fresh tracking store and data folder; the tables are
 printed as Markdown and written to bench/results.md. Nothing here asserts a target: the figures are the result.
