@@ -78,3 +78,10 @@ def test_worse_by_is_a_share_of_the_holdout_value_either_way() -> None:
     assert worse_by(0.8, 1.0, more_is_better=True) == pytest.approx(0.2)
     assert worse_by(1.2, 1.0, more_is_better=False) == pytest.approx(0.2)
     assert worse_by(1.1, 1.0, more_is_better=True) < 0
+
+
+def test_a_label_outside_the_contract_is_refused_not_counted_as_a_miss() -> None:
+    labels = pd.DataFrame({"request_id": ["b", "c"], "row": [1, 1], "churned": ["yes", "maybe"]})
+    with pytest.raises(DataValidationError) as raised:
+        join_labels(LOGGED, labels, SCHEMA, "labels.csv")
+    assert "'maybe'" in str(raised.value) and "schema.labels" in str(raised.value)

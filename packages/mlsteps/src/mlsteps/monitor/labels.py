@@ -51,6 +51,13 @@ def join_labels(logged: pd.DataFrame, labels: pd.DataFrame, schema: SchemaConfig
     if right.duplicated(keys).any():
         raise DataValidationError(f"the labels in {source} give some {' + '.join(keys)} more than once: keep one each")
     joined = left.merge(right[[*keys, target]], on=keys, how="inner")
+    if schema.is_classification:
+        unknown = sorted(set(joined[target].dropna().astype(str)) - set(schema.labels or []))
+        if unknown:
+            raise DataValidationError(
+                f"the labels in {source} hold value(s) {', '.join(map(repr, unknown))} in '{target}', which is not "
+                f"one of the contract's labels {schema.labels}: fix the labels file (or schema.labels and retrain)"
+            )
     return joined.rename(columns={target: "actual"})[["prediction", "actual"]]
 
 
