@@ -120,11 +120,10 @@ def decide_on_cluster(
 ) -> GateDecision:
     """``mlsteps.promotion.decide`` for a holdout left on the cluster: the same nested baseline runs, evidence,
     rule, tags and decision."""
-    import mlflow
     import numpy as np
 
     from mlsteps.dask_scoring import score_holdout
-    from mlsteps.promotion import Evidence, GateDecision, _incomparable, judge
+    from mlsteps.promotion import _incomparable, gate_decision
     from mlsteps.registry import alias_version, load_model
     from mlsteps.runs import nested_run
 
@@ -163,22 +162,4 @@ def decide_on_cluster(
             except Exception as exc:  # noqa: BLE001  (a champion that cannot score this holdout)
                 baseline, candidate_fair, note = None, None, ""
                 skipped = f"version {champion} could not be scored on this holdout ({type(exc).__name__}: {exc})"[:500]
-    evidence = Evidence(dict(evaluation.metrics), dummy, baseline, champion, skipped, candidate_fair, note)
-    passed, reasons = judge(evidence, gate, schema.task)
-    tags = {"gate.decision": "promoted" if passed else "rejected", "gate.reasons": "; ".join(reasons)[:4000]}
-    mlflow.set_tags(tags | ({"gate.champion_comparison": skipped[:4000]} if skipped else {}))
-    metrics = [*gate.gated(schema.task), *gate.thresholds]
-    return GateDecision(
-        promoted=passed,
-        name=name,
-        version="",
-        alias=gate.alias,
-        previous=champion,
-        reasons=reasons,
-        candidate={m: evaluation.metrics.get(m) for m in metrics},
-        baseline={m: baseline.get(m) for m in metrics} if baseline else None,
-        dummy={m: dummy.get(m) for m in metrics},
-        champion_skipped=skipped,
-        task=schema.task,
-        labels=list(schema.labels) if schema.labels else None,
-    )
+    return gate_decision(settings, name, evaluation.metrics, dummy, baseline, champion, skipped, candidate_fair, note)

@@ -149,7 +149,6 @@ def decide(
 
     ``evaluation``: the candidate's (``mlsteps.evaluation``), with its predictions; ``evaluation_data``: the MLflow
     dataset of the holdout they were made on (features and target, in the same row order)."""
-    import mlflow
 
     from mlsteps.cluster_gate import ClusterHoldout, decide_on_cluster
 
@@ -199,7 +198,25 @@ def decide(
             except Exception as exc:  # noqa: BLE001  (a champion that cannot score this holdout: an older task, untagged)
                 baseline, candidate_fair, note = None, None, ""
                 skipped = f"version {champion} could not be scored on this holdout ({type(exc).__name__}: {exc})"[:500]
-    evidence = Evidence(evaluation.metrics, dummy, baseline, champion, skipped, candidate_fair, note)
+    return gate_decision(settings, name, evaluation.metrics, dummy, baseline, champion, skipped, candidate_fair, note)
+
+
+def gate_decision(
+    settings: Settings,
+    name: str,
+    candidate: dict[str, float],
+    dummy: dict[str, float],
+    baseline: dict[str, float] | None,
+    champion: str | None,
+    skipped: str,
+    candidate_fair: dict[str, float] | None,
+    note: str,
+) -> GateDecision:
+    """The rule applied to the evidence, tagged on the active run, as a decision (both engines' gates end here)."""
+    import mlflow
+
+    gate, schema = settings.gate, settings.dataset_schema
+    evidence = Evidence(dict(candidate), dummy, baseline, champion, skipped, candidate_fair, note)
     passed, reasons = judge(evidence, gate, schema.task)
     verdict = "promoted" if passed else "rejected"
     tags = {"gate.decision": verdict, "gate.reasons": "; ".join(reasons)[:4000]}
@@ -212,7 +229,7 @@ def decide(
         alias=gate.alias,
         previous=champion,
         reasons=reasons,
-        candidate={m: evaluation.metrics.get(m) for m in metrics},
+        candidate={m: candidate.get(m) for m in metrics},
         baseline={m: baseline.get(m) for m in metrics} if baseline else None,
         dummy={m: dummy.get(m) for m in metrics},
         champion_skipped=skipped,
