@@ -23,6 +23,7 @@ from mlsteps.local_files import hash_file, missing_folders, remove_empty, write_
 from mlsteps.reuse.local import DigestCache
 from mlsteps.storage_errors import is_auth_error, is_transient, storage_error
 from mlsteps.tables import CsvOptions, read_chunks, read_frame
+from mlsteps.uris import is_remote, local_path, suffix_or_empty, table_suffix
 
 if TYPE_CHECKING:
     import fsspec
@@ -30,7 +31,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-TABLE_FORMATS = (".parquet", ".csv")
 _CHUNK = 8 * 1024 * 1024
 # Rows converted to Arrow at a time when a frame is written as Parquet (one row group each): the frame is never
 # held twice, as pandas and as Arrow.
@@ -102,7 +102,7 @@ class Storage:
         if protocol not in self._filesystems:
             self._filesystems[protocol] = self._make_filesystem(protocol)
         fs = self._filesystems[protocol]
-        return fs, fs._strip_protocol(uri) if protocol != "file" else os.path.abspath(_local_path(uri))
+        return fs, fs._strip_protocol(uri) if protocol != "file" else os.path.abspath(local_path(uri))
 
     def _make_filesystem(self, protocol: str) -> fsspec.AbstractFileSystem:
         import fsspec
@@ -163,7 +163,7 @@ class Storage:
 
     def _readable(self, uri: str) -> str:
         """The table format of ``uri``, once it is known to be a file."""
-        suffix = _suffix(uri)
+        suffix = table_suffix(uri)
         fs, path = self.filesystem(uri)
         if not self._call(uri, "check", fs.exists, path):
             raise StorageError(f"dataset '{uri}' does not exist: check data.root and the dataset path in the config")
@@ -187,7 +187,7 @@ class Storage:
 
     def fingerprint(self, uri: str) -> str:
         """A digest of an object's content: SHA-256 of local files; for S3, the ETag and size (no download)."""
-        if not _is_remote(uri):
+        if not is_remote(uri):
             return self._local_fingerprint(uri)
         fs, path = self.filesystem(uri)
         info = self._call(uri, "read", fs.info, path)
@@ -198,7 +198,7 @@ class Storage:
 
     def _local_fingerprint(self, uri: str) -> str:
         # Hashed again only when the file's size, mtime or inode changed since any earlier run (mlsteps.reuse.local).
-        return self._digests.digest(_local_path(uri), lambda: "sha256:" + self.sha256(uri))
+        return self._digests.digest(local_path(uri), lambda: "sha256:" + self.sha256(uri))
 
     def sha256(self, uri: str) -> str:
         """SHA-256 of an object's bytes, streamed."""
@@ -224,14 +224,14 @@ class Storage:
             import pyarrow.parquet as pq
 
             table = df
-            if _suffix(uri) != ".parquet":
+            if table_suffix(uri) != ".parquet":
                 return self.write_table(table.to_pandas(), uri)
             written = self._write_via(uri, lambda tmp: pq.write_table(table, tmp))
             logger.info(
                 "wrote %s (%d rows, %d columns, %s bytes)", uri, table.num_rows, table.num_columns, written.size
             )
             return written
-        if _suffix(uri) == ".parquet":
+        if table_suffix(uri) == ".parquet":
             written = self._write_via(uri, lambda tmp: write_parquet(df, tmp, PARQUET_SLICE_ROWS))
         else:
             written = self._write_via(uri, lambda tmp: df.to_csv(tmp, index=False))
@@ -280,14 +280,14 @@ class Storage:
     def _write_via(self, uri: str, writer: Callable[[str], object]) -> WrittenFile:
         """Let ``writer`` fill a temp file, hash it, then move it to ``uri`` in one step (or upload it whole)."""
         fs, path = self.filesystem(uri)
-        local = not _is_remote(uri)
+        local = not is_remote(uri)
         tmp_dir = os.path.dirname(path) if local else None
         # The folders this write makes (a run's <run id>/, say): removed again when the write fails.
         made = missing_folders(tmp_dir) if tmp_dir else []
         try:
             if tmp_dir:
                 os.makedirs(tmp_dir, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=_suffix_or_empty(uri), dir=tmp_dir)
+            fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix_or_empty(uri), dir=tmp_dir)
             os.close(fd)
         except OSError as exc:
             remove_empty(made)
@@ -333,22 +333,3 @@ class Storage:
             raise
         except Exception as exc:
             raise storage_error(uri, verb, exc) from exc
-
-
-def _is_remote(uri: str) -> bool:
-    return "://" in uri and not uri.startswith("file://")
-
-
-def _local_path(uri: str) -> str:
-    return uri.removeprefix("file://")
-
-
-def _suffix(uri: str) -> str:
-    suffix = _suffix_or_empty(uri)
-    if suffix not in TABLE_FORMATS:
-        raise StorageError(f"'{uri}' is not a table file: use a name ending in {' or '.join(TABLE_FORMATS)}")
-    return suffix
-
-
-def _suffix_or_empty(uri: str) -> str:
-    return os.path.splitext(uri.rstrip("/"))[1].lower()

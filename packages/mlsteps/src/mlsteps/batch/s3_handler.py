@@ -35,8 +35,9 @@ from mlsteps.config import Settings, join_uri, load_config
 from mlsteps.errors import DataValidationError, StorageError, StorageTransient, StorageUnreachable
 from mlsteps.input_checks import ModelInputs
 from mlsteps.registry import champion_uri, describe_model, load_model
-from mlsteps.storage import TABLE_FORMATS, Storage
+from mlsteps.storage import Storage
 from mlsteps.store import connect
+from mlsteps.uris import TABLE_FORMATS
 
 logger = logging.getLogger(__name__)
 
